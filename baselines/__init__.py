@@ -1,0 +1,1 @@
+"""Published reference data shipped with nasbench (installed as ``nasbench.baselines``)."""

@@ -1,0 +1,258 @@
+"""Data: loading CIFAR-10, deterministic stratified splits, and batched augmentation.
+
+Images stay uint8 on the training device for the whole run; each batch is gathered,
+augmented and normalised there with tensor operations, so no per-image Python runs in
+the training loop.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from nasbench.errors import DataError
+from nasbench.protocol import DataConfig
+
+ENV_VAR = "NASBENCH_DATA"
+NUM_CLASSES = 10
+IMAGE_SHAPE = (32, 32, 3)
+# CIFAR-10 training-set channel statistics (as used by DARTS and most NAS code), fixed so
+# that every data source is normalised the same way.
+CIFAR10_MEAN = (0.49139968, 0.48215827, 0.44653124)
+CIFAR10_STD = (0.24703233, 0.24348505, 0.26158768)
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images as uint8 NHWC arrays with integer labels, and where they came from."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    identity: str
+    """Short, stable name of the data (stored with every result)."""
+
+
+def default_data_dir() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "nasbench" / "data"
+
+
+def resolve_data_spec(spec: str | None) -> str:
+    return spec or os.environ.get(ENV_VAR) or "cifar10"
+
+
+def load_dataset(spec: str | None = None, data_dir: Path | None = None) -> Dataset:
+    """``cifar10`` (torchvision; downloaded into ``data_dir`` when missing) or a ``.npz``
+    file with arrays x_train, y_train, x_test, y_test. ``None`` reads $NASBENCH_DATA."""
+    spec = resolve_data_spec(spec)
+    if spec == "cifar10":
+        return _load_torchvision_cifar10(Path(data_dir) if data_dir else default_data_dir())
+    if spec.endswith(".npz"):
+        return _load_npz(Path(spec))
+    raise DataError(f"--data must be 'cifar10' or a path to an .npz file, got {spec!r}")
+
+
+def _load_torchvision_cifar10(root: Path) -> Dataset:
+    from torchvision.datasets import CIFAR10
+
+    root.mkdir(parents=True, exist_ok=True)
+    previous_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(30)  # an offline machine should fail in seconds, not hang
+    try:
+        train = CIFAR10(str(root), train=True, download=True)
+        test = CIFAR10(str(root), train=False, download=True)
+    except (OSError, RuntimeError) as err:
+        raise DataError(
+            f"CIFAR-10 is not in {root} and could not be downloaded ({type(err).__name__}: {err}); "
+            f"on a machine with internet run `python -c \"from torchvision.datasets import CIFAR10; "
+            f"CIFAR10('{root}', download=True)\"` and copy {root} here, "
+            f"or pass --data PATH.npz (or set {ENV_VAR})"
+        ) from None
+    finally:
+        socket.setdefaulttimeout(previous_timeout)
+    return _checked(np.asarray(train.data), np.asarray(train.targets), np.asarray(test.data),
+                    np.asarray(test.targets), "cifar10", str(root))
+
+
+def _load_npz(path: Path) -> Dataset:
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist (--data or ${ENV_VAR})")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [name for name in NPZ_ARRAYS if name not in archive.files]
+            if missing:
+                raise DataError(f"{path}: missing arrays {', '.join(missing)} "
+                                f"(an .npz needs {', '.join(NPZ_ARRAYS)}; it has {', '.join(archive.files) or 'none'})")
+            arrays = [archive[name] for name in NPZ_ARRAYS]
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: not a readable .npz file ({err})") from None
+    return _checked(*arrays, identity=f"npz-{digest[:12]}", where=str(path))
+
+
+def _checked(x_train, y_train, x_test, y_test, identity: str, where: str) -> Dataset:
+    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != IMAGE_SHAPE:
+            raise DataError(f"{where}: x_{split} must be uint8 images of shape (N, 32, 32, 3), "
+                            f"got {x.dtype} {x.shape}")
+        if not np.issubdtype(y.dtype, np.integer) or y.shape != (x.shape[0],):
+            raise DataError(f"{where}: y_{split} must be {x.shape[0]} integer labels, got {y.dtype} {y.shape}")
+        if y.size and (y.min() < 0 or y.max() >= NUM_CLASSES):
+            raise DataError(f"{where}: y_{split} labels must lie in 0..{NUM_CLASSES - 1}")
+    return Dataset(x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64), identity)
+
+
+# -- splits ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SplitIndices:
+    search_train: np.ndarray
+    search_val: np.ndarray
+    test: np.ndarray
+
+    @property
+    def train(self) -> np.ndarray:
+        """All training images of the protocol: search-train and search-validation."""
+        return np.sort(np.concatenate([self.search_train, self.search_val]))
+
+
+def _quotas(counts: np.ndarray, total: int) -> np.ndarray:
+    """Split ``total`` across classes in proportion to ``counts`` (largest remainder)."""
+    exact = counts * total / counts.sum()
+    quotas = np.floor(exact).astype(np.int64)
+    shortfall = total - quotas.sum()
+    quotas[np.argsort(-(exact - quotas), kind="stable")[:shortfall]] += 1
+    return quotas
+
+
+def _stratified(labels: np.ndarray, sizes: tuple[int, ...], rng: np.random.Generator) -> list[np.ndarray]:
+    """Disjoint, class-stratified index sets of the given sizes."""
+    classes = np.unique(labels)
+    by_class = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
+    taken = _quotas(np.array([len(idx) for idx in by_class]), sum(sizes))
+    parts: list[list[np.ndarray]] = [[] for _ in sizes]
+    for idx, quota in zip(by_class, taken):
+        start = 0
+        for part, share in zip(parts, _quotas(np.array(sizes), quota) if quota else [0] * len(sizes)):
+            part.append(idx[start:start + share])
+            start += share
+    return [np.sort(np.concatenate(p)) for p in parts]
+
+
+def make_splits(dataset: Dataset, config: DataConfig) -> SplitIndices:
+    """Deterministic stratified split: the protocol's training images divided into
+    search-train and search-validation, and a test subset used only for test error."""
+    n_train, n_test = len(dataset.y_train), len(dataset.y_test)
+    if config.train_images > n_train or config.test_images > n_test:
+        raise DataError(
+            f"the protocol needs {config.train_images} training and {config.test_images} test images, "
+            f"but data {dataset.identity} has {n_train} and {n_test}; use a smaller protocol or the full CIFAR-10"
+        )
+    rng = np.random.default_rng(config.split_seed)
+    search_train, search_val = _stratified(
+        dataset.y_train, (config.train_images - config.search_val_images, config.search_val_images), rng)
+    (test,) = _stratified(dataset.y_test, (config.test_images,), rng)
+    return SplitIndices(search_train, search_val, test)
+
+
+# -- device-side batches ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DeviceSplit:
+    """A split's images (uint8, NCHW) and labels, resident on the training device."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    @classmethod
+    def from_arrays(cls, x: np.ndarray, y: np.ndarray, device: torch.device) -> "DeviceSplit":
+        images = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device)
+        return cls(images, torch.from_numpy(y).to(device))
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """The protocol's splits on the device: what strategies and trainers receive."""
+
+    search_train: DeviceSplit
+    search_val: DeviceSplit
+    train: DeviceSplit
+    test: DeviceSplit
+
+    @classmethod
+    def build(cls, dataset: Dataset, splits: SplitIndices, device: torch.device) -> "SplitData":
+        def part(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> DeviceSplit:
+            return DeviceSplit.from_arrays(x[idx], y[idx], device)
+
+        return cls(
+            search_train=part(dataset.x_train, dataset.y_train, splits.search_train),
+            search_val=part(dataset.x_train, dataset.y_train, splits.search_val),
+            train=part(dataset.x_train, dataset.y_train, splits.train),
+            test=part(dataset.x_test, dataset.y_test, splits.test),
+        )
+
+
+class Augmentation:
+    """Standard CIFAR augmentation on whole batches: zero-pad 4 and random 32x32 crop,
+    horizontal flip, per-channel normalisation, then optional cutout (as in DARTS)."""
+
+    def __init__(self, device: torch.device, crop_padding: int = 4, flip: bool = True, cutout: int = 0):
+        self.padding, self.flip, self.cutout = crop_padding, flip, cutout
+        self.mean = torch.tensor(CIFAR10_MEAN, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(CIFAR10_STD, device=device).view(1, 3, 1, 1)
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        return (images.float().div_(255.0) - self.mean) / self.std
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n, c, h, w = images.shape
+        device = images.device
+        x = images
+        if self.padding:
+            p = self.padding
+            padded = torch.nn.functional.pad(x, (p, p, p, p))
+            dy = torch.randint(0, 2 * p + 1, (n, 1), device=device, generator=generator)
+            dx = torch.randint(0, 2 * p + 1, (n, 1), device=device, generator=generator)
+            rows = (dy + torch.arange(h, device=device)).view(n, 1, h, 1).expand(n, c, h, w + 2 * p)
+            x = padded.gather(2, rows)
+            cols = (dx + torch.arange(w, device=device)).view(n, 1, 1, w).expand(n, c, h, w)
+            x = x.gather(3, cols)
+        if self.flip:
+            flip = torch.rand(n, device=device, generator=generator) < 0.5
+            x = torch.where(flip.view(n, 1, 1, 1), x.flip(3), x)
+        x = self.normalise(x)
+        if self.cutout:
+            half = self.cutout // 2
+            cy = torch.randint(0, h, (n, 1), device=device, generator=generator)
+            cx = torch.randint(0, w, (n, 1), device=device, generator=generator)
+            ys, xs = torch.arange(h, device=device), torch.arange(w, device=device)
+            in_y = (ys >= cy - half) & (ys < cy + half)
+            in_x = (xs >= cx - half) & (xs < cx + half)
+            hole = in_y.view(n, 1, h, 1) & in_x.view(n, 1, 1, w)
+            x = x.masked_fill(hole, 0.0)
+        return x
+
+
+def shuffled_batches(split: DeviceSplit, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Raw (uint8) batches in a fresh random order, the last one possibly smaller."""
+    order = torch.randperm(len(split), device=split.labels.device, generator=generator)
+    for start in range(0, len(split), batch_size):
+        idx = order[start:start + batch_size]
+        yield split.images[idx], split.labels[idx]
+
+
+def ordered_batches(split: DeviceSplit, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for start in range(0, len(split), batch_size):
+        yield split.images[start:start + batch_size], split.labels[start:start + batch_size]

@@ -1,0 +1,1 @@
+"""Hardware cost: counting, profiling, cost tables and cost objectives."""

@@ -1,0 +1,38 @@
+"""Analytic counts of a built network: parameters and FLOPs.
+
+FLOPs follow fvcore's convention: one multiply-add counts as one FLOP (so the numbers
+are MACs); convolutions, linear layers and batch norm are counted, element-wise
+activations, pooling and additions are not. Parameters exclude the auxiliary head,
+which exists only during training (the convention of every NAS paper's tables).
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+
+import torch
+from torch import nn
+
+AUXILIARY_PREFIX = "auxiliary_head."
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for name, p in model.named_parameters() if not name.startswith(AUXILIARY_PREFIX))
+
+
+def count_flops(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 32, 32)) -> int:
+    """fvcore's FLOP count (1 multiply-add = 1 FLOP) of one forward pass in eval mode."""
+    from fvcore.nn import FlopCountAnalysis
+
+    logging.getLogger("fvcore").setLevel(logging.ERROR)  # it warns about every uncounted op
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        with warnings.catch_warnings():  # fvcore's tracer uses APIs torch marks deprecated
+            warnings.simplefilter("ignore", FutureWarning)
+            analysis = FlopCountAnalysis(model, torch.zeros(input_shape, device=device))
+            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+            return int(analysis.total())
+    finally:
+        model.train(was_training)

@@ -1,0 +1,242 @@
+"""Protocols: everything a comparison between methods depends on, fixed in one value.
+
+A protocol names the data set and its split sizes, the networks trained for candidates
+and for the final evaluation with their training recipes, each method family's search
+budget, and the seeds. Built-in protocols live in ``nasbench/protocols/*.toml``; custom
+ones are TOML or YAML files of the same shape, optionally starting from a built-in with
+``base = "proxy"``. Every stored result carries :attr:`Protocol.hash`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import typing
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from nasbench.errors import ConfigError, UnknownNameError
+from nasbench.spaces.base import NetworkConfig
+
+DATASETS = ("cifar10",)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str
+    train_images: int
+    """Training images the protocol uses (a stratified subset of the training set)."""
+    search_val_images: int
+    """Of ``train_images``, those held out as search-validation for architecture selection."""
+    test_images: int
+    """Test images (a stratified subset of the test set) for the final test error only."""
+    split_seed: int
+
+    def check(self, where: str) -> None:
+        _require(self.dataset in DATASETS, where, f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        _require(self.train_images > 0 and self.test_images > 0, where, "train_images and test_images must be positive")
+        _require(0 < self.search_val_images < self.train_images, where,
+                 "search_val_images must be positive and smaller than train_images")
+
+
+@dataclass(frozen=True)
+class TrainStage:
+    """A network size and the recipe that trains it (SGD with a cosine schedule)."""
+
+    channels: int
+    cells: int
+    epochs: int
+    batch_size: int
+    lr: float
+    lr_min: float
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    grad_clip: float
+    """Maximum gradient norm; 0 disables clipping."""
+    cutout: int
+    """Side of the cutout square in pixels; 0 disables cutout."""
+    drop_path: float
+    """Final drop-path probability, reached linearly over the epochs; 0 disables it."""
+    auxiliary_weight: float
+    """Weight of the auxiliary head's loss; 0 builds no auxiliary head."""
+
+    @property
+    def network(self) -> NetworkConfig:
+        return NetworkConfig(channels=self.channels, cells=self.cells, auxiliary=self.auxiliary_weight > 0)
+
+    def check(self, where: str) -> None:
+        _require(self.channels >= 2 and self.channels % 2 == 0, where, "channels must be an even number >= 2")
+        _require(self.cells >= 1 and self.epochs >= 1 and self.batch_size >= 1, where,
+                 "cells, epochs and batch_size must be >= 1")
+        _require(self.lr > 0 and 0 <= self.lr_min <= self.lr, where, "need lr > 0 and 0 <= lr_min <= lr")
+        _require(0 <= self.momentum < 1 and self.weight_decay >= 0 and self.grad_clip >= 0, where,
+                 "need 0 <= momentum < 1, weight_decay >= 0, grad_clip >= 0")
+        _require(0 <= self.cutout <= 32 and 0 <= self.drop_path < 1 and self.auxiliary_weight >= 0, where,
+                 "need 0 <= cutout <= 32, 0 <= drop_path < 1, auxiliary_weight >= 0")
+
+
+@dataclass(frozen=True)
+class SupernetBudget:
+    """The weight-sharing supernet shared by the gradient-based and one-shot families."""
+
+    channels: int
+    cells: int
+    epochs: int
+    batch_size: int
+
+    def check(self, where: str) -> None:
+        _require(min(self.channels, self.cells, self.epochs, self.batch_size) >= 1, where, "all values must be >= 1")
+
+
+@dataclass(frozen=True)
+class SearchBudget:
+    candidates: int
+    """Architectures a black-box method (random search, evolution, PNAS, NAS-RL) may
+    train with the candidate stage before it must choose."""
+    supernet: SupernetBudget
+
+    def check(self, where: str) -> None:
+        _require(self.candidates >= 1, where, "candidates must be >= 1")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    description: str
+    seeds: tuple[int, ...]
+    data: DataConfig
+    candidate: TrainStage
+    """How each candidate of a black-box search is trained (on search-train) and scored (on search-val)."""
+    final: TrainStage
+    """The final-training recipe shared by every method (on all of ``train_images``, scored on test)."""
+    search: SearchBudget
+
+    def check(self, where: str) -> None:
+        _require(len(self.seeds) >= 1, where, "seeds must list at least one seed")
+
+    @property
+    def hash(self) -> str:
+        """Content hash; the name and description do not change what is compared."""
+        content = {k: v for k, v in self.to_dict().items() if k not in ("name", "description")}
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def builtin_protocols() -> list[str]:
+    return sorted(p.name.removesuffix(".toml") for p in resources.files("nasbench.protocols").iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def load_protocol(name_or_path: str) -> Protocol:
+    """A built-in protocol by name, or a protocol file (``.toml``, ``.yaml``, ``.yml``)."""
+    if name_or_path in builtin_protocols():
+        text = resources.files("nasbench.protocols").joinpath(f"{name_or_path}.toml").read_text()
+        return _from_mapping(tomllib.loads(text), f"built-in protocol {name_or_path}")
+    path = Path(name_or_path)
+    if path.suffix not in (".toml", ".yaml", ".yml"):
+        raise UnknownNameError("protocol", name_or_path, builtin_protocols() + ["<file>.toml", "<file>.yaml"])
+    return protocol_from_file(path)
+
+
+def protocol_from_file(path: Path) -> Protocol:
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read protocol file {path}: {err.strerror}") from None
+    try:
+        if path.suffix == ".toml":
+            raw = tomllib.loads(text)
+        else:
+            import yaml
+
+            raw = yaml.safe_load(text)
+    except Exception as err:  # tomllib and yaml raise their own parse errors
+        raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()}: {str(err).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a protocol file must hold a table/mapping at the top level")
+    if "base" in raw:
+        base_name = raw.pop("base")
+        if base_name not in builtin_protocols():
+            raise ConfigError(f"{path}: base {base_name!r} is not a built-in protocol ({', '.join(builtin_protocols())})")
+        base = load_protocol(base_name).to_dict()
+        base["name"] = path.stem
+        raw = _merge(base, raw)
+    raw.setdefault("name", path.stem)
+    return _from_mapping(raw, str(path))
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return merged
+
+
+def _from_mapping(raw: dict[str, Any], where: str) -> Protocol:
+    return _build(Protocol, raw, where, "")
+
+
+def _build(cls: type, raw: Any, where: str, section: str) -> Any:
+    label = f"[{section}]" if section else "the top level"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: {label} must be a table")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(names))
+    missing = [n for n in names if n not in raw]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} in {label} (known: {', '.join(names)})")
+    if missing:
+        raise ConfigError(f"{where}: missing key {missing[0]!r} in {label}")
+    values = {}
+    for name in names:
+        key = f"{section}.{name}" if section else name
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, raw[name], where, key)
+        else:
+            values[name] = _coerce(hint, raw[name], where, key)
+    obj = cls(**values)
+    obj.check(f"{where}: {label}")
+    return obj
+
+
+def _coerce(hint: Any, value: Any, where: str, key: str) -> Any:
+    def wrong(expected: str) -> ConfigError:
+        return ConfigError(f"{where}: {key} must be {expected}, got {value!r}")
+
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise wrong("true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong("an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise wrong("a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise wrong("a string")
+        return value
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise wrong("a list of integers")
+        return tuple(value)
+    raise TypeError(f"unsupported protocol field type {hint!r}")
+
+
+def _require(condition: bool, where: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{where}: {message}")

@@ -1,0 +1,148 @@
+"""Running methods under a protocol: search, final training, storage.
+
+For every (method, seed): skip it if the store already has it finished (unless
+``force``), resume it from its checkpoint if an earlier attempt stopped, otherwise start
+it; then final-train the chosen architecture with the protocol's shared recipe on all of
+the protocol's training images, score it on the test split, and store the outcome.
+"""
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from nasbench.data import Dataset, SplitData, make_splits
+from nasbench.errors import NasbenchError
+from nasbench.hardware.counting import count_flops, count_params
+from nasbench.protocol import Protocol
+from nasbench.provenance import device_fingerprint, device_name, git_commit, software_versions
+from nasbench.spaces import get_space
+from nasbench.store import UNFINISHED, RunKey, RunOutcome, RunStart, Store
+from nasbench.strategies import get_strategy
+from nasbench.strategies.base import SearchContext, derive_seed
+from nasbench.training import build_model, train_network
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    methods: tuple[str, ...]
+    protocol: Protocol
+    seeds: tuple[int, ...]
+    dataset: Dataset
+    device: torch.device
+    store_path: Path
+    force: bool = False
+    show_progress: bool = True
+
+
+def run_record(row: Any) -> dict[str, Any]:
+    """The public JSON view of a stored run (what ``nasbench run --json`` prints)."""
+    details = json.loads(row["details_json"] or "{}")
+    return {
+        "run_id": row["id"],
+        "method": row["method"],
+        "strategy": row["strategy_class"],
+        "space": row["space"],
+        "protocol": row["protocol"],
+        "protocol_hash": row["protocol_hash"],
+        "seed": row["seed"],
+        "data": row["data"],
+        "status": row["status"],
+        "genotype": json.loads(row["genotype_json"]) if row["genotype_json"] else None,
+        "val_acc": row["val_acc"],
+        "test_acc": row["test_acc"],
+        "params": row["params"],
+        "flops": row["flops"],
+        "flops_convention": "fvcore, 1 multiply-add = 1 FLOP",
+        "search_seconds": row["search_seconds"],
+        "eval_seconds": row["eval_seconds"],
+        "device": row["device"],
+        "device_fingerprint": row["device_fingerprint"],
+        "git_commit": row["git_commit"],
+        "error": row["error"],
+        **({"details": details} if details else {}),
+    }
+
+
+def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None]) -> int:
+    """Run every requested (method, seed); returns the number that failed."""
+    strategies = [get_strategy(m) for m in request.methods]  # unknown names fail before any work
+    for cls in strategies:
+        if not set(cls.spaces) & {"cell"}:
+            raise NasbenchError(f"method {cls.name} does not run on the cell space")
+    splits = make_splits(request.dataset, request.protocol.data)
+    data = SplitData.build(request.dataset, splits, request.device)
+    failures = 0
+    with Store(request.store_path) as store:
+        for cls in strategies:
+            for seed in request.seeds:
+                key = RunKey(cls.name, seed, request.protocol.hash, request.dataset.identity)
+                done = store.find(key, ("finished",))
+                if done is not None and not request.force:
+                    emit({**run_record(done), "cached": True})
+                    continue
+                try:
+                    run_id = _run_one(store, request, cls, key, data)
+                except NasbenchError:
+                    raise
+                except Exception:
+                    failures += 1
+                    emit({"method": cls.name, "seed": seed, "status": "failed",
+                          "error": traceback.format_exc().strip().splitlines()[-1]})
+                    continue
+                emit({**run_record(store.find(key, ("finished",))), "cached": False, "run_id": run_id})
+    return failures
+
+
+def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitData) -> int:
+    space = get_space(cls.spaces[0])
+    context = SearchContext(space=space, protocol=request.protocol, seed=key.seed, data=data, device=request.device,
+                            show_progress=request.show_progress)
+    strategy = cls(context)
+    previous = None if request.force else store.find(key, UNFINISHED)
+    elapsed_before = 0.0
+    if previous is not None and previous["state_json"]:
+        run_id = previous["id"]
+        strategy.load_state_dict(json.loads(previous["state_json"]))
+        elapsed_before = previous["search_seconds"] or 0.0
+        store.resume(run_id)
+    else:
+        run_id = store.start(RunStart(
+            key=key, strategy_class=cls.strategy_class, space=space.name, protocol=request.protocol.name,
+            protocol_json=request.protocol.to_json(), device=device_name(request.device),
+            device_fingerprint=device_fingerprint(request.device), software=software_versions(),
+            git_commit=git_commit()))
+    started = time.perf_counter()
+
+    def search_seconds() -> float:
+        return elapsed_before + time.perf_counter() - started
+
+    context.on_trial = lambda trial: store.add_trial(run_id, trial)
+    context.on_checkpoint = lambda state: store.checkpoint(run_id, state, search_seconds())
+    try:
+        result = strategy.run()
+        searched = search_seconds()
+        eval_start = time.perf_counter()
+        final = request.protocol.final
+        final_seed = derive_seed(key.seed, "final")
+        model = build_model(space, result.arch, final, request.device, final_seed)
+        trained = train_network(model, final, data.train, data.test, final_seed,
+                                description=f"final {cls.name} seed {key.seed}", show_progress=request.show_progress)
+        outcome = RunOutcome(
+            search_seconds=searched, eval_seconds=time.perf_counter() - eval_start,
+            genotype=space.to_dict(result.arch), val_acc=result.val_acc, test_acc=trained.accuracy,
+            params=count_params(model), flops=count_flops(model), details=result.details)
+    except KeyboardInterrupt:
+        store.fail(run_id, "interrupted by the user", status="interrupted")
+        raise
+    except Exception as err:
+        store.fail(run_id, "".join(traceback.format_exception_only(err)).strip())
+        raise
+    store.finish(run_id, outcome)
+    return run_id
+

@@ -1,0 +1,62 @@
+"""The interface every search space implements.
+
+A space knows its architectures (immutable, hashable values that round-trip through
+JSON), how to draw one uniformly, how to build a network from one, and which published
+architectures (the zoo) it holds. Strategies talk to spaces only through this interface.
+"""
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Hashable, Mapping, TypeVar
+
+from torch import nn
+
+Arch = TypeVar("Arch", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The size of a network built from an architecture."""
+
+    channels: int
+    cells: int
+    auxiliary: bool = False
+    num_classes: int = 10
+
+
+@dataclass(frozen=True)
+class ZooEntry(Generic[Arch]):
+    """A published architecture with the parameter count its paper reports."""
+
+    name: str
+    arch: Arch
+    published_params_m: float | None
+    source: str
+    note: str
+
+
+class SearchSpace(ABC, Generic[Arch]):
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    @abstractmethod
+    def sample(self, rng: random.Random) -> Arch:
+        """Draw an architecture uniformly at random, using only ``rng``."""
+
+    @abstractmethod
+    def build(self, arch: Arch, config: NetworkConfig) -> nn.Module:
+        """A freshly initialised network for ``arch`` (weights drawn from torch's RNG)."""
+
+    @abstractmethod
+    def from_dict(self, data: Any, where: str = "architecture") -> Arch:
+        """Parse an architecture from its JSON form, with a clear error when malformed."""
+
+    @abstractmethod
+    def to_dict(self, arch: Arch) -> dict[str, Any]:
+        """The JSON form of ``arch``."""
+
+    def zoo(self) -> Mapping[str, ZooEntry[Arch]]:
+        """Published architectures of this space, by name."""
+        return {}

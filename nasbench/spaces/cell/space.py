@@ -1,0 +1,65 @@
+"""The DARTS/NASNet cell search space."""
+from __future__ import annotations
+
+import json
+import random
+from functools import cache
+from importlib import resources
+from typing import Any, Mapping
+
+from torch import nn
+
+from nasbench.spaces.base import NetworkConfig, SearchSpace, ZooEntry
+from nasbench.spaces.cell.genotype import Genotype
+from nasbench.spaces.cell.network import EvalNetwork
+from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
+
+NODES = 4
+SAMPLED_OPERATIONS = tuple(op for op in SEARCH_OPERATIONS if op != "none")
+"""Operations a random architecture draws from. ``none`` is excluded because no search
+method can derive it either (DARTS and its successors drop it when deriving a cell)."""
+
+
+class CellSpace(SearchSpace[Genotype]):
+    name = "cell"
+    description = (
+        "DARTS/NASNet cell space: normal and reduction cells, 2 inputs, 4 nodes of 2 edges, "
+        "8 DARTS operations; networks in DARTS' CIFAR layout"
+    )
+
+    def sample(self, rng: random.Random) -> Genotype:
+        """Per node: two distinct inputs among the earlier states, an operation for each,
+        uniformly; all intermediate nodes concatenated (the RS baseline of DARTS and of
+        Li & Talwalkar, 2019)."""
+        cells = []
+        for _ in range(2):
+            edges = []
+            for node in range(NODES):
+                for source in sorted(rng.sample(range(node + 2), 2)):
+                    edges.append((rng.choice(SAMPLED_OPERATIONS), source))
+            cells.append(tuple(edges))
+        concat = tuple(range(2, NODES + 2))
+        return Genotype(normal=cells[0], normal_concat=concat, reduce=cells[1], reduce_concat=concat)
+
+    def build(self, arch: Genotype, config: NetworkConfig) -> nn.Module:
+        return EvalNetwork(arch, config.channels, config.cells, config.num_classes, config.auxiliary)
+
+    def from_dict(self, data: Any, where: str = "genotype") -> Genotype:
+        return Genotype.from_dict(data, where)
+
+    def to_dict(self, arch: Genotype) -> dict[str, Any]:
+        return arch.to_dict()
+
+    def zoo(self) -> Mapping[str, ZooEntry[Genotype]]:
+        return _zoo()
+
+
+@cache
+def _zoo() -> Mapping[str, ZooEntry[Genotype]]:
+    raw = json.loads(resources.files("nasbench.baselines").joinpath("genotypes.json").read_text())
+    entries = {}
+    for name, record in raw.items():
+        genotype = Genotype.from_dict({k: record[k] for k in ("normal", "normal_concat", "reduce", "reduce_concat")},
+                                      where=f"baselines/genotypes.json:{name}")
+        entries[name] = ZooEntry(name, genotype, record.get("published_params_m"), record["source"], record.get("note", ""))
+    return entries

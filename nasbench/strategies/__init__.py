@@ -1,0 +1,16 @@
+"""The registry of search methods. Adding a method: one module with a
+:class:`~nasbench.strategies.base.Strategy` subclass, plus one line here."""
+from __future__ import annotations
+
+from nasbench.errors import UnknownNameError
+from nasbench.strategies.base import Strategy
+from nasbench.strategies.random_search import RandomArchitecture, RandomSearch
+
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (RandomSearch, RandomArchitecture)}
+
+
+def get_strategy(name: str) -> type[Strategy]:
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        raise UnknownNameError("method", name, STRATEGIES) from None
