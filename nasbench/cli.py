@@ -137,14 +137,24 @@ def cmd_list(args: argparse.Namespace) -> int:
     else:
         rows = [_genotype_summary(entry.name, entry.arch, load_protocol(args.protocol), entry)
                 for entry in _cell_space().zoo().values()]
-        text = [f"{'name':26s} {'params (M)':>10s} {'published (M)':>13s}  FLOPs (M, MAC=1)   [protocol {args.protocol}]"]
-        text += [f"{r['name']:26s} {r['params'] / 1e6:10.3f} {_m(r['published_params_m']):>13s}  {r['flops'] / 1e6:8.1f}"
-                 for r in rows]
+        text = [f"{'name':26s} {'params (M)':>10s} {'published (M)':>13s} {'FLOPs (M, MAC=1)':>17s}  "
+                f"[final network of protocol {args.protocol}]"]
+        text += [f"{r['name']:26s} {r['params'] / 1e6:10.3f} {_m(r['published_params_m']):>13s} "
+                 f"{r['flops'] / 1e6:17.1f}  {_zoo_check(r)}" for r in rows]
     if args.json:
         _print_json(rows)
     else:
         print("\n".join(text))
     return 0
+
+
+def _zoo_check(row: dict[str, Any]) -> str:
+    published = row["published_params_m"]
+    if published is None:
+        return "no published count"
+    if round(row["params"] / 1e6, 1) == published:
+        return "matches"
+    return f"differs: `nasbench describe {row['name']}` says why" if row["params_note"] else "differs"
 
 
 def _m(value: float | None) -> str:
@@ -165,7 +175,8 @@ def _genotype_summary(name: str, genotype, protocol, entry=None) -> dict[str, An
                "cells": protocol.final.cells, "params": count_params(model), "flops": count_flops(model),
                "flops_convention": "fvcore, 1 multiply-add = 1 FLOP", "genotype": genotype.to_dict()}
     if entry is not None:
-        summary.update(published_params_m=entry.published_params_m, source=entry.source, note=entry.note)
+        summary.update(published_params_m=entry.published_params_m, source=entry.source, note=entry.note,
+                       params_note=entry.params_note)
     return summary
 
 
@@ -192,6 +203,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
           f"{summary['flops'] / 1e6:.1f}M FLOPs (1 multiply-add = 1 FLOP)")
     if entry is not None:
         print(f"published: {_m(entry.published_params_m)}M params; source: {entry.source}")
+        if entry.params_note:
+            print(f"why the counts differ: {entry.params_note}")
     return 0
 
 

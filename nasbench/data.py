@@ -85,10 +85,17 @@ def _load_torchvision_cifar10(root: Path) -> Dataset:
 
 def _load_npz(path: Path) -> Dataset:
     if not path.is_file():
-        raise DataError(f"data file {path} does not exist (--data or ${ENV_VAR})")
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise DataError(f"data file {path} {what} (--data or ${ENV_VAR})")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: not a readable .npz file ({err})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: not an .npz archive (numpy.savez writes one, with arrays {', '.join(NPZ_ARRAYS)})")
+    try:
+        with archive:
             missing = [name for name in NPZ_ARRAYS if name not in archive.files]
             if missing:
                 raise DataError(f"{path}: missing arrays {', '.join(missing)} "
@@ -135,17 +142,21 @@ def _quotas(counts: np.ndarray, total: int) -> np.ndarray:
 
 
 def _stratified(labels: np.ndarray, sizes: tuple[int, ...], rng: np.random.Generator) -> list[np.ndarray]:
-    """Disjoint, class-stratified index sets of the given sizes."""
+    """Disjoint, class-stratified index sets of exactly the given sizes.
+
+    Each part's size is shared out over the classes in proportion to the images each
+    class still has, so every part is stratified and its total is exact."""
     classes = np.unique(labels)
     by_class = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
-    taken = _quotas(np.array([len(idx) for idx in by_class]), sum(sizes))
-    parts: list[list[np.ndarray]] = [[] for _ in sizes]
-    for idx, quota in zip(by_class, taken):
-        start = 0
-        for part, share in zip(parts, _quotas(np.array(sizes), quota) if quota else [0] * len(sizes)):
-            part.append(idx[start:start + share])
-            start += share
-    return [np.sort(np.concatenate(p)) for p in parts]
+    remaining = np.array([len(idx) for idx in by_class])
+    taken = np.zeros_like(remaining)
+    parts = []
+    for size in sizes:
+        quotas = _quotas(remaining, size)
+        parts.append(np.sort(np.concatenate([idx[start:start + q] for idx, start, q in zip(by_class, taken, quotas)])))
+        taken += quotas
+        remaining -= quotas
+    return parts
 
 
 def make_splits(dataset: Dataset, config: DataConfig) -> SplitIndices:
@@ -246,10 +257,14 @@ class Augmentation:
 
 
 def shuffled_batches(split: DeviceSplit, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Raw (uint8) batches in a fresh random order, the last one possibly smaller."""
+    """Raw (uint8) training batches in a fresh random order, the last one possibly
+    smaller. A last batch of a single image is dropped: batch norm cannot normalise one
+    value per channel (the auxiliary head's 1x1 maps)."""
     order = torch.randperm(len(split), device=split.labels.device, generator=generator)
     for start in range(0, len(split), batch_size):
         idx = order[start:start + batch_size]
+        if len(idx) == 1 and len(split) > 1:
+            return
         yield split.images[idx], split.labels[idx]
 
 

@@ -167,7 +167,7 @@ def protocol_from_file(path: Path) -> Protocol:
         base_name = raw.pop("base")
         if base_name not in builtin_protocols():
             raise ConfigError(f"{path}: base {base_name!r} is not a built-in protocol ({', '.join(builtin_protocols())})")
-        base = load_protocol(base_name).to_dict()
+        base = json.loads(load_protocol(base_name).to_json())  # plain lists, as a file would hold
         base["name"] = path.stem
         raw = _merge(base, raw)
     raw.setdefault("name", path.stem)

@@ -106,7 +106,7 @@ def to_markdown(summary: pd.DataFrame, store_path: Path, n_runs: int) -> str:
             "Published params (M)": [_fmt(v, 1) for v in section["published_params_m"]],
             "Published search (GPU-days)": [_fmt(v, 1) for v in section["published_search_cost_gpu_days"]],
         })
-        lines.append(table.to_markdown(index=False))
+        lines.append(table.to_markdown(index=False, disable_numparse=True))
         sources = section.dropna(subset=["published_source"])
         if len(sources):
             lines += ["", "Published figures: " + "; ".join(f"{m}: {s}" for m, s in zip(sources["method"], sources["published_source"]))]

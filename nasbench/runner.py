@@ -75,6 +75,8 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None]) -> int:
     for cls in strategies:
         if not set(cls.spaces) & {"cell"}:
             raise NasbenchError(f"method {cls.name} does not run on the cell space")
+    if request.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes per network: let cuDNN pick its kernels once
     splits = make_splits(request.dataset, request.protocol.data)
     data = SplitData.build(request.dataset, splits, request.device)
     failures = 0

@@ -22,15 +22,15 @@ def count_params(model: nn.Module) -> int:
 
 def count_flops(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 32, 32)) -> int:
     """fvcore's FLOP count (1 multiply-add = 1 FLOP) of one forward pass in eval mode."""
-    from fvcore.nn import FlopCountAnalysis
-
     logging.getLogger("fvcore").setLevel(logging.ERROR)  # it warns about every uncounted op
     was_training = model.training
     model.eval()
     try:
         device = next(model.parameters()).device
-        with warnings.catch_warnings():  # fvcore's tracer uses APIs torch marks deprecated
+        with warnings.catch_warnings():  # fvcore uses torch.jit APIs that torch marks deprecated
             warnings.simplefilter("ignore", FutureWarning)
+            from fvcore.nn import FlopCountAnalysis
+
             analysis = FlopCountAnalysis(model, torch.zeros(input_shape, device=device))
             analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
             return int(analysis.total())

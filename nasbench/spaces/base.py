@@ -35,6 +35,8 @@ class ZooEntry(Generic[Arch]):
     published_params_m: float | None
     source: str
     note: str
+    params_note: str = ""
+    """Why our parameter count differs from the published one, where it does."""
 
 
 class SearchSpace(ABC, Generic[Arch]):

@@ -70,9 +70,9 @@ class Genotype:
         try:
             return cls(
                 normal=_edges(data["normal"]),
-                normal_concat=tuple(_integer(i) for i in data["normal_concat"]),
+                normal_concat=_concat(data["normal_concat"], "normal_concat"),
                 reduce=None if data["reduce"] is None else _edges(data["reduce"]),
-                reduce_concat=tuple(_integer(i) for i in data["reduce_concat"]),
+                reduce_concat=_concat(data["reduce_concat"], "reduce_concat"),
             )
         except (TypeError, ValueError) as err:
             raise ConfigError(f"{where}: {err}") from None
@@ -115,6 +115,12 @@ def _integer(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"expected an integer, got {value!r}")
     return value
+
+
+def _concat(raw: Any, key: str) -> tuple[int, ...]:
+    if not isinstance(raw, (list, tuple)):
+        raise ValueError(f"{key} must be a list of node indices, got {raw!r}")
+    return tuple(_integer(i) for i in raw)
 
 
 def _edges(raw: Any) -> CellEdges:

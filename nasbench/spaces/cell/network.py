@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nasbench.errors import ConfigError
 from nasbench.spaces.cell.genotype import CellEdges, Genotype
 from nasbench.spaces.cell.ops import FactorizedReduce, Identity, ReLUConvBN, make_operation
 
@@ -66,9 +67,14 @@ class FixedReductionCell(nn.Module):
     per input a grouped 1x3/3x1 factorised convolution branch and a max-pool branch."""
 
     multiplier = 4
+    groups = 8
 
     def __init__(self, c_prev_prev: int, c_prev: int, c: int, reduction_prev: bool):
         super().__init__()
+        if c % self.groups:
+            raise ConfigError(f"GDAS' fixed reduction cell uses {self.groups} convolution groups and needs a channel "
+                              f"count divisible by {self.groups} at the reduction, got {c}; use a network whose "
+                              f"channels are a multiple of {self.groups // 2}")
         self.preprocess0, self.preprocess1 = cell_preprocessing(c_prev_prev, c_prev, c, reduction_prev)
         self.convs = nn.ModuleList(self._conv_branch(c) for _ in range(2))
         self.pools = nn.ModuleList(nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1), nn.BatchNorm2d(c)) for _ in range(2))
@@ -77,8 +83,8 @@ class FixedReductionCell(nn.Module):
     def _conv_branch(c: int) -> nn.Module:
         return nn.Sequential(
             nn.ReLU(inplace=False),
-            nn.Conv2d(c, c, (1, 3), stride=(1, 2), padding=(0, 1), groups=8, bias=False),
-            nn.Conv2d(c, c, (3, 1), stride=(2, 1), padding=(1, 0), groups=8, bias=False),
+            nn.Conv2d(c, c, (1, 3), stride=(1, 2), padding=(0, 1), groups=FixedReductionCell.groups, bias=False),
+            nn.Conv2d(c, c, (3, 1), stride=(2, 1), padding=(1, 0), groups=FixedReductionCell.groups, bias=False),
             nn.BatchNorm2d(c),
             nn.ReLU(inplace=False),
             nn.Conv2d(c, c, 1, bias=False),

@@ -61,5 +61,6 @@ def _zoo() -> Mapping[str, ZooEntry[Genotype]]:
     for name, record in raw.items():
         genotype = Genotype.from_dict({k: record[k] for k in ("normal", "normal_concat", "reduce", "reduce_concat")},
                                       where=f"baselines/genotypes.json:{name}")
-        entries[name] = ZooEntry(name, genotype, record.get("published_params_m"), record["source"], record.get("note", ""))
+        entries[name] = ZooEntry(name, genotype, record.get("published_params_m"), record["source"],
+                                 record.get("note", ""), record.get("params_note", ""))
     return entries

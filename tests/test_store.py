@@ -1,0 +1,153 @@
+"""The SQLite results store: lifecycle of a run, superseding, trials, bad files."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from nasbench.errors import NasbenchError
+from nasbench.store import RunKey, RunOutcome, RunStart, Store, iter_finished
+from nasbench.strategies.base import Trial
+
+from conftest import sha256
+
+KEY = RunKey("random", 0, "abc123abc123", "npz-0123456789ab")
+OTHER_SEED = RunKey("random", 1, "abc123abc123", "npz-0123456789ab")
+
+
+def start(store: Store, key: RunKey = KEY) -> int:
+    return store.start(RunStart(key=key, strategy_class="RS", space="cell", protocol="smoke", protocol_json="{}",
+                                device="cpu test", device_fingerprint="cpu-test", software={"torch": "x"},
+                                git_commit="deadbeef"))
+
+
+def outcome(test_acc: float) -> RunOutcome:
+    return RunOutcome(search_seconds=1.5, eval_seconds=2.5, genotype={"g": test_acc}, val_acc=0.25,
+                      test_acc=test_acc, params=1234, flops=5678, details={"note": "n"})
+
+
+def statuses(store: Store) -> dict[int, str]:
+    return {row["id"]: row["status"] for row in store.conn.execute("SELECT id, status FROM runs")}
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "sub" / "s.sqlite") as s:
+        yield s
+
+
+def test_start_checkpoint_finish_find(store):
+    run_id = start(store)
+    assert store.find(KEY, ("finished",)) is None
+    row = store.find(KEY, ("running",))
+    assert row["id"] == run_id and row["status"] == "running" and row["started_at"]
+    assert (row["method"], row["seed"], row["protocol_hash"], row["data"]) == ("random", 0, KEY.protocol_hash, KEY.data)
+    assert json.loads(row["software_json"]) == {"torch": "x"} and row["git_commit"] == "deadbeef"
+    assert store.find(OTHER_SEED, ("running",)) is None
+
+    store.checkpoint(run_id, {"trials": [1, 2]}, 3.25)
+    row = store.find(KEY, ("running",))
+    assert json.loads(row["state_json"]) == {"trials": [1, 2]} and row["search_seconds"] == 3.25
+
+    store.finish(run_id, outcome(0.75))
+    assert store.find(KEY, ("running", "interrupted", "failed")) is None
+    row = store.find(KEY, ("finished",))
+    assert row["id"] == run_id and row["state_json"] is None and row["finished_at"]
+    assert (row["search_seconds"], row["eval_seconds"], row["val_acc"], row["test_acc"], row["params"],
+            row["flops"]) == (1.5, 2.5, 0.25, 0.75, 1234, 5678)
+    assert json.loads(row["genotype_json"]) == {"g": 0.75} and json.loads(row["details_json"]) == {"note": "n"}
+    assert [r["id"] for r in store.runs()] == [run_id]
+
+
+def test_finish_supersedes_only_when_the_new_run_finishes(store):
+    old = start(store)
+    store.finish(old, outcome(0.5))
+    neighbour = start(store, OTHER_SEED)
+    store.finish(neighbour, outcome(0.6))
+
+    failing = start(store)
+    assert statuses(store)[old] == "finished"  # starting a new attempt does not touch the result
+    store.fail(failing, "ValueError: boom")
+    assert statuses(store) == {old: "finished", neighbour: "finished", failing: "failed"}
+    assert store.find(KEY, ("finished",))["test_acc"] == 0.5
+    assert store.find(KEY, ("failed",))["error"] == "ValueError: boom"
+
+    interrupted = start(store)
+    store.fail(interrupted, "interrupted by the user", status="interrupted")
+    assert store.find(KEY, ("finished",))["id"] == old
+
+    newer = start(store)
+    store.finish(newer, outcome(0.9))
+    assert statuses(store) == {old: "superseded", neighbour: "finished", failing: "failed",
+                               interrupted: "interrupted", newer: "finished"}
+    assert store.find(KEY, ("finished",))["test_acc"] == 0.9
+    assert [r["id"] for r in store.runs()] == [neighbour, newer]
+    assert [r["id"] for r in store.runs("superseded")] == [old]
+
+
+def test_find_returns_the_newest_match(store):
+    first, second = start(store), start(store)
+    store.fail(first, "x", status="interrupted")
+    store.fail(second, "y", status="interrupted")
+    assert store.find(KEY, ("interrupted",))["id"] == second
+
+
+def test_resume_clears_the_error(store):
+    run_id = start(store)
+    store.fail(run_id, "interrupted by the user", status="interrupted")
+    store.resume(run_id)
+    row = store.find(KEY, ("running",))
+    assert row["id"] == run_id and row["error"] is None
+
+
+def test_trials_round_trip(store):
+    run_id = start(store)
+    trials = [Trial(0, {"normal": [["sep_conv_3x3", 0]]}, 0.125, 1.5),
+              Trial(1, {"normal": []}, None, 0.25, "RuntimeError: boom"),
+              Trial(2, {"x": [1, 2]}, 1.0, 3.0)]
+    for trial in trials:
+        store.add_trial(run_id, trial)
+    other = start(store, OTHER_SEED)
+    store.add_trial(other, Trial(0, {}, 0.5, 1.0))
+    assert store.trials(run_id) == trials
+    assert store.trials(other) == [Trial(0, {}, 0.5, 1.0)]
+    store.add_trial(run_id, Trial(1, {"normal": []}, 0.5, 0.75))  # a re-evaluated step replaces its trial
+    assert store.trials(run_id)[1] == Trial(1, {"normal": []}, 0.5, 0.75)
+    assert len(store.trials(run_id)) == 3
+
+
+def test_store_persists_across_connections(tmp_path):
+    path = tmp_path / "p.sqlite"
+    with Store(path) as first:
+        run_id = start(first)
+        first.finish(run_id, outcome(0.5))
+    with Store(path) as second:
+        assert second.find(KEY, ("finished",))["id"] == run_id
+    assert [row["id"] for row in iter_finished(path)] == [run_id]
+
+
+def test_not_a_database(tmp_path):
+    path = tmp_path / "notes.sqlite"
+    path.write_text("these are my notes, not a database\n" * 50)
+    before = sha256(path)
+    with pytest.raises(NasbenchError, match=r"--store .*notes\.sqlite is not a nasbench results database"):
+        Store(path)
+    assert sha256(path) == before
+
+
+def test_other_schema_version(tmp_path):
+    path = tmp_path / "future.sqlite"
+    with Store(path):
+        pass
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    conn.close()
+    with pytest.raises(NasbenchError, match="schema version 99"):
+        Store(path)
+
+
+def test_missing_store_is_an_error_for_reading(tmp_path):
+    with pytest.raises(NasbenchError, match="no results store at"):
+        list(iter_finished(tmp_path / "none.sqlite"))
+    assert not (tmp_path / "none.sqlite").exists()

@@ -1,0 +1,131 @@
+"""Training: the learning-rate schedule, real learning, divergence, repeatability."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from nasbench.data import DeviceSplit
+from nasbench.training import TrainingDiverged, build_model, cosine_lr, evaluate, train_network
+
+CPU = torch.device("cpu")
+
+
+def test_cosine_lr(smoke):
+    stage = dataclasses.replace(smoke.final, lr=0.1, lr_min=0.002, epochs=10)
+    assert cosine_lr(stage, 0) == pytest.approx(0.1)
+    assert cosine_lr(stage, 5) == pytest.approx((0.1 + 0.002) / 2)
+    assert cosine_lr(stage, 10) == pytest.approx(0.002)
+    assert cosine_lr(stage, 2) == pytest.approx(0.002 + 0.049 * (1 + math.cos(math.pi * 0.2)))
+    rates = [cosine_lr(stage, e) for e in range(11)]
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+
+
+def test_cosine_lr_of_the_full_protocol():
+    from nasbench.protocol import load_protocol
+
+    final = load_protocol("full").final
+    assert cosine_lr(final, 0) == pytest.approx(0.025)
+    assert cosine_lr(final, 300) == pytest.approx(0.0125)
+    assert cosine_lr(final, 600) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def split64(dataset):
+    return DeviceSplit.from_arrays(dataset.x_train[:64], dataset.y_train[:64], CPU)
+
+
+@pytest.fixture(scope="module")
+def learner_stage(smoke):
+    return dataclasses.replace(smoke.final, channels=8, cells=2, epochs=20, batch_size=16, lr=0.05, cutout=0,
+                               drop_path=0.0, auxiliary_weight=0.0, weight_decay=0.0)
+
+
+def test_a_small_network_learns(cell_space, split64, learner_stage, dataset):
+    genotype = cell_space.zoo()["GDAS_FRC"].arch
+    majority = torch.bincount(split64.labels).max().item() / 64
+    assert majority == 12 / 64
+    untrained = evaluate(build_model(cell_space, genotype, learner_stage, CPU, 0), split64)
+    result = train_network(build_model(cell_space, genotype, learner_stage, CPU, 0), learner_stage, split64, split64,
+                           seed=0, show_progress=False)
+    assert result.accuracy >= 0.4, result  # chance is 0.1, the majority class 0.19
+    assert result.accuracy >= untrained + 0.2
+    assert result.train_loss < math.log(10) - 0.5
+    assert (result.accuracy * 64) == int(result.accuracy * 64)
+    assert result.seconds > 0
+
+
+def test_huge_learning_rate_diverges(cell_space, split64, smoke):
+    stage = dataclasses.replace(smoke.final, lr=1e9, grad_clip=0.0, epochs=3, auxiliary_weight=0.0)
+    model = build_model(cell_space, cell_space.zoo()["DARTS_V2"].arch, stage, CPU, 0)
+    with pytest.raises(TrainingDiverged, match=r"training loss became (nan|inf)"):
+        train_network(model, stage, split64, split64, seed=0, show_progress=False)
+
+
+def test_same_seed_same_result(cell_space, split64, smoke):
+    stage = dataclasses.replace(smoke.final, epochs=2, batch_size=16)  # cutout, drop path and aux head all on
+    genotype = cell_space.zoo()["DARTS_V2"].arch
+
+    def train(seed):
+        model = build_model(cell_space, genotype, stage, CPU, seed)
+        result = train_network(model, stage, split64, split64, seed=seed, show_progress=False)
+        return result, [p.detach().clone() for p in model.parameters()]
+
+    (first, weights_a), (second, weights_b), (other, weights_c) = train(3), train(3), train(4)
+    assert first.accuracy == second.accuracy and first.train_loss == second.train_loss
+    assert all(torch.equal(a, b) for a, b in zip(weights_a, weights_b))
+    assert other.train_loss != first.train_loss
+    assert not all(torch.equal(a, c) for a, c in zip(weights_a, weights_c))
+
+
+def test_build_model_draws_weights_from_the_seed(cell_space, smoke):
+    genotype = cell_space.zoo()["PDARTS"].arch
+    a = build_model(cell_space, genotype, smoke.final, CPU, 1)
+    b = build_model(cell_space, genotype, smoke.final, CPU, 1)
+    c = build_model(cell_space, genotype, smoke.final, CPU, 2)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    assert not all(torch.equal(x, y) for x, y in zip(a.parameters(), c.parameters()))
+    assert a.auxiliary_head is not None  # smoke's final stage has auxiliary_weight 0.4
+
+
+def test_evaluate_counts_correct_predictions(cell_space, split64, smoke):
+    model = build_model(cell_space, cell_space.zoo()["DARTS_V2"].arch, smoke.final, CPU, 0)
+    model.eval()
+    from nasbench.data import Augmentation
+
+    with torch.no_grad():
+        predictions = model(Augmentation(CPU).normalise(split64.images)).argmax(1)
+    expected = (predictions == split64.labels).sum().item() / 64
+    assert evaluate(model, split64) == expected
+
+
+def test_a_last_batch_of_one_image_trains(cell_space, dataset, smoke):
+    """65 training images in batches of 64 leave a last batch of one image; with the auxiliary
+    head on (smoke's final stage), its batch norm sees a 1x1 map of that single image."""
+    split = DeviceSplit.from_arrays(dataset.x_train[:65], dataset.y_train[:65], CPU)
+    stage = smoke.final
+    assert stage.batch_size == 64 and stage.auxiliary_weight > 0
+    model = build_model(cell_space, cell_space.zoo()["DARTS_V2"].arch, stage, CPU, 0)
+    result = train_network(model, stage, split, split, seed=0, show_progress=False)
+    assert 0 <= result.accuracy <= 1 and math.isfinite(result.train_loss)
+
+
+def test_auxiliary_loss_is_added_with_its_weight(cell_space, dataset, smoke):
+    """One epoch of one batch: the reported loss is that of the first step, before any update,
+    so it is CE(logits) + weight * CE(aux logits) with the same logits whatever the weight."""
+    split = DeviceSplit.from_arrays(dataset.x_train[:32], dataset.y_train[:32], CPU)
+    stage = dataclasses.replace(smoke.final, epochs=1, batch_size=32)
+    genotype = cell_space.zoo()["DARTS_V2"].arch
+
+    def loss(weight):
+        model = build_model(cell_space, genotype, stage, CPU, 0)  # with the auxiliary head
+        assert model.auxiliary_head is not None
+        return train_network(model, dataclasses.replace(stage, auxiliary_weight=weight), split, split, seed=0,
+                             show_progress=False).train_loss
+
+    without, light, heavy = loss(0.0), loss(0.4), loss(0.8)
+    aux_ce = (light - without) / 0.4
+    assert 1.5 < aux_ce < 3.5  # an untrained 10-class head: about ln(10)
+    assert heavy - without == pytest.approx(0.8 * aux_ce, rel=1e-4)
