@@ -16,6 +16,7 @@ from nasbench.errors import NasbenchError
 DEFAULT_PROTOCOL = "proxy"
 DEFAULT_STORE = Path("results/nasbench.sqlite")
 DEFAULT_REPORTS = Path("reports")
+DEFAULT_TABLES = Path("cost_tables")
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -62,7 +63,58 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="regenerate the comparison tables from the store")
     _add_store(report)
     report.add_argument("--out", type=Path, default=DEFAULT_REPORTS, help=f"output folder (default: {DEFAULT_REPORTS})")
+    report.add_argument("--tables", type=Path, default=DEFAULT_TABLES,
+                        help=f"cost tables to summarise (default: {DEFAULT_TABLES})")
+
+    profile = commands.add_parser("profile", help="measure a cost table for a space, protocol and device")
+    profile.add_argument("--space", default="cell", help="search space (default: cell)")
+    _add_protocol(profile, "the protocol whose final network is profiled")
+    profile.add_argument("--device", required=True, choices=("cpu", "cuda"))
+    profile.add_argument("--backend", required=True, choices=("torch", "onnxruntime"))
+    profile.add_argument("--batch-size", type=_positive, default=1, help="images per call (default: 1)")
+    profile.add_argument("--threads", type=_positive, default=1, help="intra-op threads (default: 1)")
+    profile.add_argument("--out", type=Path, default=DEFAULT_TABLES, help=f"tables folder (default: {DEFAULT_TABLES})")
+    profile.add_argument("--validate", type=_non_negative, default=0, metavar="N",
+                         help="also measure N random whole networks and compare them with the table")
+    profile.add_argument("--calibrate", type=_non_negative, default=30, metavar="K",
+                         help="random whole networks the predictor's overhead is fitted on (default: 30)")
+    profile.add_argument("--rounds", type=_positive, default=9, help="interleaved measurement rounds (default: 9)")
+    profile.add_argument("--min-time", type=float, default=0.05,
+                         help="seconds of timed calls per item and round, at least (default: 0.05)")
+    profile.add_argument("--min-reps", type=_positive, default=5,
+                         help="timed calls per item and round, at least (default: 5)")
+    profile.add_argument("--seed", type=int, default=0, help="seed of the random architectures (default: 0)")
+    profile.add_argument("--json", action="store_true", help="print the validation figures as JSON")
+    profile.add_argument("--no-progress", action="store_true")
+
+    cost = commands.add_parser("cost", help="a genotype's latency, FLOPs, params and MAC from a cost table")
+    cost.add_argument("genotype", help="a zoo name or a genotype JSON file")
+    cost.add_argument("--table", type=Path, required=True, help="a cost table file (cost_tables/...json)")
+    cost.add_argument("--measure", action="store_true",
+                      help="also measure the whole network under the table's conditions (on the table's device)")
+    cost.add_argument("--json", action="store_true")
     return parser
+
+
+def _positive(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
 def _add_protocol(parser: argparse.ArgumentParser, help_text: str = "a built-in protocol name or a TOML/YAML file") -> None:
@@ -180,19 +232,23 @@ def _genotype_summary(name: str, genotype, protocol, entry=None) -> dict[str, An
     return summary
 
 
-def cmd_describe(args: argparse.Namespace) -> int:
+def _resolve_genotype(name: str):
+    """A zoo genotype by name, or one from a JSON file: (genotype, zoo entry or None)."""
     from nasbench.errors import UnknownNameError
-    from nasbench.protocol import load_protocol
     from nasbench.spaces.cell.genotype import Genotype
 
     zoo = _cell_space().zoo()
-    if args.genotype in zoo:
-        entry = zoo[args.genotype]
-        genotype = entry.arch
-    elif args.genotype.endswith(".json"):
-        entry, genotype = None, Genotype.from_file(Path(args.genotype))
-    else:
-        raise UnknownNameError("genotype", args.genotype, list(zoo) + ["<file>.json"])
+    if name in zoo:
+        return zoo[name].arch, zoo[name]
+    if name.endswith(".json"):
+        return Genotype.from_file(Path(name)), None
+    raise UnknownNameError("genotype", name, list(zoo) + ["<file>.json"])
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from nasbench.protocol import load_protocol
+
+    genotype, entry = _resolve_genotype(args.genotype)
     summary = _genotype_summary(args.genotype, genotype, load_protocol(args.protocol), entry)
     if args.json:
         _print_json(summary)
@@ -211,12 +267,91 @@ def cmd_describe(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from nasbench.report import generate
 
-    for path in generate(args.store, args.out):
+    for path in generate(args.store, args.out, args.tables):
         print(path)
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "describe": cmd_describe, "report": cmd_report}
+def cmd_profile(args: argparse.Namespace) -> int:
+    from nasbench.hardware.measure import MeasureSettings, make_backend
+    from nasbench.hardware.profiler import ProfileRequest, profile
+    from nasbench.protocol import load_protocol
+    from nasbench.provenance import resolve_device
+    from nasbench.spaces import get_space
+
+    space = get_space(args.space)
+    protocol = load_protocol(args.protocol)
+    device = resolve_device(args.device)
+    settings = MeasureSettings(min_time_s=args.min_time, min_reps=args.min_reps, rounds=args.rounds)
+    backend = make_backend(args.backend, device, args.threads, args.batch_size, settings)
+    request = ProfileRequest(space, protocol, backend, calibrate=args.calibrate, validate=args.validate,
+                             seed=args.seed, progress=not args.no_progress)
+    table, path, validation_path = profile(request, args.out, log=lambda line: print(line, file=sys.stderr))
+    print(f"table: {path} ({len(table.entries)} entries, built in {table.build_seconds:.0f}s)")
+    if validation_path is None:
+        return 0
+    validation = json.loads(validation_path.read_text())
+    figures = dict(validation["predictors"])
+    if validation["repeatability"] is not None:
+        figures["(repeatability)"] = validation["repeatability"]
+    if args.json:
+        _print_json({"table": str(path), "validation": str(validation_path), "predictors": validation["predictors"],
+                     "repeatability": validation["repeatability"]})
+        return 0
+    print(f"validation: {validation_path}")
+    print(f"{'predictor':18s} {'n':>4s} {'<=5%':>6s} {'<=10%':>6s} {'MAPE%':>6s} {'p95%':>6s} {'bias%':>6s} {'tau':>6s} {'rho':>6s}")
+    for name, f in figures.items():
+        print(f"{name:18s} {f['n']:4d} {100 * f['within_5pct']:6.1f} {100 * f['within_10pct']:6.1f} {f['mape_pct']:6.2f} "
+              f"{f['p95_abs_error_pct']:6.2f} {f['bias_pct']:6.2f} {f['kendall_tau']:6.3f} {f['spearman_rho']:6.3f}")
+    return 0
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from nasbench.hardware.cost_model import CostModel
+    from nasbench.hardware.measure import MeasureSettings, make_backend
+    from nasbench.hardware.profiler import measure_network
+    from nasbench.hardware.table import CostTable
+    from nasbench.provenance import device_fingerprint, resolve_device
+    from nasbench.spaces import get_space
+
+    table = CostTable.load(args.table)
+    genotype, _ = _resolve_genotype(args.genotype)
+    space = get_space(table.space)
+    result: dict[str, Any] = {"genotype": args.genotype, "table": str(args.table), "network": table.network}
+    for metric in ("params", "flops", "mac_elements", "mac_bytes"):
+        result[metric] = int(CostModel(table, space, metric).cost(genotype))
+    latency = CostModel(table, space, "latency_ms") if table.measured else None
+    if latency is not None:
+        result["latency_ms_predicted"] = latency.cost(genotype)
+        result["latency_conditions"] = {k: table.conditions[k] for k in ("device", "backend", "threads", "batch_size")}
+    if args.measure:
+        device = resolve_device(table.conditions["device_type"])
+        table.require(device_fingerprint=device_fingerprint(device))
+        c = table.conditions
+        backend = make_backend(c["backend"], device, c["threads"], c["batch_size"], MeasureSettings(**{
+            k: v for k, v in c["measurement"].items() if k in MeasureSettings.__dataclass_fields__}))
+        measured = measure_network(space, genotype, latency.config, backend)
+        result["latency_ms_measured_p50"] = measured.p50_ms
+        result["latency_ms_measured_p10_p90"] = [measured.p10_ms, measured.p90_ms]
+        result["prediction_error_pct"] = 100 * (result["latency_ms_predicted"] - measured.p50_ms) / measured.p50_ms
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"{args.genotype} in the {table.space} network of {table.network['channels']} channels, {table.network['cells']} cells:")
+    print(f"  params {result['params'] / 1e6:.3f}M, FLOPs {result['flops'] / 1e6:.1f}M (1 multiply-add = 1 FLOP), "
+          f"MAC {result['mac_bytes'] / 2**20:.2f} MiB ({result['mac_elements']} elements)")
+    if latency is not None:
+        c = table.conditions
+        print(f"  latency predicted {result['latency_ms_predicted']:.3f} ms ({c['backend']}, {c['threads']} thread(s), "
+              f"batch {c['batch_size']}, {c['device']})")
+    if args.measure:
+        print(f"  latency measured  {result['latency_ms_measured_p50']:.3f} ms (p50; p10-p90 "
+              f"{measured.p10_ms:.3f}-{measured.p90_ms:.3f}); prediction error {result['prediction_error_pct']:+.1f}%")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "describe": cmd_describe, "report": cmd_report,
+            "profile": cmd_profile, "cost": cmd_cost}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from nasbench.baselines_data import published_row
+from nasbench.hardware.table import CostTable
 from nasbench.store import iter_finished
 from nasbench.strategies import STRATEGIES
 
@@ -113,17 +114,78 @@ def to_markdown(summary: pd.DataFrame, store_path: Path, n_runs: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def generate(store_path: Path, out_dir: Path) -> list[Path]:
+def cost_table_rows(tables_dir: Path) -> pd.DataFrame:
+    """One row per (cost table, validation predictor), read from the table files."""
+    rows = []
+    for path in sorted(Path(tables_dir).glob("*/*.json")):
+        if path.name.endswith(".validation.json"):
+            continue
+        table = CostTable.load(path)
+        c = table.conditions
+        base = {
+            "table": str(path), "device": c.get("device"), "device_fingerprint": table.device_fingerprint,
+            "space": table.space, "protocol": table.protocol, "protocol_hash": table.protocol_hash,
+            "network": f"{table.network['channels']} ch, {table.network['cells']} cells",
+            "backend": f"{c.get('backend')} {c.get('backend_version', '')}".strip(), "threads": c.get("threads"),
+            "batch_size": c.get("batch_size"), "entries": len(table.entries), "build_seconds": table.build_seconds,
+            "predictor": None if table.predictor is None else
+            f"{table.predictor.kind}: {table.predictor.scale:.4f} x sum + {table.predictor.offset_ms:.4f} ms",
+        }
+        validation = path.with_suffix(".validation.json")
+        if not validation.is_file():
+            rows.append(base)
+            continue
+        content = json.loads(validation.read_text())
+        for name, figures in content["predictors"].items():
+            rows.append(base | {"validated_predictor": name} | figures)
+        if content.get("repeatability"):
+            rows.append(base | {"validated_predictor": "(repeatability)"} | content["repeatability"])
+    return pd.DataFrame(rows)
+
+
+def cost_tables_markdown(tables: pd.DataFrame, tables_dir: Path) -> str:
+    lines = ["", "## Cost tables", "",
+             f"Measured tables under `{tables_dir}` and how well each predicts whole networks it never saw "
+             "(random architectures, measured end to end under the table's conditions). `table` is the table's "
+             "own predictor; `naive_sum` sums isolated part latencies; the FLOPs and FLOPs+MAC lines are linear "
+             "baselines fitted on the same calibration architectures. `(repeatability)` compares two independent "
+             "halves of the whole-network measurements (odd against even rounds): the noise floor no predictor can "
+             "beat. Shares within ±5% / ±10% in %, MAPE, p95 absolute error and signed bias in %."]
+    for table_path, group in tables.groupby("table", sort=False):
+        first = group.iloc[0]
+        lines += ["", f"### `{table_path}`", "",
+                  f"{first['device']}, {first['backend']}, {first['threads']} thread(s), batch {first['batch_size']}; "
+                  f"space `{first['space']}`, protocol `{first['protocol']}` ({first['network']}); "
+                  f"{first['entries']} entries, built in {_fmt(first['build_seconds'], 0)} s; predictor {first['predictor']}."]
+        if "validated_predictor" in group and group["validated_predictor"].notna().any():
+            shown = pd.DataFrame({
+                "Predictor": group["validated_predictor"], "n": group["n"].astype(int),
+                "≤5%": [_fmt(100 * v, 1) for v in group["within_5pct"]],
+                "≤10%": [_fmt(100 * v, 1) for v in group["within_10pct"]],
+                "MAPE": [_fmt(v) for v in group["mape_pct"]], "p95": [_fmt(v) for v in group["p95_abs_error_pct"]],
+                "bias": [_fmt(v) for v in group["bias_pct"]], "Kendall τ": [_fmt(v, 3) for v in group["kendall_tau"]],
+                "Spearman ρ": [_fmt(v, 3) for v in group["spearman_rho"]],
+            })
+            lines += ["", shown.to_markdown(index=False, disable_numparse=True)]
+    return "\n".join(lines) + "\n"
+
+
+def generate(store_path: Path, out_dir: Path, tables_dir: Path | None = None) -> list[Path]:
     runs = load_runs(store_path)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "results.md", out_dir / "results.csv", out_dir / "runs.csv"]
+    tables = cost_table_rows(tables_dir) if tables_dir is not None else pd.DataFrame()
+    tables_md = cost_tables_markdown(tables, tables_dir) if not tables.empty else ""
+    if not tables.empty:
+        paths.append(out_dir / "cost_tables.csv")
+        tables.to_csv(paths[-1], index=False, float_format="%.6g")
     if runs.empty:
-        paths[0].write_text(f"# nasbench results\n\nThe store `{store_path}` holds no finished runs yet.\n")
+        paths[0].write_text(f"# nasbench results\n\nThe store `{store_path}` holds no finished runs yet.\n" + tables_md)
         pd.DataFrame().to_csv(paths[1], index=False)
         pd.DataFrame().to_csv(paths[2], index=False)
         return paths
     summary = summarise(runs)
-    paths[0].write_text(to_markdown(summary, store_path, len(runs)))
+    paths[0].write_text(to_markdown(summary, store_path, len(runs)) + tables_md)
     summary.to_csv(paths[1], index=False, float_format="%.6g")
     provenance = runs.drop(columns=["state_json"]).assign(
         software=lambda df: df["software_json"].map(lambda s: " ".join(f"{k}={v}" for k, v in json.loads(s).items()))

@@ -185,16 +185,16 @@ def test_flops_of_a_convolution():
     # every output element (8 x 32 x 32) needs 3 * 3 * 3 multiply-adds
     assert count_flops(conv) == 8 * 32 * 32 * 3 * 3 * 3
     strided = nn.Conv2d(3, 6, 5, stride=2, padding=2, bias=False)
-    assert count_flops(strided, (2, 3, 32, 32)) == 2 * 6 * 16 * 16 * 5 * 5 * 3
+    assert count_flops(strided, [torch.zeros(2, 3, 32, 32)]) == 2 * 6 * 16 * 16 * 5 * 5 * 3
     grouped = nn.Conv2d(4, 4, 3, padding=1, groups=4, bias=False)
-    assert count_flops(grouped, (1, 4, 10, 10)) == 4 * 10 * 10 * 3 * 3
+    assert count_flops(grouped, [torch.zeros(1, 4, 10, 10)]) == 4 * 10 * 10 * 3 * 3
 
 
 def test_flops_of_a_linear_layer_and_a_sum():
-    assert count_flops(nn.Linear(20, 7), (1, 20)) == 20 * 7
-    assert count_flops(nn.Linear(20, 7), (4, 20)) == 4 * 20 * 7
+    assert count_flops(nn.Linear(20, 7), [torch.zeros(1, 20)]) == 20 * 7
+    assert count_flops(nn.Linear(20, 7), [torch.zeros(4, 20)]) == 4 * 20 * 7
     model = nn.Sequential(nn.Conv2d(3, 2, 1, bias=False), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 5))
-    assert count_flops(model, (1, 3, 4, 4)) == 2 * 4 * 4 * 3 + 2 * 4 * 4 * 5
+    assert count_flops(model, [torch.zeros(1, 3, 4, 4)]) == 2 * 4 * 4 * 3 + 2 * 4 * 4 * 5
 
 
 def test_count_flops_restores_training_mode():

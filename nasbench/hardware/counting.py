@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -20,18 +21,21 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for name, p in model.named_parameters() if not name.startswith(AUXILIARY_PREFIX))
 
 
-def count_flops(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 32, 32)) -> int:
-    """fvcore's FLOP count (1 multiply-add = 1 FLOP) of one forward pass in eval mode."""
+def count_flops(model: nn.Module, inputs: Sequence[torch.Tensor] | None = None) -> int:
+    """fvcore's FLOP count (1 multiply-add = 1 FLOP) of one eval-mode forward pass on
+    ``inputs`` (default: one 32x32 RGB image on the model's device)."""
+    if inputs is None:
+        device = next(model.parameters()).device
+        inputs = (torch.zeros(1, 3, 32, 32, device=device),)
     logging.getLogger("fvcore").setLevel(logging.ERROR)  # it warns about every uncounted op
     was_training = model.training
     model.eval()
     try:
-        device = next(model.parameters()).device
         with warnings.catch_warnings():  # fvcore uses torch.jit APIs that torch marks deprecated
             warnings.simplefilter("ignore", FutureWarning)
             from fvcore.nn import FlopCountAnalysis
 
-            analysis = FlopCountAnalysis(model, torch.zeros(input_shape, device=device))
+            analysis = FlopCountAnalysis(model, tuple(inputs))
             analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
             return int(analysis.total())
     finally:

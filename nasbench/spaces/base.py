@@ -11,7 +11,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Hashable, Mapping, TypeVar
 
+import torch
 from torch import nn
+
+from nasbench.errors import NasbenchError
+from nasbench.hardware.parts import CostLayout, PartKey
 
 Arch = TypeVar("Arch", bound=Hashable)
 
@@ -62,3 +66,27 @@ class SearchSpace(ABC, Generic[Arch]):
     def zoo(self) -> Mapping[str, ZooEntry[Arch]]:
         """Published architectures of this space, by name."""
         return {}
+
+    # -- hardware cost decomposition (spaces that support cost tables) ---------------
+    def cost_parts(self, arch: Arch, config: NetworkConfig) -> list[PartKey]:
+        """The parts of ``arch``'s network, one per occurrence; costs add over them."""
+        raise self._no_costs()
+
+    def all_cost_parts(self, config: NetworkConfig) -> list[PartKey]:
+        """Every distinct part a network of this space (or of its zoo) can contain."""
+        raise self._no_costs()
+
+    def build_part(self, key: PartKey) -> nn.Module:
+        """A module that computes ``key`` exactly as inside the network."""
+        raise self._no_costs()
+
+    def cost_layout(self, config: NetworkConfig) -> CostLayout:
+        """How architecture weights map onto parts, for expected costs."""
+        raise self._no_costs()
+
+    def arch_weights(self, arch: Arch) -> dict[str, torch.Tensor]:
+        """``arch`` as (one-hot) architecture weights over :meth:`cost_layout`."""
+        raise self._no_costs()
+
+    def _no_costs(self) -> NasbenchError:
+        return NasbenchError(f"the {self.name} space has no cost decomposition, so it cannot have cost tables")

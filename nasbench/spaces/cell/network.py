@@ -6,19 +6,80 @@ after the second reduction cell, global average pooling and a linear classifier.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from nasbench.errors import ConfigError
 from nasbench.spaces.cell.genotype import CellEdges, Genotype
-from nasbench.spaces.cell.ops import FactorizedReduce, Identity, ReLUConvBN, make_operation
+from nasbench.spaces.cell.ops import Concat, FactorizedReduce, Identity, NodeSum, ReLUConvBN, make_operation
 
 STEM_MULTIPLIER = 3
+IMAGE_SIZE = 32
 
 
 def reduction_positions(cells: int) -> tuple[int, int]:
     """Indices of the reduction cells: at 1/3 and 2/3 of the depth."""
     return cells // 3, 2 * cells // 3
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """Where a cell sits and what it sees: the single source of the network's channel
+    and resolution bookkeeping, shared by the builder and the cost decomposition."""
+
+    index: int
+    reduction: bool
+    reduction_prev: bool
+    c_prev_prev: int
+    c_prev: int
+    c: int
+    """Channels of every node of the cell."""
+    size: int
+    """Spatial size of ``c_{k-1}`` (and of ``c_{k-2}`` after preprocessing)."""
+    edges: CellEdges | None
+    """The genotype's edges for this cell; None for GDAS' fixed reduction cell."""
+    concat: tuple[int, ...]
+
+    @property
+    def multiplier(self) -> int:
+        return FixedReductionCell.multiplier if self.edges is None else len(self.concat)
+
+    @property
+    def c_out(self) -> int:
+        return self.multiplier * self.c
+
+    @property
+    def size_out(self) -> int:
+        return self.size // 2 if self.reduction else self.size
+
+    @property
+    def size_prev_prev(self) -> int:
+        """Spatial size of ``c_{k-2}`` before preprocessing."""
+        return 2 * self.size if self.reduction_prev else self.size
+
+    def edge_stride(self, source: int) -> int:
+        return 2 if self.reduction and source < 2 else 1
+
+
+def plan_network(genotype: Genotype, channels: int, cells: int) -> tuple[CellSpec, ...]:
+    """The cells of ``genotype``'s network, in order."""
+    c_curr = STEM_MULTIPLIER * channels
+    c_prev_prev, c_prev, c_curr = c_curr, c_curr, channels
+    size, reduction_prev = IMAGE_SIZE, False
+    reductions = reduction_positions(cells)
+    specs = []
+    for i in range(cells):
+        reduction = i in reductions
+        if reduction:
+            c_curr *= 2
+        edges, concat = (genotype.reduce, genotype.reduce_concat) if reduction else (genotype.normal, genotype.normal_concat)
+        spec = CellSpec(i, reduction, reduction_prev, c_prev_prev, c_prev, c_curr, size, edges, concat)
+        specs.append(spec)
+        c_prev_prev, c_prev = c_prev, spec.c_out
+        size, reduction_prev = spec.size_out, reduction
+    return tuple(specs)
 
 
 def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
@@ -28,10 +89,18 @@ def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
     return x * mask / keep
 
 
+def make_stem(c_out: int) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out))
+
+
+def make_preprocess(c_in: int, c: int, reduce: bool) -> nn.Module:
+    """Bring a cell input to ``c`` channels, halving its resolution when ``reduce``."""
+    return FactorizedReduce(c_in, c) if reduce else ReLUConvBN(c_in, c, 1, 1, 0)
+
+
 def cell_preprocessing(c_prev_prev: int, c_prev: int, c: int, reduction_prev: bool) -> tuple[nn.Module, nn.Module]:
     """Bring both cell inputs to ``c`` channels and the same resolution."""
-    first = FactorizedReduce(c_prev_prev, c) if reduction_prev else ReLUConvBN(c_prev_prev, c, 1, 1, 0)
-    return first, ReLUConvBN(c_prev, c, 1, 1, 0)
+    return make_preprocess(c_prev_prev, c, reduction_prev), make_preprocess(c_prev, c, False)
 
 
 class Cell(nn.Module):
@@ -47,6 +116,8 @@ class Cell(nn.Module):
         self.ops = nn.ModuleList(
             make_operation(op, c, 2 if reduction and source < 2 else 1) for op, source in edges
         )
+        self.node_sum = NodeSum()
+        self.combine = Concat()
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float = 0.0) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
@@ -58,33 +129,32 @@ class Cell(nn.Module):
                 if self.training and drop_prob > 0.0 and not isinstance(op, Identity):
                     h = drop_path(h, drop_prob)
                 branches.append(h)
-            states.append(branches[0] + branches[1])
-        return torch.cat([states[i] for i in self.concat], dim=1)
+            states.append(self.node_sum(*branches))
+        return self.combine(*(states[i] for i in self.concat))
 
 
-class FixedReductionCell(nn.Module):
-    """GDAS' hand-designed reduction cell (used when a genotype's ``reduce`` is None):
-    per input a grouped 1x3/3x1 factorised convolution branch and a max-pool branch."""
+class FixedReductionBody(nn.Module):
+    """GDAS' hand-designed reduction cell after preprocessing: per input a grouped
+    1x3/3x1 factorised convolution branch and a max-pool branch, all concatenated."""
 
-    multiplier = 4
     groups = 8
 
-    def __init__(self, c_prev_prev: int, c_prev: int, c: int, reduction_prev: bool):
+    def __init__(self, c: int):
         super().__init__()
         if c % self.groups:
             raise ConfigError(f"GDAS' fixed reduction cell uses {self.groups} convolution groups and needs a channel "
                               f"count divisible by {self.groups} at the reduction, got {c}; use a network whose "
                               f"channels are a multiple of {self.groups // 2}")
-        self.preprocess0, self.preprocess1 = cell_preprocessing(c_prev_prev, c_prev, c, reduction_prev)
         self.convs = nn.ModuleList(self._conv_branch(c) for _ in range(2))
         self.pools = nn.ModuleList(nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1), nn.BatchNorm2d(c)) for _ in range(2))
+        self.combine = Concat()
 
-    @staticmethod
-    def _conv_branch(c: int) -> nn.Module:
+    @classmethod
+    def _conv_branch(cls, c: int) -> nn.Module:
         return nn.Sequential(
             nn.ReLU(inplace=False),
-            nn.Conv2d(c, c, (1, 3), stride=(1, 2), padding=(0, 1), groups=FixedReductionCell.groups, bias=False),
-            nn.Conv2d(c, c, (3, 1), stride=(2, 1), padding=(1, 0), groups=FixedReductionCell.groups, bias=False),
+            nn.Conv2d(c, c, (1, 3), stride=(1, 2), padding=(0, 1), groups=cls.groups, bias=False),
+            nn.Conv2d(c, c, (3, 1), stride=(2, 1), padding=(1, 0), groups=cls.groups, bias=False),
             nn.BatchNorm2d(c),
             nn.ReLU(inplace=False),
             nn.Conv2d(c, c, 1, bias=False),
@@ -92,11 +162,30 @@ class FixedReductionCell(nn.Module):
         )
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float = 0.0) -> torch.Tensor:
-        inputs = (self.preprocess0(s0), self.preprocess1(s1))
-        outputs = [conv(x) for conv, x in zip(self.convs, inputs)] + [pool(x) for pool, x in zip(self.pools, inputs)]
+        outputs = [conv(x) for conv, x in zip(self.convs, (s0, s1))] + [pool(x) for pool, x in zip(self.pools, (s0, s1))]
         if self.training and drop_prob > 0.0:
             outputs = [drop_path(h, drop_prob) for h in outputs]
-        return torch.cat(outputs, dim=1)
+        return self.combine(*outputs)
+
+
+class FixedReductionCell(nn.Module):
+    """GDAS' fixed reduction cell (used when a genotype's ``reduce`` is None)."""
+
+    multiplier = 4
+
+    def __init__(self, c_prev_prev: int, c_prev: int, c: int, reduction_prev: bool):
+        super().__init__()
+        self.preprocess0, self.preprocess1 = cell_preprocessing(c_prev_prev, c_prev, c, reduction_prev)
+        self.body = FixedReductionBody(c)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float = 0.0) -> torch.Tensor:
+        return self.body(self.preprocess0(s0), self.preprocess1(s1), drop_prob)
+
+
+def build_cell(spec: CellSpec) -> nn.Module:
+    if spec.edges is None:
+        return FixedReductionCell(spec.c_prev_prev, spec.c_prev, spec.c, spec.reduction_prev)
+    return Cell(spec.edges, spec.concat, spec.c_prev_prev, spec.c_prev, spec.c, spec.reduction, spec.reduction_prev)
 
 
 class AuxiliaryHead(nn.Module):
@@ -120,6 +209,18 @@ class AuxiliaryHead(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
+class ClassifierHead(nn.Module):
+    """Global average pooling and the linear classifier."""
+
+    def __init__(self, c: int, num_classes: int):
+        super().__init__()
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.global_pooling(x).flatten(1))
+
+
 class EvalNetwork(nn.Module):
     """A genotype's network. ``forward`` gives logits; ``forward_train`` also gives the
     auxiliary logits (None without an auxiliary head). ``drop_path_prob`` is set by the
@@ -130,31 +231,13 @@ class EvalNetwork(nn.Module):
         super().__init__()
         self.genotype = genotype
         self.drop_path_prob = 0.0
-        c_curr = STEM_MULTIPLIER * channels
-        self.stem = nn.Sequential(nn.Conv2d(3, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
-        c_prev_prev, c_prev, c_curr = c_curr, c_curr, channels
-        reductions = reduction_positions(cells)
-        self.aux_position = reductions[1]
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        c_aux = c_prev
-        for i in range(cells):
-            reduction = i in reductions
-            if reduction:
-                c_curr *= 2
-            if reduction and genotype.reduce is None:
-                cell = FixedReductionCell(c_prev_prev, c_prev, c_curr, reduction_prev)
-            else:
-                edges, concat = (genotype.reduce, genotype.reduce_concat) if reduction else (genotype.normal, genotype.normal_concat)
-                cell = Cell(edges, concat, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
-            self.cells.append(cell)
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
-            if i == self.aux_position:
-                c_aux = c_prev
-        self.auxiliary_head = AuxiliaryHead(c_aux, num_classes) if auxiliary else None
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_prev, num_classes)
+        c_stem = STEM_MULTIPLIER * channels
+        self.stem = make_stem(c_stem)
+        specs = plan_network(genotype, channels, cells)
+        self.aux_position = reduction_positions(cells)[1]
+        self.cells = nn.ModuleList(build_cell(spec) for spec in specs)
+        self.auxiliary_head = AuxiliaryHead(specs[self.aux_position].c_out, num_classes) if auxiliary else None
+        self.head = ClassifierHead(specs[-1].c_out, num_classes)
 
     def _run(self, x: torch.Tensor, with_aux: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         s0 = s1 = self.stem(x)
@@ -163,7 +246,7 @@ class EvalNetwork(nn.Module):
             s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
             if with_aux and i == self.aux_position and self.auxiliary_head is not None:
                 aux_logits = self.auxiliary_head(s1)
-        return self.classifier(self.global_pooling(s1).flatten(1)), aux_logits
+        return self.head(s1), aux_logits
 
     def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         return self._run(x, with_aux=True)

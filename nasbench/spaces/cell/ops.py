@@ -98,6 +98,34 @@ class FactorizedReduce(nn.Module):
         shifted = nn.functional.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
 
+    @staticmethod
+    def functional_mac(inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:
+        """Padding (read x, write x padded by one row and column) and the concatenation."""
+        _, c, h, w = inputs[0].shape
+        return c * h * w + c * (h + 1) * (w + 1) + 2 * output[0].numel()
+
+
+class NodeSum(nn.Module):
+    """The sum of a node's two branches (a part of its own in cost tables)."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
+
+    @staticmethod
+    def functional_mac(inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:
+        return 3 * output[0].numel()
+
+
+class Concat(nn.Module):
+    """Channel concatenation of a cell's nodes (a part of its own in cost tables)."""
+
+    def forward(self, *states: torch.Tensor) -> torch.Tensor:
+        return torch.cat(states, dim=1)
+
+    @staticmethod
+    def functional_mac(inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:
+        return 2 * output[0].numel()
+
 
 def _pool(kind: str, stride: int, c: int, affine: bool) -> nn.Module:
     pool = (

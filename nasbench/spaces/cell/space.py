@@ -9,7 +9,11 @@ from typing import Any, Mapping
 
 from torch import nn
 
+import torch
+
+from nasbench.hardware.parts import CostLayout, PartKey
 from nasbench.spaces.base import NetworkConfig, SearchSpace, ZooEntry
+from nasbench.spaces.cell import costs
 from nasbench.spaces.cell.genotype import Genotype
 from nasbench.spaces.cell.network import EvalNetwork
 from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
@@ -52,6 +56,21 @@ class CellSpace(SearchSpace[Genotype]):
 
     def zoo(self) -> Mapping[str, ZooEntry[Genotype]]:
         return _zoo()
+
+    def cost_parts(self, arch: Genotype, config: NetworkConfig) -> list[PartKey]:
+        return costs.genotype_parts(arch, config)
+
+    def all_cost_parts(self, config: NetworkConfig) -> list[PartKey]:
+        return costs.all_parts(config, [entry.arch for entry in self.zoo().values()])
+
+    def build_part(self, key: PartKey) -> nn.Module:
+        return costs.build_part(key)
+
+    def cost_layout(self, config: NetworkConfig) -> CostLayout:
+        return costs.cost_layout(config)
+
+    def arch_weights(self, arch: Genotype) -> dict[str, torch.Tensor]:
+        return costs.genotype_weights(arch)
 
 
 @cache

@@ -1,0 +1,274 @@
+"""Latency measurement, timm-style: warm up until steady, time enough repetitions,
+keep percentiles, and record the conditions with every number.
+
+A :class:`Backend` turns a module and its inputs into a zero-argument runner and times
+it: ``torch`` (eager, CPU or CUDA; CUDA timed with events) or ``onnxruntime`` (the
+module exported to ONNX and run in an InferenceSession). The same backend object
+measures table entries and whole networks, so both see identical settings.
+"""
+from __future__ import annotations
+
+import gc
+import io
+import os
+import platform
+import statistics
+import time
+import warnings
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from nasbench.errors import NasbenchError
+from nasbench.provenance import cpu_model, device_fingerprint, device_name
+
+Runner = Callable[[], object]
+BACKENDS = ("torch", "onnxruntime")
+ONNX_OPSET = 17
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    warmup_window: int = 3
+    """Calls per warm-up window."""
+    warmup_tolerance: float = 0.05
+    """Warm-up ends when two consecutive windows' medians differ by less than this share."""
+    warmup_max_s: float = 2.0
+    rewarm_calls: int = 2
+    """Calls before timing in later rounds, once an item has been warmed up until steady."""
+    min_reps: int = 5
+    min_time_s: float = 0.05
+    """Timed repetitions go on until both ``min_reps`` and ``min_time_s`` are reached."""
+    rounds: int = 9
+    """Every item is measured this many times, round-robin over all items, samples pooled."""
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    p10_ms: float
+    p50_ms: float
+    p90_ms: float
+    mean_ms: float
+    count: int
+
+    @classmethod
+    def of(cls, samples_ms: Sequence[float]) -> "LatencyStats":
+        p10, p50, p90 = np.percentile(np.asarray(samples_ms), [10, 50, 90])
+        return cls(float(p10), float(p50), float(p90), float(np.mean(samples_ms)), len(samples_ms))
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Keep Python's garbage collector out of timed calls. Collecting on entry costs
+    tens of milliseconds with many live networks, so callers that time many items
+    pause it once around all of them; nested pauses do not collect again."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+class Backend(ABC):
+    name: str
+
+    def __init__(self, device: torch.device, threads: int, batch_size: int, settings: MeasureSettings):
+        self.device, self.threads, self.batch_size, self.settings = device, threads, batch_size, settings
+        torch.set_num_threads(threads)
+        if device.type == "cpu":
+            torch.set_flush_denormal(True)  # random weights can underflow; denormals are 100x slower
+        else:
+            torch.backends.cudnn.benchmark = True
+
+    def inputs(self, shapes: Sequence[tuple[int, ...]], seed: int = 0) -> list[torch.Tensor]:
+        generator = torch.Generator().manual_seed(seed)
+        return [torch.randn(shape, generator=generator) for shape in shapes]
+
+    @abstractmethod
+    def prepare(self, module: nn.Module, inputs: Sequence[torch.Tensor]) -> Runner:
+        """A runner computing ``module(*inputs)`` in inference mode on this backend."""
+
+    @abstractmethod
+    def harness(self) -> Runner:
+        """A runner that does no work through the same call path: its latency is the
+        measurement's own overhead, paid once per timed call."""
+
+    def time_calls(self, run: Runner, n: int) -> list[float]:
+        samples = []
+        for _ in range(n):
+            start = time.perf_counter_ns()
+            run()
+            samples.append((time.perf_counter_ns() - start) / 1e6)
+        return samples
+
+    def measure(self, run: Runner, warm: bool = False) -> list[float]:
+        """Warm up until steady (only ``rewarm_calls`` calls if ``run`` was warmed up
+        before), then time repetitions; milliseconds per call."""
+        s = self.settings
+        with collector_paused():
+            if warm:
+                self.time_calls(run, s.rewarm_calls)
+            else:
+                self._warm_up(run)
+            samples, total = [], 0.0
+            while len(samples) < s.min_reps or total < s.min_time_s * 1e3:
+                batch = self.time_calls(run, max(1, s.min_reps // 2))
+                samples += batch
+                total += sum(batch)
+            return samples
+
+    def _warm_up(self, run: Runner) -> None:
+        s = self.settings
+        started, previous = time.perf_counter(), None
+        while True:
+            median = statistics.median(self.time_calls(run, s.warmup_window))
+            steady = previous is not None and abs(median - previous) <= s.warmup_tolerance * previous
+            if steady or time.perf_counter() - started > s.warmup_max_s:
+                return
+            previous = median
+
+    def conditions(self) -> dict[str, Any]:
+        return {
+            "device": device_name(self.device),
+            "device_fingerprint": device_fingerprint(self.device),
+            "device_type": self.device.type,
+            "cpu_model": cpu_model(),
+            "cores": os.cpu_count(),
+            "threads": self.threads,
+            "torch_threads": torch.get_num_threads(),
+            "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
+            "backend": self.name,
+            "torch_version": torch.__version__,
+            "python_version": platform.python_version(),
+            "dtype": "float32",
+            "batch_size": self.batch_size,
+            "memory_format": "contiguous (NCHW)",
+            "flush_denormal": self.device.type == "cpu",
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "measurement": asdict(self.settings) | {
+                "timer": "time.perf_counter_ns around each call", "gc": "collected before, disabled during each round",
+                "warm_up": "until steady on an item's first round, rewarm_calls calls in later rounds",
+                "statistic": "percentiles of the samples pooled over rounds"},
+        }
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def prepare(self, module: nn.Module, inputs: Sequence[torch.Tensor]) -> Runner:
+        module = module.to(self.device).eval()
+        xs = [x.to(self.device) for x in inputs]
+
+        def run() -> object:
+            with torch.inference_mode():
+                return module(*xs)
+
+        return run
+
+    def harness(self) -> Runner:
+        def run() -> None:
+            with torch.inference_mode():
+                return None
+
+        return run
+
+    def time_calls(self, run: Runner, n: int) -> list[float]:
+        if self.device.type != "cuda":
+            return super().time_calls(run, n)
+        torch.cuda.synchronize(self.device)
+        samples = []
+        for _ in range(n):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            run()
+            end.record()
+            end.synchronize()
+            samples.append(start.elapsed_time(end))
+        return samples
+
+    def conditions(self) -> dict[str, Any]:
+        conditions = super().conditions() | {
+            "backend_version": torch.__version__,
+            "torch_interop_threads": torch.get_num_interop_threads(),
+            "mkldnn_enabled": torch.backends.mkldnn.enabled,
+        }
+        if self.device.type == "cuda":
+            conditions |= {"cuda_version": torch.version.cuda, "cudnn_version": torch.backends.cudnn.version(),
+                           "cudnn_benchmark": True, "timer": "CUDA events"}
+        return conditions
+
+
+class OnnxRuntimeBackend(Backend):
+    """Each module exported to ONNX (opset 17, TorchScript exporter) and run in its own
+    InferenceSession with full graph optimisation, ``threads`` intra-op threads and
+    sequential execution: the same settings for table entries and whole networks."""
+
+    name = "onnxruntime"
+
+    def __init__(self, device: torch.device, threads: int, batch_size: int, settings: MeasureSettings):
+        import onnxruntime as ort
+
+        provider = "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider"
+        if provider not in ort.get_available_providers():
+            raise NasbenchError(f"onnxruntime {ort.__version__} here has no {provider}; "
+                                "install onnxruntime-gpu for --device cuda, or use --backend torch")
+        super().__init__(device, threads, batch_size, settings)
+        self.ort, self.provider = ort, provider
+
+    def _session(self, module: nn.Module, inputs: Sequence[torch.Tensor]):
+        buffer = io.BytesIO()
+        names = [f"x{i}" for i in range(len(inputs))]
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module.eval(), tuple(inputs), buffer, dynamo=False, opset_version=ONNX_OPSET,
+                              input_names=names, output_names=["y"], do_constant_folding=True)
+        options = self.ort.SessionOptions()
+        options.graph_optimization_level = self.ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = self.ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        session = self.ort.InferenceSession(buffer.getvalue(), options, providers=[self.provider])
+        feeds = {node.name: x.numpy() for node, x in zip(session.get_inputs(), inputs)}
+        return session, feeds
+
+    def prepare(self, module: nn.Module, inputs: Sequence[torch.Tensor]) -> Runner:
+        session, feeds = self._session(module, [x.cpu() for x in inputs])
+        return lambda: session.run(None, feeds)
+
+    def harness(self) -> Runner:
+        return self.prepare(_Passthrough(), [torch.zeros(1, 1)])
+
+    def conditions(self) -> dict[str, Any]:
+        return super().conditions() | {
+            "backend_version": self.ort.__version__,
+            "onnx_opset": ONNX_OPSET,
+            "exporter": "torch.onnx.export(dynamo=False)",
+            "provider": self.provider,
+            "graph_optimization_level": "ORT_ENABLE_ALL",
+            "intra_op_threads": self.threads,
+            "inter_op_threads": 1,
+            "execution_mode": "ORT_SEQUENTIAL",
+        }
+
+
+class _Passthrough(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 0  # ONNX needs at least one node
+
+
+def make_backend(name: str, device: torch.device, threads: int, batch_size: int, settings: MeasureSettings) -> Backend:
+    if name == "torch":
+        return TorchBackend(device, threads, batch_size, settings)
+    if name == "onnxruntime":
+        return OnnxRuntimeBackend(device, threads, batch_size, settings)
+    raise NasbenchError(f"--backend must be one of {', '.join(BACKENDS)}, got {name!r}")

@@ -1,0 +1,168 @@
+"""Cost tables: measured per-part costs with the conditions they were measured under.
+
+A table is one JSON file, ``cost_tables/<device fingerprint>/<space>-<protocol>-<backend>-t<threads>-b<batch>.json``,
+whose schema ``cost_tables/README.md`` documents. A lookup of a part the table lacks is
+an error naming the ``nasbench profile`` command that fills it; nothing is defaulted.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nasbench.errors import NasbenchError
+from nasbench.hardware.measure import LatencyStats
+from nasbench.hardware.parts import PartKey
+
+SCHEMA = "nasbench.cost_table/1"
+
+
+class MissingEntryError(NasbenchError):
+    """The table has no entry for a part the architecture needs."""
+
+
+@dataclass(frozen=True)
+class TableEntry:
+    key: PartKey
+    params: int
+    flops: int
+    """fvcore, one multiply-add = one FLOP, per image."""
+    mac_elements: int
+    """Memory access cost per image (ShuffleNet V2 definition, see nasbench/hardware/mac.py)."""
+    mac_bytes: int
+    latency: LatencyStats | None
+    """None in a counts-only table."""
+
+    def to_dict(self) -> dict[str, Any]:
+        row = {"part": self.key.id, "params": self.params, "flops": self.flops,
+               "mac_elements": self.mac_elements, "mac_bytes": self.mac_bytes}
+        if self.latency is not None:
+            row |= {"latency_ms_p50": self.latency.p50_ms, "latency_ms_p10": self.latency.p10_ms,
+                    "latency_ms_p90": self.latency.p90_ms, "latency_ms_mean": self.latency.mean_ms,
+                    "latency_count": self.latency.count}
+        return row
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> "TableEntry":
+        latency = None
+        if "latency_ms_p50" in row:
+            latency = LatencyStats(row["latency_ms_p10"], row["latency_ms_p50"], row["latency_ms_p90"],
+                                   row["latency_ms_mean"], row["latency_count"])
+        return cls(PartKey.from_id(row["part"]), row["params"], row["flops"], row["mac_elements"], row["mac_bytes"],
+                   latency)
+
+
+@dataclass(frozen=True)
+class LatencyPredictor:
+    """Whole-network latency from the parts: ``scale * sum(p50 - harness) + offset_ms``.
+
+    ``kind`` ``sum`` is the plain corrected sum (scale 1, offset = harness overhead);
+    ``affine`` has scale and offset fitted by least squares on whole-network
+    measurements of ``fitted_on`` random architectures, which absorbs the per-network
+    overhead the parts cannot see (the cells' Python glue, one top-level call)."""
+
+    kind: str
+    scale: float
+    offset_ms: float
+    fitted_on: int = 0
+
+
+@dataclass
+class CostTable:
+    space: str
+    protocol: str
+    protocol_hash: str
+    network: dict[str, int]
+    """The network the parts come from: channels and cells of the protocol's final network."""
+    conditions: dict[str, Any]
+    entries: dict[PartKey, TableEntry]
+    harness_ms: float | None = None
+    """Latency of a call that does no work through the same timing path."""
+    predictor: LatencyPredictor | None = None
+    build_seconds: float | None = None
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def measured(self) -> bool:
+        return self.harness_ms is not None
+
+    @property
+    def backend(self) -> str | None:
+        return self.conditions.get("backend")
+
+    @property
+    def device_fingerprint(self) -> str | None:
+        return self.conditions.get("device_fingerprint")
+
+    def file_name(self) -> str:
+        c = self.conditions
+        return f"{self.space}-{self.protocol}-{c['backend']}-t{c['threads']}-b{c['batch_size']}.json"
+
+    def profile_command(self) -> str:
+        c = self.conditions
+        return (f"nasbench profile --space {self.space} --protocol {self.protocol} --device {c.get('device_type', 'cpu')} "
+                f"--backend {c.get('backend', 'torch')} --threads {c.get('threads', 1)} --batch-size {c.get('batch_size', 1)}")
+
+    def entry(self, key: PartKey) -> TableEntry:
+        try:
+            return self.entries[key]
+        except KeyError:
+            where = self.path or f"the {self.protocol} table"
+            raise MissingEntryError(
+                f"cost table {where} has no entry for part {key.id} (a network of another size or space?); "
+                f"measure one that has it with `{self.profile_command()}` for the protocol whose network you cost"
+            ) from None
+
+    def require(self, device_fingerprint: str | None = None, backend: str | None = None) -> None:
+        """Refuse a table measured on another device or backend than requested."""
+        if not self.measured:
+            raise NasbenchError(f"cost table {self.path} holds no latency measurements; build one with "
+                                f"`{self.profile_command()}`")
+        if device_fingerprint is not None and device_fingerprint != self.device_fingerprint:
+            raise NasbenchError(f"cost table {self.path} was measured on {self.device_fingerprint}, not on "
+                                f"{device_fingerprint}; profile this device with `{self.profile_command()}`")
+        if backend is not None and backend != self.backend:
+            raise NasbenchError(f"cost table {self.path} was measured with backend {self.backend}, not {backend}; "
+                                f"build a {backend} table with `nasbench profile ... --backend {backend}`")
+
+    # -- files ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "space": self.space,
+            "protocol": self.protocol,
+            "protocol_hash": self.protocol_hash,
+            "network": self.network,
+            "conditions": self.conditions,
+            "harness_ms": self.harness_ms,
+            "predictor": None if self.predictor is None else asdict(self.predictor),
+            "build_seconds": self.build_seconds,
+            "entries": [e.to_dict() for e in sorted(self.entries.values(), key=lambda e: e.key)],
+        }
+
+    def save(self, out_dir: Path) -> Path:
+        folder = Path(out_dir) / self.conditions["device_fingerprint"]
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / self.file_name()
+        self.path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        return self.path
+
+    @classmethod
+    def load(cls, path: Path) -> "CostTable":
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text())
+        except OSError as err:
+            raise NasbenchError(f"cannot read cost table {path}: {err.strerror}; build one with `nasbench profile`") from None
+        except json.JSONDecodeError as err:
+            raise NasbenchError(f"{path} is not a cost table (invalid JSON: {err})") from None
+        if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
+            raise NasbenchError(f"{path} is not a cost table of schema {SCHEMA} (schema: {raw.get('schema') if isinstance(raw, dict) else None})")
+        try:
+            entries = [TableEntry.from_dict(row) for row in raw["entries"]]
+            predictor = LatencyPredictor(**raw["predictor"]) if raw["predictor"] else None
+            return cls(raw["space"], raw["protocol"], raw["protocol_hash"], raw["network"], raw["conditions"],
+                       {e.key: e for e in entries}, raw["harness_ms"], predictor, raw.get("build_seconds"), path)
+        except (KeyError, TypeError, ValueError) as err:
+            raise NasbenchError(f"{path}: malformed cost table ({type(err).__name__}: {err})") from None

@@ -1,0 +1,165 @@
+"""Profiling for real on this CPU at smoke size: the measurement methodology, a whole
+table build with validation for both backends, `nasbench cost`, refusals, and the
+report's cost-table section."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+
+from nasbench.cli import main
+from nasbench.hardware.cost_model import CostModel
+from nasbench.hardware.counting import count_flops, count_params
+from nasbench.hardware.measure import LatencyStats, MeasureSettings, TorchBackend, make_backend
+from nasbench.hardware.profiler import accuracy_figures, final_network
+from nasbench.hardware.table import CostTable
+from nasbench.protocol import load_protocol
+from nasbench.provenance import device_fingerprint
+from nasbench.spaces import get_space
+
+FAST = ["--rounds", "1", "--min-time", "0.002", "--calibrate", "4", "--validate", "5", "--no-progress"]
+
+
+def test_latency_percentiles():
+    stats = LatencyStats.of([float(v) for v in range(1, 12)])
+    assert (stats.p10_ms, stats.p50_ms, stats.p90_ms, stats.mean_ms, stats.count) == (2.0, 6.0, 10.0, 6.0, 11)
+
+
+def test_measurement_meets_its_minimum_count_and_time():
+    settings = MeasureSettings(warmup_window=2, min_reps=6, min_time_s=0.03, warmup_max_s=0.05)
+    backend = TorchBackend(torch.device("cpu"), 1, 1, settings)
+    samples = backend.measure(lambda: time.sleep(0.002))
+    assert len(samples) >= 6 and sum(samples) >= 30
+    assert all(1.9 <= s < 50 for s in samples)
+
+
+def test_warm_up_runs_until_the_timings_are_steady():
+    calls = []
+
+    def run():
+        calls.append(1)
+        time.sleep(max(1, 10 - len(calls)) / 1000)  # 9, 8, ..., 2 ms, then 1 ms for good
+
+    settings = MeasureSettings(warmup_window=3, warmup_tolerance=0.2, warmup_max_s=5, min_reps=4, min_time_s=0)
+    samples = TorchBackend(torch.device("cpu"), 1, 1, settings).measure(run)
+    # window medians 8, 5, 2, 1, 1 ms: steady only after the fifth window
+    assert len(calls) - len(samples) == 15
+    assert sorted(samples)[len(samples) // 2] < 1.5
+
+
+def test_accuracy_figures_by_hand():
+    figures = accuracy_figures([1.04, 2.18, 2.9, 4.0, 7.5], [1.0, 2.0, 3.0, 4.0, 5.0])
+    errors = [0.04, 0.09, -0.1 / 3, 0.0, 0.5]
+    assert figures["within_5pct"] == 0.6 and figures["within_10pct"] == 0.8
+    assert figures["mape_pct"] == pytest.approx(100 * sum(map(abs, errors)) / 5)
+    assert figures["bias_pct"] == pytest.approx(100 * sum(errors) / 5)
+    # sorted |errors| 0, 0.033, 0.04, 0.09, 0.5: the 95th percentile interpolates at position 3.8
+    assert figures["p95_abs_error_pct"] == pytest.approx(100 * (0.09 + 0.8 * (0.5 - 0.09)))
+    assert figures["kendall_tau"] == pytest.approx(1.0) and figures["spearman_rho"] == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module", params=["torch", "onnxruntime"])
+def profiled(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp(f"tables-{request.param}")
+    code = main(["profile", "--protocol", "smoke", "--device", "cpu", "--backend", request.param, "--out", str(out),
+                 *FAST])
+    assert code == 0
+    (table_path,) = [p for p in out.glob("*/*.json") if not p.name.endswith(".validation.json")]
+    return request.param, table_path, out
+
+
+def test_profile_writes_a_complete_table(profiled):
+    backend, path, _ = profiled
+    assert path.parent.name == device_fingerprint(torch.device("cpu"))
+    assert path.name == f"cell-smoke-{backend}-t1-b1.json"
+    table = CostTable.load(path)
+    space = get_space("cell")
+    assert set(table.entries) == set(space.all_cost_parts(final_network(load_protocol("smoke"))))
+    for entry in table.entries.values():
+        assert entry.latency.count >= MeasureSettings().min_reps and 0 < entry.latency.p10_ms <= entry.latency.p50_ms <= entry.latency.p90_ms
+    for field in ("device", "device_fingerprint", "cpu_model", "cores", "threads", "backend", "backend_version",
+                  "torch_version", "dtype", "batch_size", "memory_format", "date", "measurement"):
+        assert field in table.conditions, field
+    assert table.conditions["backend"] == backend and table.conditions["threads"] == 1
+    assert table.predictor.kind == "affine" and table.predictor.fitted_on == 4
+    assert table.build_seconds > 0 and table.harness_ms > 0
+
+
+def test_the_operations_that_look_free_are_measured(profiled):
+    _, path, _ = profiled
+    table = CostTable.load(path)
+    by_id = {k.id: e for k, e in table.entries.items()}
+    assert by_id["op:none:c4>4:s32:x1:n1"].latency.p50_ms > 0
+    assert by_id["combine:add:c4>4:s32:x1:n2"].latency.p50_ms > 0
+    assert by_id["combine:concat:c4>16:s32:x1:n4"].mac_elements == 2 * 16 * 32 * 32
+    strided_skip = by_id["op:skip_connect:c8>8:s32:x2:n1"]
+    assert strided_skip.params > 0 and strided_skip.flops > 0  # a factorized reduce
+
+
+def test_profile_validation_file(profiled):
+    _, path, _ = profiled
+    validation = json.loads(path.with_suffix(".validation.json").read_text())
+    assert validation["validation_archs"] == 5 and len(validation["architectures"]) == 5
+    assert set(validation["predictors"]) == {"naive_sum", "part_sum", "table", "flops_linear", "flops_mac_linear"}
+    for figures in validation["predictors"].values():
+        assert figures["n"] == 5 and 0 <= figures["within_10pct"] <= 1 and figures["mape_pct"] >= 0
+    for arch in validation["architectures"]:
+        assert arch["latency"]["p50_ms"] > 0 and arch["part_sum_ms"] > 0
+
+
+def test_cost_command_matches_the_network_counts_and_measures(profiled, capsys):
+    _, path, _ = profiled
+    assert main(["cost", "DARTS_V2", "--table", str(path), "--measure", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    network = get_space("cell").build(get_space("cell").zoo()["DARTS_V2"].arch, final_network(load_protocol("smoke")))
+    assert result["params"] == count_params(network) and result["flops"] == count_flops(network)
+    assert result["mac_bytes"] == 4 * result["mac_elements"]
+    assert result["latency_ms_predicted"] > 0 and result["latency_ms_measured_p50"] > 0
+    assert result["prediction_error_pct"] == pytest.approx(
+        100 * (result["latency_ms_predicted"] - result["latency_ms_measured_p50"]) / result["latency_ms_measured_p50"])
+
+
+def test_cost_refuses_to_measure_a_table_of_another_device(profiled, tmp_path, capsys):
+    _, path, _ = profiled
+    raw = json.loads(path.read_text())
+    raw["conditions"]["device_fingerprint"] = "cpu-elsewhere-0c"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(raw))
+    assert main(["cost", "DARTS_V2", "--table", str(other)]) == 0  # predicting is fine
+    capsys.readouterr()
+    assert main(["cost", "DARTS_V2", "--table", str(other), "--measure"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "measured on cpu-elsewhere-0c" in err[0]
+
+
+def test_report_shows_the_cost_tables(profiled, tmp_path):
+    backend, path, out = profiled
+    store = tmp_path / "empty.sqlite"
+    from nasbench.store import Store
+
+    Store(store).close()
+    assert main(["report", "--store", str(store), "--out", str(tmp_path / "reports"), "--tables", str(out)]) == 0
+    markdown = (tmp_path / "reports" / "results.md").read_text()
+    assert "## Cost tables" in markdown and path.name in markdown and "flops_mac_linear" in markdown
+    assert (tmp_path / "reports" / "cost_tables.csv").is_file()
+
+
+def test_expected_latency_with_one_hot_weights_equals_the_exact_latency(profiled):
+    _, path, _ = profiled
+    space = get_space("cell")
+    model = CostModel(CostTable.load(path), space, "latency_ms")
+    genotype = space.zoo()["PC_DARTS"].arch
+    assert model.expected(space.arch_weights(genotype)).item() == pytest.approx(model.cost(genotype), rel=1e-9)
+
+
+def test_onnxruntime_on_cuda_without_the_gpu_package_is_refused():
+    import onnxruntime
+
+    from nasbench.errors import NasbenchError
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    with pytest.raises(NasbenchError, match="no CUDAExecutionProvider"):
+        make_backend("onnxruntime", torch.device("cuda"), 1, 1, MeasureSettings())
