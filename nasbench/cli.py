@@ -1,4 +1,4 @@
-"""The ``nasbench`` command line: run, list, describe, report.
+"""The ``nasbench`` command line: run, list, describe, report, profile, cost, bench.
 
 Bad input ends with one line on stderr (``nasbench: error: ...``) and exit status 2,
 before the store is opened for writing, so stored results are never touched by it.
@@ -17,6 +17,8 @@ DEFAULT_PROTOCOL = "proxy"
 DEFAULT_STORE = Path("results/nasbench.sqlite")
 DEFAULT_REPORTS = Path("reports")
 DEFAULT_TABLES = Path("cost_tables")
+CONSTRAINT_METRICS = {"latency": "latency_ms", "flops": "flops", "params": "params", "mac": "mac_elements"}
+"""--constraint names and the cost-model metrics they mean (MAC: memory accesses, in elements)."""
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -49,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="run again even if the store has the run finished")
     run.add_argument("--json", action="store_true", help="print one JSON object per (method, seed)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    constraint = run.add_argument_group("resource constraint (methods that accept one, e.g. snas; stored as its own run)")
+    constraint.add_argument("--constraint", metavar="METRIC", help=f"one of {', '.join(CONSTRAINT_METRICS)}")
+    constraint.add_argument("--target", type=float, help="the budget, in the metric's unit (ms for latency; counts otherwise)")
+    constraint.add_argument("--table", type=Path, help="cost table of the run's protocol (cost_tables/...json); needed "
+                                                       "for latency, else the protocol's counts are used")
+    constraint.add_argument("--constraint-weight", type=float, metavar="LAMBDA", help="strength of the penalty")
+    constraint.add_argument("--snas-setting", metavar="NAME", help="SNAS' named strength instead of --constraint-weight")
 
     listing = commands.add_parser("list", help="list methods, spaces, protocols or genotypes")
     listing.add_argument("what", choices=("methods", "spaces", "protocols", "genotypes"))
@@ -77,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--validate", type=_non_negative, default=0, metavar="N",
                          help="also measure N random whole networks and compare them with the table")
     profile.add_argument("--calibrate", type=_non_negative, default=30, metavar="K",
-                         help="random whole networks the predictor's overhead is fitted on (default: 30)")
+                         help="random whole networks the predictor is fitted on (default: 30)")
     profile.add_argument("--rounds", type=_positive, default=9, help="interleaved measurement rounds (default: 9)")
     profile.add_argument("--min-time", type=float, default=0.05,
                          help="seconds of timed calls per item and round, at least (default: 0.05)")
@@ -93,6 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--measure", action="store_true",
                       help="also measure the whole network under the table's conditions (on the table's device)")
     cost.add_argument("--json", action="store_true")
+
+    bench = commands.add_parser("bench", help="time a part of a method")
+    benchmarks = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    step = benchmarks.add_parser("search-step", help="one supernet search step (architecture and weight update) "
+                                                     "on random data")
+    step.add_argument("--method", required=True, help="a supernet method (see `nasbench list methods`)")
+    step.add_argument("--batch-size", type=_positive, default=32, help="images per batch (default: 32)")
+    step.add_argument("--cells", type=_positive, default=8, help="supernet cells (default: 8)")
+    step.add_argument("--channels", type=_positive, default=16, help="supernet channels (default: 16)")
+    step.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default: cpu")
+    step.add_argument("--repeats", type=_positive, default=5, help="timed steps after 2 warm-up steps (default: 5)")
+    step.add_argument("--json", action="store_true")
     return parser
 
 
@@ -147,10 +168,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     for name in methods:
         get_strategy(name)
     protocol = load_protocol(args.protocol)
+    constraint = _constraint(args, protocol, methods)
     device = resolve_device(args.device)
     dataset = load_dataset(args.data, args.data_dir)
     request = RunRequest(methods=methods, protocol=protocol, seeds=args.seeds or protocol.seeds, dataset=dataset,
-                         device=device, store_path=args.store, force=args.force, show_progress=not args.no_progress)
+                         device=device, store_path=args.store, force=args.force, show_progress=not args.no_progress,
+                         constraint=constraint)
 
     def emit(record: dict[str, Any]) -> None:
         if args.json:
@@ -162,12 +185,66 @@ def cmd_run(args: argparse.Namespace) -> int:
             val = "–" if record["val_acc"] is None else f"{100 * record['val_acc']:.1f}%"
             print(f"{record['method']} seed {record['seed']}: test acc {100 * record['test_acc']:.2f}%, "
                   f"search-val acc {val}, params {record['params'] / 1e6:.3f}M, FLOPs {record['flops'] / 1e6:.1f}M, "
-                  f"search {record['search_seconds']:.0f}s, final training {record['eval_seconds']:.0f}s{note}", flush=True)
+                  f"search {record['search_seconds']:.0f}s, final training {record['eval_seconds']:.0f}s"
+                  f"{_constraint_note(record)}{note}", flush=True)
 
     failures = execute(request, emit)
     if not args.json:
         print(f"stored in {args.store}; `nasbench report --store {args.store}` regenerates the tables", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _constraint_note(record: dict[str, Any]) -> str:
+    constraint = record.get("details", {}).get("constraint")
+    if constraint is None:
+        return ""
+    return f", {constraint['metric']} {constraint['achieved']:g} (target {constraint['target']:g})"
+
+
+def _constraint(args: argparse.Namespace, protocol, methods: tuple[str, ...]):
+    """The run's resource constraint from the --constraint options, or None; every
+    inconsistency is a one-line error here, before any data or store is touched."""
+    from nasbench.hardware.cost_model import CostModel
+    from nasbench.hardware.profiler import counts_table
+    from nasbench.hardware.table import CostTable
+    from nasbench.strategies.base import Constraint
+    from nasbench.strategies.snas import CONSTRAINT_SETTINGS
+
+    given = [f"--{name.replace('_', '-')}" for name in ("target", "table", "constraint_weight", "snas_setting")
+             if getattr(args, name) is not None]
+    if args.constraint is None:
+        if given:
+            raise NasbenchError(f"{', '.join(given)} only go with --constraint METRIC")
+        return None
+    if args.constraint not in CONSTRAINT_METRICS:
+        raise NasbenchError(f"unknown --constraint {args.constraint!r}; known: {', '.join(CONSTRAINT_METRICS)}")
+    metric = CONSTRAINT_METRICS[args.constraint]
+    if args.target is None or not args.target > 0:
+        raise NasbenchError("--constraint needs a positive --target (ms for latency, counts for the others)")
+    if (args.constraint_weight is None) == (args.snas_setting is None):
+        raise NasbenchError(f"--constraint needs exactly one of --constraint-weight LAMBDA and --snas-setting "
+                            f"{{{','.join(CONSTRAINT_SETTINGS)}}}")
+    if args.snas_setting is not None:
+        if set(methods) != {"snas"}:
+            raise NasbenchError("--snas-setting is SNAS' own; with other methods give --constraint-weight")
+        if args.snas_setting not in CONSTRAINT_SETTINGS:
+            raise NasbenchError(f"unknown --snas-setting {args.snas_setting!r}; known: {', '.join(CONSTRAINT_SETTINGS)}")
+    weight = CONSTRAINT_SETTINGS[args.snas_setting] if args.snas_setting is not None else args.constraint_weight
+    if not weight >= 0:
+        raise NasbenchError(f"--constraint-weight must be >= 0, got {weight}")
+    space = _cell_space()
+    if args.table is None:
+        if metric == "latency_ms":
+            raise NasbenchError("--constraint latency needs --table cost_tables/<device>/<table>.json "
+                                "(build one with `nasbench profile`)")
+        table = counts_table(space, protocol)
+    else:
+        table = CostTable.load(args.table)
+        if table.protocol_hash != protocol.hash:
+            raise NasbenchError(f"cost table {args.table} is for protocol {table.protocol} (hash {table.protocol_hash}), "
+                                f"not {protocol.name} (hash {protocol.hash}); profile this protocol with "
+                                f"`nasbench profile --protocol {protocol.name} ...`")
+    return Constraint(metric, args.target, weight, CostModel(table, space, metric))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -350,8 +427,30 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from nasbench.bench import bench_search_step
+    from nasbench.provenance import resolve_device
+
+    result = bench_search_step(args.method, batch_size=args.batch_size, cells=args.cells, channels=args.channels,
+                               device=resolve_device(args.device), repeats=args.repeats)
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"{result['method']} search step, batch {result['batch_size']}, {result['cells']} cells, "
+          f"{result['channels']} channels, {result['device']} ({result['threads']} thread(s)): "
+          f"median {1e3 * result['median_s']:.1f} ms over {result['repeats']} steps "
+          f"(min {1e3 * result['min_s']:.1f}, max {1e3 * result['max_s']:.1f}); "
+          f"peak memory {result['peak_memory_bytes'] / 2**20:.1f} MiB ({result['peak_memory_measure']}"
+          f"{_memory_before(result['memory_before_bytes'])})")
+    return 0
+
+
+def _memory_before(value: int | None) -> str:
+    return "" if value is None else f"; {value / 2**20:.1f} MiB before the first step"
+
+
 COMMANDS = {"run": cmd_run, "list": cmd_list, "describe": cmd_describe, "report": cmd_report,
-            "profile": cmd_profile, "cost": cmd_cost}
+            "profile": cmd_profile, "cost": cmd_cost, "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -268,6 +268,13 @@ def shuffled_batches(split: DeviceSplit, batch_size: int, generator: torch.Gener
         yield split.images[idx], split.labels[idx]
 
 
+def endless_batches(split: DeviceSplit, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`shuffled_batches` pass after pass, reshuffled each time: batches of a split
+    drawn beside the batches of another (a bilevel search's validation batches)."""
+    while True:
+        yield from shuffled_batches(split, batch_size, generator)
+
+
 def ordered_batches(split: DeviceSplit, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     for start in range(0, len(split), batch_size):
         yield split.images[start:start + batch_size], split.labels[start:start + batch_size]

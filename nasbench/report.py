@@ -13,7 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from nasbench.baselines_data import published_row
+from nasbench.hardware.cost_model import CostModel
 from nasbench.hardware.table import CostTable
+from nasbench.spaces import get_space
 from nasbench.store import iter_finished
 from nasbench.strategies import STRATEGIES
 
@@ -25,13 +27,23 @@ CONVENTIONS = (
     "Search cost: hours of wall time of the search alone on the device named (final training excluded). "
     f"Δ vs random: mean test error minus that of `{REFERENCE_METHOD}` (architectures drawn at random and "
     "final-trained identically); negative is better. Published columns: the papers' own figures "
-    "(full CIFAR-10, their hardware, GPU-days) from baselines/published_results.csv."
+    "(full CIFAR-10, their hardware, GPU-days) from baselines/published_results.csv. "
+    "Latency (ms) <device> <backend> t<threads> b<batch>: the found networks' latency predicted by the measured "
+    "cost table of that device and the run's protocol (its final network, without the auxiliary head), mean over seeds."
 )
 
 
 def load_runs(store_path: Path) -> pd.DataFrame:
-    rows = [dict(row) for row in iter_finished(store_path)]
+    rows = [{**dict(row), **_constraint_columns(row["details_json"])} for row in iter_finished(store_path)]
     return pd.DataFrame(rows)
+
+
+def _constraint_columns(details_json: str | None) -> dict[str, object]:
+    """A constrained run's target and the exact cost its architecture achieves."""
+    constraint = json.loads(details_json or "{}").get("constraint")
+    if constraint is None:
+        return {"constraint_target": None, "constraint_achieved": None}
+    return {"constraint_target": constraint["target"], "constraint_achieved": constraint["achieved"]}
 
 
 def _published(method: str) -> dict[str, object]:
@@ -48,10 +60,39 @@ def _published(method: str) -> dict[str, object]:
     }
 
 
+def load_tables(tables_dir: Path | None) -> list[CostTable]:
+    if tables_dir is None:
+        return []
+    return [CostTable.load(p) for p in sorted(Path(tables_dir).glob("*/*.json")) if not p.name.endswith(".validation.json")]
+
+
+def latency_column(table: CostTable) -> str:
+    c = table.conditions
+    return f"latency_ms {table.device_fingerprint} {c['backend']} t{c['threads']} b{c['batch_size']}"
+
+
+def with_device_costs(runs: pd.DataFrame, tables: list[CostTable]) -> pd.DataFrame:
+    """Each run's predicted latency on every measured table of its space and protocol
+    (a column per table; empty where the table is of another protocol)."""
+    runs = runs.copy()
+    for table in tables if len(runs) else ():
+        if not table.measured:
+            continue
+        space = get_space(table.space)
+        model = CostModel(table, space, "latency_ms")
+        runs[latency_column(table)] = [
+            model.cost(space.from_dict(json.loads(genotype)))
+            if run_space == table.space and protocol_hash == table.protocol_hash else None
+            for genotype, run_space, protocol_hash in zip(runs["genotype_json"], runs["space"], runs["protocol_hash"])
+        ]
+    return runs
+
+
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (protocol, data, method)."""
+    """One row per (protocol, data, method, variant): a constrained run is its own row."""
     runs = runs.assign(test_error=100.0 * (1.0 - runs["test_acc"]))
-    grouped = runs.groupby(["protocol", "protocol_hash", "data", "method"], sort=False)
+    latency_columns = [c for c in runs.columns if c.startswith("latency_ms ")]
+    grouped = runs.groupby(["protocol", "protocol_hash", "data", "method", "variant"], sort=False)
     table = grouped.agg(
         strategy=("strategy_class", "first"),
         n=("seed", "nunique"),
@@ -64,8 +105,11 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         search_hours=("search_seconds", lambda s: s.mean() / 3600),
         eval_hours=("eval_seconds", lambda s: s.mean() / 3600),
         devices=("device", lambda s: "; ".join(sorted(set(s)))),
+        constraint_target=("constraint_target", "first"),
+        constraint_achieved=("constraint_achieved", "mean"),
+        **{column: (column, "mean") for column in latency_columns},
     ).reset_index()
-    reference = table[table["method"] == REFERENCE_METHOD].set_index(["protocol_hash", "data"])["test_error_mean"]
+    reference = table[(table["method"] == REFERENCE_METHOD) & (table["variant"] == "")].set_index(["protocol_hash", "data"])["test_error_mean"]
     table["delta_vs_random"] = [
         row.test_error_mean - reference[(row.protocol_hash, row.data)] if (row.protocol_hash, row.data) in reference.index else None
         for row in table.itertuples()
@@ -94,7 +138,7 @@ def to_markdown(summary: pd.DataFrame, store_path: Path, n_runs: int) -> str:
     for (protocol, protocol_hash, data), section in summary.groupby(["protocol", "protocol_hash", "data"], sort=False):
         lines += ["", f"## Protocol `{protocol}` (hash `{protocol_hash}`), data `{data}`", ""]
         table = pd.DataFrame({
-            "Method": section["method"],
+            "Method": [m if not v else f"{m} [{v}]" for m, v in zip(section["method"], section["variant"])],
             "Strategy": section["strategy"],
             "Test error (%)": [f"{_fmt(m)} ± {_fmt(s)}" for m, s in zip(section["test_error_mean"], section["test_error_std"])],
             "n": section["n"],
@@ -103,6 +147,12 @@ def to_markdown(summary: pd.DataFrame, store_path: Path, n_runs: int) -> str:
             "FLOPs (M, MAC=1)": [_fmt(v, 1) for v in section["flops_m"]],
             "Search cost (h)": [_fmt(v, 3) for v in section["search_hours"]],
             "Device": section["devices"],
+            **{f"Latency (ms) {c.removeprefix('latency_ms ')}": [_fmt(v, 2) for v in section[c]]
+               for c in section.columns if c.startswith("latency_ms ") and section[c].notna().any()},
+            **({"Constraint: achieved / target": [
+                "–" if pd.isna(t) else f"{a:.4g} / {t:.4g}"
+                for a, t in zip(section["constraint_achieved"], section["constraint_target"])]}
+               if section["constraint_target"].notna().any() else {}),
             "Published error (%)": [_fmt(v) for v in section["published_test_error"]],
             "Published params (M)": [_fmt(v, 1) for v in section["published_params_m"]],
             "Published search (GPU-days)": [_fmt(v, 1) for v in section["published_search_cost_gpu_days"]],
@@ -114,13 +164,11 @@ def to_markdown(summary: pd.DataFrame, store_path: Path, n_runs: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cost_table_rows(tables_dir: Path) -> pd.DataFrame:
+def cost_table_rows(tables: list[CostTable]) -> pd.DataFrame:
     """One row per (cost table, validation predictor), read from the table files."""
     rows = []
-    for path in sorted(Path(tables_dir).glob("*/*.json")):
-        if path.name.endswith(".validation.json"):
-            continue
-        table = CostTable.load(path)
+    for table in tables:
+        path = table.path
         c = table.conditions
         base = {
             "table": str(path), "device": c.get("device"), "device_fingerprint": table.device_fingerprint,
@@ -128,8 +176,7 @@ def cost_table_rows(tables_dir: Path) -> pd.DataFrame:
             "network": f"{table.network['channels']} ch, {table.network['cells']} cells",
             "backend": f"{c.get('backend')} {c.get('backend_version', '')}".strip(), "threads": c.get("threads"),
             "batch_size": c.get("batch_size"), "entries": len(table.entries), "build_seconds": table.build_seconds,
-            "predictor": None if table.predictor is None else
-            f"{table.predictor.kind}: {table.predictor.scale:.4f} x sum + {table.predictor.offset_ms:.4f} ms",
+            "predictor": None if table.predictor is None else table.predictor.describe(),
         }
         validation = path.with_suffix(".validation.json")
         if not validation.is_file():
@@ -147,8 +194,8 @@ def cost_tables_markdown(tables: pd.DataFrame, tables_dir: Path) -> str:
     lines = ["", "## Cost tables", "",
              f"Measured tables under `{tables_dir}` and how well each predicts whole networks it never saw "
              "(random architectures, measured end to end under the table's conditions). `table` is the table's "
-             "own predictor; `naive_sum` sums isolated part latencies; the FLOPs and FLOPs+MAC lines are linear "
-             "baselines fitted on the same calibration architectures. `(repeatability)` compares two independent "
+             "own predictor; `naive_sum` sums isolated part latencies; `affine_sum`, the FLOPs and FLOPs+MAC lines "
+             "are linear baselines fitted on the same calibration architectures. `(repeatability)` compares two independent "
              "halves of the whole-network measurements (odd against even rounds): the noise floor no predictor can "
              "beat. Shares within ±5% / ±10% in %, MAPE, p95 absolute error and signed bias in %."]
     for table_path, group in tables.groupby("table", sort=False):
@@ -171,10 +218,11 @@ def cost_tables_markdown(tables: pd.DataFrame, tables_dir: Path) -> str:
 
 
 def generate(store_path: Path, out_dir: Path, tables_dir: Path | None = None) -> list[Path]:
-    runs = load_runs(store_path)
+    cost_tables = load_tables(tables_dir)
+    runs = with_device_costs(load_runs(store_path), cost_tables)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "results.md", out_dir / "results.csv", out_dir / "runs.csv"]
-    tables = cost_table_rows(tables_dir) if tables_dir is not None else pd.DataFrame()
+    tables = cost_table_rows(cost_tables)
     tables_md = cost_tables_markdown(tables, tables_dir) if not tables.empty else ""
     if not tables.empty:
         paths.append(out_dir / "cost_tables.csv")

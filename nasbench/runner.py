@@ -23,8 +23,8 @@ from nasbench.protocol import Protocol
 from nasbench.provenance import device_fingerprint, device_name, git_commit, software_versions
 from nasbench.spaces import get_space
 from nasbench.store import UNFINISHED, RunKey, RunOutcome, RunStart, Store
-from nasbench.strategies import get_strategy
-from nasbench.strategies.base import SearchContext, derive_seed
+from nasbench.strategies import STRATEGIES, get_strategy
+from nasbench.strategies.base import Checkpoint, Constraint, SearchContext, SearchResult, derive_seed
 from nasbench.training import build_model, train_network
 
 
@@ -38,6 +38,9 @@ class RunRequest:
     store_path: Path
     force: bool = False
     show_progress: bool = True
+    constraint: Constraint | None = None
+    """A resource constraint for every method (each must accept one); its runs are stored
+    as their own variant."""
 
 
 def run_record(row: Any) -> dict[str, Any]:
@@ -52,6 +55,7 @@ def run_record(row: Any) -> dict[str, Any]:
         "protocol_hash": row["protocol_hash"],
         "seed": row["seed"],
         "data": row["data"],
+        "variant": row["variant"],
         "status": row["status"],
         "genotype": json.loads(row["genotype_json"]) if row["genotype_json"] else None,
         "val_acc": row["val_acc"],
@@ -75,15 +79,19 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None]) -> int:
     for cls in strategies:
         if not set(cls.spaces) & {"cell"}:
             raise NasbenchError(f"method {cls.name} does not run on the cell space")
+        if request.constraint is not None and not cls.accepts_constraint:
+            able = ", ".join(name for name, c in STRATEGIES.items() if c.accepts_constraint)
+            raise NasbenchError(f"method {cls.name} cannot search under a resource constraint; methods that can: {able}")
     if request.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes per network: let cuDNN pick its kernels once
     splits = make_splits(request.dataset, request.protocol.data)
     data = SplitData.build(request.dataset, splits, request.device)
     failures = 0
+    variant = "" if request.constraint is None else request.constraint.variant()
     with Store(request.store_path) as store:
         for cls in strategies:
             for seed in request.seeds:
-                key = RunKey(cls.name, seed, request.protocol.hash, request.dataset.identity)
+                key = RunKey(cls.name, seed, request.protocol.hash, request.dataset.identity, variant)
                 done = store.find(key, ("finished",))
                 if done is not None and not request.force:
                     emit({**run_record(done), "cached": True})
@@ -104,13 +112,13 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None]) -> int:
 def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitData) -> int:
     space = get_space(cls.spaces[0])
     context = SearchContext(space=space, protocol=request.protocol, seed=key.seed, data=data, device=request.device,
-                            show_progress=request.show_progress)
+                            show_progress=request.show_progress, constraint=request.constraint)
     strategy = cls(context)
     previous = None if request.force else store.find(key, UNFINISHED)
     elapsed_before = 0.0
     if previous is not None and previous["state_json"]:
         run_id = previous["id"]
-        strategy.load_state_dict(json.loads(previous["state_json"]))
+        strategy.restore(Checkpoint(json.loads(previous["state_json"]), store.checkpoint_tensors(run_id)))
         elapsed_before = previous["search_seconds"] or 0.0
         store.resume(run_id)
     else:
@@ -125,7 +133,8 @@ def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitDat
         return elapsed_before + time.perf_counter() - started
 
     context.on_trial = lambda trial: store.add_trial(run_id, trial)
-    context.on_checkpoint = lambda state: store.checkpoint(run_id, state, search_seconds())
+    context.on_checkpoint = lambda checkpoint: store.checkpoint(run_id, checkpoint.state, search_seconds(),
+                                                                checkpoint.tensors)
     try:
         result = strategy.run()
         searched = search_seconds()
@@ -138,7 +147,7 @@ def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitDat
         outcome = RunOutcome(
             search_seconds=searched, eval_seconds=time.perf_counter() - eval_start,
             genotype=space.to_dict(result.arch), val_acc=result.val_acc, test_acc=trained.accuracy,
-            params=count_params(model), flops=count_flops(model), details=result.details)
+            params=count_params(model), flops=count_flops(model), details=_details(result, request.constraint))
     except KeyboardInterrupt:
         store.fail(run_id, "interrupted by the user", status="interrupted")
         raise
@@ -148,3 +157,11 @@ def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitDat
     store.finish(run_id, outcome)
     return run_id
 
+
+
+def _details(result: SearchResult, constraint: Constraint | None) -> dict[str, Any]:
+    """The strategy's details and, under a constraint, the target and the exact cost the
+    found architecture achieves on the constraint's table."""
+    if constraint is None:
+        return result.details
+    return {**result.details, "constraint": constraint.describe(result.arch)}

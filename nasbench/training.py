@@ -44,9 +44,14 @@ def build_model(space: SearchSpace, arch, stage: TrainStage, device: torch.devic
     return space.build(arch, stage.network).to(device)
 
 
+def cosine_annealing(lr: float, lr_min: float, epoch: int, epochs: int) -> float:
+    """Learning rate of ``epoch`` under per-epoch cosine annealing from ``lr`` to ``lr_min``."""
+    return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * epoch / epochs))
+
+
 def cosine_lr(stage: TrainStage, epoch: int) -> float:
-    """Learning rate of ``epoch`` (per-epoch cosine annealing from lr to lr_min)."""
-    return stage.lr_min + 0.5 * (stage.lr - stage.lr_min) * (1 + math.cos(math.pi * epoch / stage.epochs))
+    """Learning rate of ``epoch`` of ``stage``'s recipe."""
+    return cosine_annealing(stage.lr, stage.lr_min, epoch, stage.epochs)
 
 
 def train_network(model: nn.Module, stage: TrainStage, train: DeviceSplit, evaluate_on: DeviceSplit, seed: int,

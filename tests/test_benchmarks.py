@@ -3,7 +3,8 @@ them with `python -m pytest tests/test_benchmarks.py --benchmark-enable`.
 
 - batched device-side augmentation against torchvision's per-image transforms, the
   choice the data pipeline rests on;
-- cost-table building (counting and a smoke-sized measured build) and lookups."""
+- cost-table building (counting and a smoke-sized measured build) and lookups;
+- a first-order DARTS search step (architecture and weight update) on a small supernet."""
 from __future__ import annotations
 
 import random
@@ -12,12 +13,14 @@ import numpy as np
 import pytest
 import torch
 
+from nasbench.bench import random_batch, search_context
 from nasbench.data import Augmentation
 from nasbench.hardware.cost_model import CostModel
 from nasbench.hardware.measure import MeasureSettings, TorchBackend
 from nasbench.hardware.profiler import ProfileRequest, counts_table, profile
-from nasbench.protocol import load_protocol
+from nasbench.protocol import SupernetBudget, load_protocol
 from nasbench.spaces import get_space
+from nasbench.strategies.darts import Darts
 
 BATCH = 256
 
@@ -80,3 +83,14 @@ def test_expected_cost_forward_and_backward(benchmark, flops_model):
         return cost
 
     assert benchmark(step).item() > 0
+
+
+def test_darts_search_step(benchmark):
+    """4 channels, 3 cells, batch 16 (``nasbench bench search-step`` times any size)."""
+    strategy = Darts(search_context(SupernetBudget(channels=4, cells=3, epochs=1, batch_size=16), torch.device("cpu")))
+    generator = torch.Generator().manual_seed(0)
+    train, val = random_batch(16, generator), random_batch(16, generator)
+    alphas = [a.detach().clone() for a in strategy.supernet.arch_parameters()]
+    val_loss, train_loss = benchmark(strategy.search_step, train, val, 0.025)
+    assert val_loss.isfinite() and train_loss.isfinite()
+    assert not any(torch.equal(a, b) for a, b in zip(alphas, strategy.supernet.arch_parameters()))

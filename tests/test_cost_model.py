@@ -159,6 +159,19 @@ def test_latency_cost_applies_the_predictor(space, counts):
     assert model.within(genotype, by_hand + 1e-9) and not model.within(genotype, by_hand - 1e-3)
 
 
+def test_latency_cost_scales_each_operation_by_its_own_factor(space, counts, tmp_path):
+    predictor = LatencyPredictor("per_operation", 1.5, 2.0, 10, {"sep_conv_3x3": 3.0, "skip_connect": 0.5})
+    table = dataclasses.replace(_measured(counts), predictor=predictor)
+    model = CostModel(table, space, "latency_ms")
+    genotype = space.zoo()["DARTS_V2"].arch
+    scales = {"sep_conv_3x3": 3.0, "skip_connect": 0.5}
+    by_hand = 2.0 + sum((scales.get(k.name, 1.5) if k.kind == "op" else 1.5) * (table.entries[k].latency.p50_ms - 0.25)
+                        for k in space.cost_parts(genotype, model.config))
+    assert model.cost(genotype) == pytest.approx(by_hand)
+    assert model.expected(space.arch_weights(genotype)).item() == pytest.approx(by_hand)
+    assert CostTable.load(table.save(tmp_path)).predictor == predictor
+
+
 def test_a_missing_entry_names_the_profile_command(space, counts):
     table = _measured(counts)
     entries = dict(table.entries)

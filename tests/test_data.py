@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from nasbench.data import Augmentation, DeviceSplit, SplitData, load_dataset, make_splits, ordered_batches, \
-    shuffled_batches
+from nasbench.data import Augmentation, DeviceSplit, SplitData, endless_batches, load_dataset, make_splits, \
+    ordered_batches, shuffled_batches
 from nasbench.errors import DataError
 from nasbench.protocol import load_protocol
 
@@ -207,6 +207,17 @@ def test_batches_cover_the_split_once(dataset):
     assert not torch.equal(seen, split.images)
     ordered = list(ordered_batches(split, 20))
     assert torch.equal(torch.cat([labels for _, labels in ordered]), split.labels)
+
+
+
+def test_endless_batches_reshuffle_pass_after_pass(dataset):
+    split = DeviceSplit.from_arrays(dataset.x_train[:20], dataset.y_train[:20], CPU)
+    batches = list(itertools.islice(endless_batches(split, 8, torch.Generator().manual_seed(0)), 6))
+    assert [len(labels) for _, labels in batches] == [8, 8, 4] * 2
+    first, second = (torch.cat([images for images, _ in batches[i:i + 3]]) for i in (0, 3))
+    assert sorted(first.flatten(1).tolist()) == sorted(second.flatten(1).tolist()) == \
+        sorted(split.images.flatten(1).tolist())
+    assert not torch.equal(first, second)  # each pass in a fresh order
 
 
 # -- augmentation ----------------------------------------------------------------------

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -13,13 +15,14 @@ from nasbench.cli import main
 from nasbench.hardware.cost_model import CostModel
 from nasbench.hardware.counting import count_flops, count_params
 from nasbench.hardware.measure import LatencyStats, MeasureSettings, TorchBackend, make_backend
-from nasbench.hardware.profiler import accuracy_figures, final_network
-from nasbench.hardware.table import CostTable
+from nasbench.hardware.profiler import ArchMeasurement, accuracy_figures, final_network, fit_predictor
+from nasbench.hardware.table import CostTable, LatencyPredictor
 from nasbench.protocol import load_protocol
 from nasbench.provenance import device_fingerprint
 from nasbench.spaces import get_space
+from nasbench.spaces.cell.ops import OPERATIONS
 
-FAST = ["--rounds", "1", "--min-time", "0.002", "--calibrate", "4", "--validate", "5", "--no-progress"]
+FAST = ["--rounds", "1", "--min-time", "0.002", "--calibrate", "12", "--validate", "5", "--no-progress"]
 
 
 def test_latency_percentiles():
@@ -60,6 +63,47 @@ def test_accuracy_figures_by_hand():
     assert figures["kendall_tau"] == pytest.approx(1.0) and figures["spearman_rho"] == pytest.approx(1.0)
 
 
+def _arch_measurement(latency_ms: float, op_sums_ms: dict[str, float], other_sum_ms: float, harness_ms: float,
+                      parts: int) -> ArchMeasurement:
+    part_sum = sum(op_sums_ms.values()) + other_sum_ms + harness_ms
+    return ArchMeasurement({}, LatencyStats(latency_ms, latency_ms, latency_ms, latency_ms, 1), None, part_sum,
+                           part_sum + (parts - 1) * harness_ms, op_sums_ms, other_sum_ms, 0, 0)
+
+
+def test_the_predictor_stays_affine_where_per_operation_scales_only_fit_noise():
+    rng = np.random.default_rng(1)
+    calibration = []
+    for _ in range(12):
+        sums = {name: float(rng.uniform(0.5, 3.0)) for name in ("sep_conv_3x3", "max_pool_3x3", "skip_connect", "avg_pool_3x3")}
+        latency = 1.1 * (sum(sums.values()) + 4.0) + 2.0
+        calibration.append(_arch_measurement(latency * (1 + rng.normal(0, 0.01)), sums, 4.0, 0.0, 40))
+    predictor = fit_predictor(calibration, 0.0)
+    assert predictor.kind == "affine" and predictor.op_scales == {}
+    assert predictor.loo_mape_pct["affine"] < predictor.loo_mape_pct["per_operation"]
+    assert predictor.scale == pytest.approx(1.1, rel=0.05)
+
+
+def test_the_predictor_recovers_per_operation_scales():
+    """Whole networks made of three operations that cost 1.5x, 1.2x and 1.0x their
+    isolated time, plus 2 ms of network overhead: the fit finds exactly those."""
+    rng = np.random.default_rng(0)
+    truth = {"sep_conv_3x3": 1.5, "max_pool_3x3": 1.2, "skip_connect": 1.0}
+    calibration = []
+    for _ in range(12):
+        sums = {name: float(rng.uniform(0.5, 3.0)) for name in truth}
+        others = 4.0  # identical in every architecture, like the stem and the head
+        latency = sum(truth[n] * v for n, v in sums.items()) + others + 2.0
+        calibration.append(_arch_measurement(latency, sums, others, 0.01, 40))
+    predictor = fit_predictor(calibration, 0.01)
+    assert predictor.kind == "per_operation" and predictor.fitted_on == 12
+    assert predictor.op_scales == pytest.approx(truth, abs=1e-9)
+    # parts common to every architecture are not identifiable apart from the offset; their total is
+    assert predictor.offset_ms + predictor.scale * 4.0 == pytest.approx(6.0, abs=1e-9)
+    assert predictor.loo_mape_pct["per_operation"] < 1e-9 < predictor.loo_mape_pct["affine"]
+    assert fit_predictor(calibration[:5], 0.01).kind == "affine"  # too few for 3 scales and an offset
+    assert fit_predictor(calibration[:1], 0.01) == LatencyPredictor("sum", 1.0, 0.01)
+
+
 @pytest.fixture(scope="module", params=["torch", "onnxruntime"])
 def profiled(request, tmp_path_factory):
     out = tmp_path_factory.mktemp(f"tables-{request.param}")
@@ -83,7 +127,11 @@ def test_profile_writes_a_complete_table(profiled):
                   "torch_version", "dtype", "batch_size", "memory_format", "date", "measurement"):
         assert field in table.conditions, field
     assert table.conditions["backend"] == backend and table.conditions["threads"] == 1
-    assert table.predictor.kind == "affine" and table.predictor.fitted_on == 4
+    predictor = table.predictor
+    assert predictor.fitted_on == 12 and set(predictor.loo_mape_pct) == {"affine", "per_operation"}
+    assert predictor.kind == min(predictor.loo_mape_pct, key=predictor.loo_mape_pct.get)
+    if predictor.kind == "per_operation":
+        assert set(predictor.op_scales) <= set(OPERATIONS) and len(predictor.op_scales) >= 5
     assert table.build_seconds > 0 and table.harness_ms > 0
 
 
@@ -102,7 +150,8 @@ def test_profile_validation_file(profiled):
     _, path, _ = profiled
     validation = json.loads(path.with_suffix(".validation.json").read_text())
     assert validation["validation_archs"] == 5 and len(validation["architectures"]) == 5
-    assert set(validation["predictors"]) == {"naive_sum", "part_sum", "table", "flops_linear", "flops_mac_linear"}
+    assert set(validation["predictors"]) == {"naive_sum", "part_sum", "table", "affine_sum", "flops_linear",
+                                             "flops_mac_linear"}
     for figures in validation["predictors"].values():
         assert figures["n"] == 5 and 0 <= figures["within_10pct"] <= 1 and figures["mape_pct"] >= 0
     for arch in validation["architectures"]:
@@ -163,3 +212,16 @@ def test_onnxruntime_on_cuda_without_the_gpu_package_is_refused():
         pytest.skip("this onnxruntime has CUDA")
     with pytest.raises(NasbenchError, match="no CUDAExecutionProvider"):
         make_backend("onnxruntime", torch.device("cuda"), 1, 1, MeasureSettings())
+
+
+def test_report_gives_each_method_its_latency_on_the_profiled_device(profiled, smoke_store, tmp_path):
+    backend, path, out = profiled
+    assert main(["report", "--store", str(smoke_store.path), "--out", str(tmp_path), "--tables", str(out)]) == 0
+    table = CostTable.load(path)
+    column = f"latency_ms {table.device_fingerprint} {backend} t1 b1"
+    summary = pd.read_csv(tmp_path / "results.csv").set_index("method")
+    model, space = CostModel(table, get_space("cell"), "latency_ms"), get_space("cell")
+    for method, runs in pd.read_csv(tmp_path / "runs.csv").groupby("method"):
+        expected = np.mean([model.cost(space.from_dict(json.loads(g))) for g in runs["genotype_json"]])
+        assert summary.loc[method, column] == pytest.approx(expected, rel=1e-5)
+    assert f"Latency (ms) {table.device_fingerprint} {backend} t1 b1" in (tmp_path / "results.md").read_text()

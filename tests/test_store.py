@@ -5,6 +5,7 @@ import json
 import sqlite3
 
 import pytest
+import torch
 
 from nasbench.errors import NasbenchError
 from nasbench.store import RunKey, RunOutcome, RunStart, Store, iter_finished
@@ -86,11 +87,57 @@ def test_finish_supersedes_only_when_the_new_run_finishes(store):
     assert [r["id"] for r in store.runs("superseded")] == [old]
 
 
+def test_variants_are_runs_of_their_own(store):
+    constrained = RunKey(*KEY.values()[:4], variant="flops<=1e+06,weight=0.01")
+    plain_id, constrained_id = start(store), start(store, constrained)
+    store.finish(constrained_id, outcome(0.4))
+    store.finish(plain_id, outcome(0.5))  # supersedes nothing: the other variant is another experiment
+    assert statuses(store) == {plain_id: "finished", constrained_id: "finished"}
+    assert store.find(KEY, ("finished",))["id"] == plain_id
+    assert store.find(constrained, ("finished",))["id"] == constrained_id
+    again = start(store, constrained)
+    store.finish(again, outcome(0.6))
+    assert statuses(store) == {plain_id: "finished", constrained_id: "superseded", again: "finished"}
+
+
+def test_a_store_from_before_variants_gets_the_column(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with Store(path) as s:
+        run_id = start(s)
+        s.finish(run_id, outcome(0.5))
+        s.conn.execute("DROP INDEX runs_key")
+        s.conn.execute("ALTER TABLE runs DROP COLUMN variant")
+        s.conn.commit()
+    with Store(path) as s:
+        assert s.find(KEY, ("finished",))["variant"] == ""
+        assert s.find(RunKey(*KEY.values()[:4], variant="x"), ("finished",)) is None
+
+
 def test_find_returns_the_newest_match(store):
     first, second = start(store), start(store)
     store.fail(first, "x", status="interrupted")
     store.fail(second, "y", status="interrupted")
     assert store.find(KEY, ("interrupted",))["id"] == second
+
+
+def test_checkpoint_tensors_go_with_the_state_and_go_when_finished(store):
+    run_id, other = start(store), start(store, OTHER_SEED)
+    store.checkpoint(run_id, {"epochs_done": 1}, 1.0, {"weights": torch.arange(6.0).view(2, 3),
+                                                      "optimiser": {"state": {0: {"step": torch.tensor(3.0)}}}})
+    store.checkpoint(other, {"trials": []}, 1.0)  # a black-box method's checkpoint has no tensors
+    loaded = store.checkpoint_tensors(run_id)
+    assert torch.equal(loaded["weights"], torch.arange(6.0).view(2, 3))
+    assert loaded["optimiser"]["state"][0]["step"].item() == 3.0
+    assert store.checkpoint_tensors(other) == {}
+    store.checkpoint(run_id, {"epochs_done": 2}, 2.0, {"weights": torch.zeros(2)})  # the newest replaces it
+    assert set(store.checkpoint_tensors(run_id)) == {"weights"}
+    assert torch.equal(store.checkpoint_tensors(run_id)["weights"], torch.zeros(2))
+    big = {"weights": torch.zeros(2**20)}  # 4 MiB that finishing must give back to the file system
+    store.checkpoint(run_id, {"epochs_done": 3}, 3.0, big)
+    size_with_checkpoint = store.path.stat().st_size
+    store.finish(run_id, outcome(0.5))
+    assert store.checkpoint_tensors(run_id) == {}
+    assert store.path.stat().st_size < size_with_checkpoint - 2**21
 
 
 def test_resume_clears_the_error(store):

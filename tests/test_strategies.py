@@ -41,7 +41,8 @@ def test_random_search_evaluates_exactly_the_budget(uninterrupted, cell_space, t
     assert tiny.search.candidates == 3
     assert len(strategy.trials) == 3 and [t.index for t in strategy.trials] == [0, 1, 2]
     assert trials == strategy.trials  # every trial was reported to the store callback
-    assert len(checkpoints) == 3 and [len(c["trials"]) for c in checkpoints] == [1, 2, 3]
+    assert len(checkpoints) == 3 and [len(c.state["trials"]) for c in checkpoints] == [1, 2, 3]
+    assert all(c.tensors == {} for c in checkpoints)  # a black-box search keeps no tensors
     assert strategy.status == "finished" and strategy.finished()
     # the candidates are the space's draws from random.Random(seed), in order
     rng = random.Random(3)
@@ -182,11 +183,11 @@ def test_derive_seed():
 
 
 def test_registry():
-    assert sorted(STRATEGIES) == ["random", "random-arch"]
+    assert sorted(STRATEGIES) == ["darts", "darts-2nd", "random", "random-arch", "snas"]
     assert get_strategy("random") is RandomSearch and get_strategy("random-arch") is RandomArchitecture
     with pytest.raises(UnknownNameError) as info:
-        get_strategy("darts")
-    assert str(info.value) == "unknown method 'darts'; known: random, random-arch"
+        get_strategy("enas")
+    assert str(info.value) == "unknown method 'enas'; known: darts, darts-2nd, random, random-arch, snas"
     for name, cls in STRATEGIES.items():
         assert cls.name == name and cls.strategy_class in STRATEGY_CLASSES and cls.summary
         assert "cell" in cls.spaces

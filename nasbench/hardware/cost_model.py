@@ -14,7 +14,7 @@ import torch
 
 from nasbench.errors import NasbenchError
 from nasbench.hardware.parts import PartKey
-from nasbench.hardware.table import CostTable
+from nasbench.hardware.table import CostTable, LatencyPredictor
 from nasbench.spaces.base import NetworkConfig, SearchSpace
 
 METRICS = ("latency_ms", "flops", "params", "mac_elements", "mac_bytes")
@@ -30,24 +30,20 @@ class CostModel:
             table.require()
         self.table, self.space, self.metric = table, space, metric
         self.config = NetworkConfig(channels=table.network["channels"], cells=table.network["cells"])
-        if metric == "latency_ms":
-            predictor = table.predictor
-            self.scale = predictor.scale if predictor else 1.0
-            self.offset = predictor.offset_ms if predictor else table.harness_ms
-        else:
-            self.scale, self.offset = 1.0, 0.0
+        self.predictor = table.predictor or LatencyPredictor("sum", 1.0, table.harness_ms or 0.0)
+        self.offset = self.predictor.offset_ms if metric == "latency_ms" else 0.0
         self._layout: tuple[float, dict[str, torch.Tensor]] | None = None
 
     def part_cost(self, key: PartKey) -> float:
+        """What ``key`` adds to a network's cost (latency: through the table's predictor)."""
         entry = self.table.entry(key)
         if self.metric == "latency_ms":
-            return entry.latency.p50_ms - self.table.harness_ms
+            return self.predictor.part_scale(key) * (entry.latency.p50_ms - self.table.harness_ms)
         return float(getattr(entry, self.metric))
 
     def cost(self, arch: Hashable) -> float:
         """The exact cost of ``arch``'s network."""
-        total = sum(self.part_cost(key) for key in self.space.cost_parts(arch, self.config))
-        return self.scale * total + self.offset
+        return sum(self.part_cost(key) for key in self.space.cost_parts(arch, self.config)) + self.offset
 
     def within(self, arch: Hashable, budget: float) -> bool:
         """The hard constraint of black-box search."""
@@ -73,4 +69,4 @@ class CostModel:
         if missing:
             raise NasbenchError(f"expected cost needs weights for {', '.join(sorted(missing))}")
         total = sum((weights[g] * per_group[g].to(weights[g].device, weights[g].dtype)).sum() for g in per_group)
-        return self.scale * (total + fixed) + self.offset
+        return total + fixed + self.offset

@@ -7,6 +7,7 @@ pooled, so slow drift of the machine (frequency, other load) affects every item 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -22,6 +23,7 @@ from nasbench.hardware.counting import count_flops, count_params
 from nasbench.hardware.mac import DTYPE_BYTES, count_mac
 from nasbench.hardware.measure import Backend, LatencyStats, Runner, collector_paused
 from nasbench.hardware.parts import PartKey
+from nasbench.hardware.cost_model import CostModel
 from nasbench.hardware.table import CostTable, LatencyPredictor, TableEntry
 from nasbench.progress import progress_bar
 from nasbench.protocol import Protocol
@@ -101,6 +103,10 @@ class ArchMeasurement:
     """Sum of the parts' p50 latencies, each less the harness overhead, plus it once."""
     naive_sum_ms: float
     """Plain sum of the parts' p50 latencies."""
+    op_sums_ms: dict[str, float]
+    """Per operation name, its parts' p50 latencies less the harness overhead each, summed."""
+    other_sum_ms: float
+    """The same sum over the parts that are not operations (stem, preprocessing, sums, head)."""
     flops: int
     mac_elements: int
 
@@ -108,6 +114,42 @@ class ArchMeasurement:
 def _fit(features: np.ndarray, target: np.ndarray) -> np.ndarray:
     design = np.column_stack([features, np.ones(len(target))])
     return np.linalg.lstsq(design, target, rcond=None)[0]
+
+
+def _loo_mape_pct(features: np.ndarray, target: np.ndarray, measured: np.ndarray) -> float:
+    """Leave-one-out mean absolute error, in % of ``measured``, of the least-squares fit
+    of ``target`` (the closed form through the hat matrix's diagonal)."""
+    design = np.column_stack([features, np.ones(len(target))])
+    hat = design @ np.linalg.pinv(design)
+    residuals = (target - hat @ target) / np.clip(1.0 - np.diag(hat), 1e-12, None)
+    return float(100 * np.mean(np.abs(residuals) / measured))
+
+
+def fit_predictor(calibration: list[ArchMeasurement], harness_ms: float) -> LatencyPredictor:
+    """The table's predictor, fitted on the calibration architectures' whole-network
+    latencies. ``per_operation`` and ``affine`` compete on their leave-one-out error on
+    the calibration set, and the better one is kept: per-operation scales fit an eager
+    backend's dispatch and cache effects, but can overfit a fusing backend (onnxruntime)
+    whose parts do not add up operation by operation. Fewer than two architectures give
+    the plain ``sum``; too few for one scale per operation give ``affine``."""
+    if len(calibration) < 2:
+        return LatencyPredictor("sum", 1.0, harness_ms)
+    measured = np.array([a.latency.p50_ms for a in calibration])
+    pooled = np.array([[a.part_sum_ms - harness_ms] for a in calibration])
+    scale, offset = _fit(pooled, measured)
+    affine = LatencyPredictor("affine", float(scale), float(offset), len(calibration))
+    names = sorted({name for a in calibration for name in a.op_sums_ms})
+    if len(calibration) < len(names) + 3:
+        return affine
+    features = np.array([[a.op_sums_ms.get(name, 0.0) for name in names] for a in calibration])
+    target = measured - scale * np.array([a.other_sum_ms for a in calibration])
+    errors = {"affine": _loo_mape_pct(pooled, measured, measured),
+              "per_operation": _loo_mape_pct(features, target, measured)}
+    if errors["affine"] <= errors["per_operation"]:
+        return dataclasses.replace(affine, loo_mape_pct=errors)
+    *op_scales, offset = _fit(features, target)
+    return LatencyPredictor("per_operation", float(scale), float(offset), len(calibration),
+                            {name: float(value) for name, value in zip(names, op_scales)}, errors)
 
 
 def accuracy_figures(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
@@ -129,19 +171,20 @@ def accuracy_figures(predicted: Sequence[float], measured: Sequence[float]) -> d
 
 
 def evaluate_predictors(calibration: list[ArchMeasurement], validation: list[ArchMeasurement],
-                        table: CostTable) -> dict[str, dict[str, float]]:
-    """Every predictor's figures on the validation architectures; the linear baselines
-    are fitted on the calibration architectures, like the table's own predictor."""
+                        table: CostTable, space: SearchSpace) -> dict[str, dict[str, float]]:
+    """Every predictor's figures on the validation architectures; the baselines are
+    fitted on the calibration architectures, like the table's own predictor."""
     measured = [a.latency.p50_ms for a in validation]
+    model = CostModel(table, space, "latency_ms")
     predictions = {
         "naive_sum": [a.naive_sum_ms for a in validation],
         "part_sum": [a.part_sum_ms for a in validation],
+        "table": [model.cost(space.from_dict(a.arch)) for a in validation],
     }
-    if table.predictor is not None and table.predictor.kind == "affine":
-        predictions["table"] = [table.predictor.scale * (a.part_sum_ms - table.harness_ms) + table.predictor.offset_ms
-                                for a in validation]
     if len(calibration) >= 3:
         target = np.array([a.latency.p50_ms for a in calibration])
+        w = _fit(np.array([[a.part_sum_ms] for a in calibration]), target)
+        predictions["affine_sum"] = [w[0] * a.part_sum_ms + w[1] for a in validation]
         w = _fit(np.array([[a.flops] for a in calibration]), target)
         predictions["flops_linear"] = [w[0] * a.flops + w[1] for a in validation]
         w = _fit(np.array([[a.flops, a.mac_elements] for a in calibration]), target)
@@ -212,25 +255,26 @@ def profile(request: ProfileRequest, out_dir: Path, log: Callable[[str], None] =
                       backend.conditions(), entries, harness_ms=harness)
 
     def measurement(arch: Hashable, network_counts: Counts, item: _Item) -> ArchMeasurement:
-        latencies = [entries[k].latency.p50_ms for k in space.cost_parts(arch, config)]
+        parts = space.cost_parts(arch, config)
+        op_sums: dict[str, float] = {}
+        for key in parts:
+            if key.kind == "op":
+                op_sums[key.name] = op_sums.get(key.name, 0.0) + entries[key].latency.p50_ms - harness
+        naive_sum = sum(entries[k].latency.p50_ms for k in parts)
+        part_sum = naive_sum - harness * (len(parts) - 1)
         halves = tuple(h.p50_ms for h in item.halves()) if len(item.rounds) >= 2 else None
-        return ArchMeasurement(space.to_dict(arch), LatencyStats.of(item.samples), halves,
-                               sum(latencies) - harness * (len(latencies) - 1), sum(latencies),
+        return ArchMeasurement(space.to_dict(arch), LatencyStats.of(item.samples), halves, part_sum, naive_sum,
+                               op_sums, part_sum - harness - sum(op_sums.values()),
                                network_counts.flops, network_counts.mac_elements)
 
     calibration = [measurement(*n) for n in networks["calibration"]]
     validation = [measurement(*n) for n in networks["validation"]]
-    if len(calibration) >= 2:
-        scale, offset = _fit(np.array([[a.part_sum_ms - harness] for a in calibration]),
-                             np.array([a.latency.p50_ms for a in calibration]))
-        table.predictor = LatencyPredictor("affine", float(scale), float(offset), len(calibration))
-    else:
-        table.predictor = LatencyPredictor("sum", 1.0, harness)
+    table.predictor = fit_predictor(calibration, harness)
     table.build_seconds = time.perf_counter() - started
     path = table.save(out_dir)
     validation_path = None
     if validation:
-        figures = evaluate_predictors(calibration, validation, table)
+        figures = evaluate_predictors(calibration, validation, table, space)
         validation_path = path.with_suffix(".validation.json")
         validation_path.write_text(json.dumps({
             "table": path.name,
@@ -241,6 +285,7 @@ def profile(request: ProfileRequest, out_dir: Path, log: Callable[[str], None] =
             "repeatability": repeatability(validation),
             "predictor_descriptions": PREDICTORS,
             "architectures": [asdict(a) for a in validation],
+            "calibration_architectures": [asdict(a) for a in calibration],
         }, indent=1) + "\n")
     return table, path, validation_path
 
@@ -248,7 +293,9 @@ def profile(request: ProfileRequest, out_dir: Path, log: Callable[[str], None] =
 PREDICTORS = {
     "naive_sum": "plain sum of the parts' isolated p50 latencies",
     "part_sum": "sum of the parts' p50 latencies less the harness overhead each, plus the harness once",
-    "table": "the table's predictor: part_sum scaled and offset by a least-squares fit on the calibration architectures",
+    "table": "the table's predictor (see the table's `predictor`): per operation name, a scale of its parts' latencies, "
+             "and an offset, fitted by least squares on the calibration architectures",
+    "affine_sum": "baseline: a * part_sum + b, fitted on the calibration architectures",
     "flops_linear": "baseline: a * FLOPs + b, fitted on the calibration architectures",
     "flops_mac_linear": "baseline: a * FLOPs + b * MAC + c, fitted on the calibration architectures",
 }

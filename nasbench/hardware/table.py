@@ -55,17 +55,35 @@ class TableEntry:
 
 @dataclass(frozen=True)
 class LatencyPredictor:
-    """Whole-network latency from the parts: ``scale * sum(p50 - harness) + offset_ms``.
+    """Whole-network latency from the parts: ``offset_ms + sum(scale(part) * (p50 - harness))``.
 
-    ``kind`` ``sum`` is the plain corrected sum (scale 1, offset = harness overhead);
-    ``affine`` has scale and offset fitted by least squares on whole-network
-    measurements of ``fitted_on`` random architectures, which absorbs the per-network
-    overhead the parts cannot see (the cells' Python glue, one top-level call)."""
+    ``kind`` ``sum``: scale 1, offset = the harness overhead (the plain corrected sum).
+    ``affine``: one ``scale`` and the offset fitted by least squares on whole-network
+    measurements of ``fitted_on`` random architectures; the offset absorbs the
+    per-network overhead the parts cannot see (the cells' Python glue, one top-level call).
+    ``per_operation``: as ``affine``, then one scale per operation name
+    (``op_scales``) refitted with the offset, because an operation costs a different
+    share of its isolated time inside a network (pools and skips, cheap alone, pay for
+    the cold caches they meet there); other parts, and operations the calibration
+    architectures never chose, keep the pooled ``scale``. The profiler keeps whichever
+    of ``affine`` and ``per_operation`` predicts the calibration set better."""
 
     kind: str
     scale: float
     offset_ms: float
     fitted_on: int = 0
+    op_scales: dict[str, float] = field(default_factory=dict)
+    loo_mape_pct: dict[str, float] = field(default_factory=dict)
+    """Leave-one-out error on the calibration set of each kind considered (the lower one is kept)."""
+
+    def part_scale(self, key: PartKey) -> float:
+        return self.op_scales.get(key.name, self.scale) if key.kind == "op" else self.scale
+
+    def describe(self) -> str:
+        text = f"{self.kind}: {self.scale:.4f} x sum + {self.offset_ms:.4f} ms"
+        if self.op_scales:
+            text += " (operations scaled: " + ", ".join(f"{n} {s:.3f}" for n, s in sorted(self.op_scales.items())) + ")"
+        return text
 
 
 @dataclass

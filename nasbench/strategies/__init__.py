@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from nasbench.errors import UnknownNameError
 from nasbench.strategies.base import Strategy
+from nasbench.strategies.darts import Darts, DartsSecondOrder
 from nasbench.strategies.random_search import RandomArchitecture, RandomSearch
+from nasbench.strategies.snas import Snas
 
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (RandomSearch, RandomArchitecture)}
+STRATEGIES: dict[str, type[Strategy]] = {
+    cls.name: cls for cls in (RandomSearch, RandomArchitecture, Darts, DartsSecondOrder, Snas)
+}
 
 
 def get_strategy(name: str) -> type[Strategy]:

@@ -2,7 +2,9 @@
 
 A strategy owns its budget and status: :meth:`Strategy.run` repeats :meth:`step` until
 :meth:`finished`, checkpointing after every step. Its whole state, random-number state
-included, is a JSON-able dict (:meth:`state_dict` / :meth:`load_state_dict`), so a run
+included, is a :class:`Checkpoint`: a JSON-able dict (:meth:`state_dict` /
+:meth:`load_state_dict`) and, for methods that train networks during the search, the
+tensors JSON cannot hold (:meth:`tensor_state` / :meth:`load_tensor_state`), so a run
 stopped at any step continues exactly where it was.
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 
 from nasbench.data import SplitData
 from nasbench.errors import NasbenchError
+from nasbench.hardware.cost_model import CostModel
 from nasbench.progress import progress_bar
 from nasbench.protocol import Protocol
 from nasbench.spaces.base import SearchSpace
@@ -54,6 +57,59 @@ class SearchResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+TensorState = dict[str, Any]
+"""What ``torch.save`` writes and ``torch.load(weights_only=True)`` reads back: tensors in
+(nested) dicts and lists with plain values, e.g. module and optimiser state dicts."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A strategy's whole state after a step, as the store keeps it (in one transaction)."""
+
+    state: dict[str, Any]
+    """JSON-able values: trials, status, random-number state, the strategy's fields."""
+    tensors: TensorState = field(default_factory=dict)
+    """Network weights, optimiser moments, torch generator states; empty for black-box methods."""
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A resource constraint a method may search under (a run parameter, not part of the
+    protocol): the cost model's ``metric`` should stay at or below ``target`` (in the
+    metric's unit), enforced with strength ``weight``."""
+
+    metric: str
+    target: float
+    weight: float
+    cost_model: CostModel
+
+    def penalty(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``weight * max(0, E[C] - target) / target``: zero inside the budget, so a
+        constraint the search already meets does not push further; relative to the target,
+        so one ``weight`` means the same for milliseconds and for FLOPs. At the target its
+        slope is ``weight / target``, that of SNAS' log penalty ``weight * log E[C]``
+        (official code, ``--log_penalty``), so SNAS' lambda values carry over."""
+        expected = self.cost_model.expected(weights)
+        return self.weight * torch.relu(expected - self.target) / self.target
+
+    def variant(self) -> str:
+        """What tells the run apart from the unconstrained one (and from other constraints)
+        in the store: metric, target, weight and, for latency, the device and conditions
+        of the table (counts do not depend on the device)."""
+        where = ""
+        table = self.cost_model.table
+        if self.metric == "latency_ms":
+            where = f"@{table.device_fingerprint}/{table.file_name()}"
+        return f"{self.metric}<={self.target:g}{where},weight={self.weight:g}"
+
+    def describe(self, arch: Hashable) -> dict[str, Any]:
+        """The constraint and the exact cost of ``arch`` under it, for the run's details."""
+        table = self.cost_model.table
+        return {"metric": self.metric, "target": self.target, "weight": self.weight,
+                "table": None if table.path is None else str(table.path),
+                "device": table.device_fingerprint, "achieved": self.cost_model.cost(arch)}
+
+
 @dataclass
 class SearchContext:
     """What a strategy may use: the space, the protocol, the data on the device, and
@@ -65,8 +121,10 @@ class SearchContext:
     data: SplitData
     device: torch.device
     on_trial: Callable[[Trial], None] = lambda trial: None
-    on_checkpoint: Callable[[dict[str, Any]], None] = lambda state: None
+    on_checkpoint: Callable[[Checkpoint], None] = lambda checkpoint: None
     show_progress: bool = True
+    constraint: Constraint | None = None
+    """Only for methods with ``accepts_constraint``; the runner refuses it for the others."""
 
     def train_candidate(self, arch: Hashable, index: int) -> float:
         """Train ``arch`` with the protocol's candidate stage on search-train and return
@@ -82,7 +140,8 @@ class SearchContext:
 class Strategy(ABC):
     """Base of every search method. Subclasses set the class attributes and implement
     :meth:`budget`, :meth:`step` and :meth:`result`; they keep any extra state in
-    attributes listed in ``state_fields`` (JSON-able values)."""
+    attributes listed in ``state_fields`` (JSON-able values) and, if they train networks,
+    in :meth:`tensor_state`."""
 
     name: ClassVar[str]
     strategy_class: ClassVar[str]
@@ -91,6 +150,8 @@ class Strategy(ABC):
     published: ClassVar[tuple[tuple[str, str], ...]] = ()
     """(method, variant) rows of baselines/published_results.csv this method reproduces."""
     state_fields: ClassVar[tuple[str, ...]] = ()
+    accepts_constraint: ClassVar[bool] = False
+    """True where the method can search under a resource :class:`Constraint`."""
 
     def __init__(self, context: SearchContext):
         self.context = context
@@ -122,7 +183,7 @@ class Strategy(ABC):
                           unit="step", enabled=self.context.show_progress) as bar:
             while not self.finished():
                 self.step()
-                self.context.on_checkpoint(self.state_dict())
+                self.context.on_checkpoint(self.checkpoint())
                 bar.update()
         self.status = "finished"
         return self.result()
@@ -151,6 +212,21 @@ class Strategy(ABC):
         return max(scored, key=lambda t: (t.val_acc, -t.index))
 
     # -- state ---------------------------------------------------------------------
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(self.state_dict(), self.tensor_state())
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        self.load_state_dict(checkpoint.state)
+        self.load_tensor_state(checkpoint.tensors)
+
+    def tensor_state(self) -> TensorState:
+        """The state JSON cannot hold (references to live tensors: serialise before the
+        next step); black-box methods have none."""
+        return {}
+
+    def load_tensor_state(self, tensors: TensorState) -> None:
+        """Restore what :meth:`tensor_state` returned (nothing for black-box methods)."""
+
     def state_dict(self) -> dict[str, Any]:
         version, internal, gauss = self.rng.getstate()
         return {

@@ -93,14 +93,16 @@ def make_stem(c_out: int) -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out))
 
 
-def make_preprocess(c_in: int, c: int, reduce: bool) -> nn.Module:
+def make_preprocess(c_in: int, c: int, reduce: bool, affine: bool = True) -> nn.Module:
     """Bring a cell input to ``c`` channels, halving its resolution when ``reduce``."""
-    return FactorizedReduce(c_in, c) if reduce else ReLUConvBN(c_in, c, 1, 1, 0)
+    return FactorizedReduce(c_in, c, affine) if reduce else ReLUConvBN(c_in, c, 1, 1, 0, affine)
 
 
-def cell_preprocessing(c_prev_prev: int, c_prev: int, c: int, reduction_prev: bool) -> tuple[nn.Module, nn.Module]:
-    """Bring both cell inputs to ``c`` channels and the same resolution."""
-    return make_preprocess(c_prev_prev, c, reduction_prev), make_preprocess(c_prev, c, False)
+def cell_preprocessing(c_prev_prev: int, c_prev: int, c: int, reduction_prev: bool,
+                       affine: bool = True) -> tuple[nn.Module, nn.Module]:
+    """Bring both cell inputs to ``c`` channels and the same resolution (``affine=False`` in
+    a supernet, as in DARTS' search cells)."""
+    return make_preprocess(c_prev_prev, c, reduction_prev, affine), make_preprocess(c_prev, c, False, affine)
 
 
 class Cell(nn.Module):

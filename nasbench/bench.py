@@ -1,0 +1,113 @@
+"""Timing a supernet method's search step (``nasbench bench search-step``).
+
+One search step is what a supernet method does per training batch: an architecture
+update on a validation batch and a weight update on a training batch. It is timed on
+random images of the requested size, after warm-up, so the figure isolates the method's
+arithmetic from data loading and augmentation.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nasbench.data import NUM_CLASSES, DeviceSplit, SplitData
+from nasbench.errors import NasbenchError
+from nasbench.protocol import SupernetBudget, load_protocol
+from nasbench.spaces import get_space
+from nasbench.strategies import STRATEGIES, get_strategy
+from nasbench.strategies.base import SearchContext
+from nasbench.strategies.supernet_search import Batch, SupernetSearch
+
+WARMUP_STEPS = 2
+PROC_STATUS = Path("/proc/self/status")
+PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def supernet_methods() -> list[str]:
+    return [name for name, cls in STRATEGIES.items() if issubclass(cls, SupernetSearch)]
+
+
+def bench_search_step(method: str, *, batch_size: int, cells: int, channels: int, device: torch.device,
+                      repeats: int) -> dict[str, Any]:
+    """Median wall time of one search step over ``repeats`` steps (after warm-up) and the
+    peak memory over all steps: allocated CUDA memory on a GPU, the process's peak RSS on
+    a CPU; ``memory_before_bytes`` is what was in use before the first step (the supernet,
+    the framework), so the difference is the step's working memory."""
+    cls = get_strategy(method)
+    if not issubclass(cls, SupernetSearch):
+        raise NasbenchError(f"method {method} has no supernet search step; "
+                            f"methods with one: {', '.join(supernet_methods())}")
+    strategy = cls(search_context(SupernetBudget(channels, cells, epochs=1, batch_size=batch_size), device))
+    generator = torch.Generator(device=device).manual_seed(0)
+    cuda = device.type == "cuda"
+    lr = strategy.learning_rate(0)
+    strategy.supernet.train()
+    seconds = []
+    baseline = _reset_peak_memory(device)
+    for _ in range(WARMUP_STEPS + repeats):
+        train, val = random_batch(batch_size, generator), random_batch(batch_size, generator)
+        if cuda:
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        strategy.search_step(train, val, lr)
+        if cuda:
+            torch.cuda.synchronize(device)
+        seconds.append(time.perf_counter() - start)
+    timed = seconds[WARMUP_STEPS:]
+    peak, measure = _peak_memory(device)
+    return {
+        "method": method, "device": str(device), "threads": torch.get_num_threads(),
+        "batch_size": batch_size, "cells": cells, "channels": channels, "warmup": WARMUP_STEPS, "repeats": repeats,
+        "median_s": statistics.median(timed), "min_s": min(timed), "max_s": max(timed),
+        "peak_memory_bytes": peak, "memory_before_bytes": baseline, "peak_memory_measure": measure,
+    }
+
+
+def _reset_peak_memory(device: torch.device) -> int | None:
+    """Measure the peak from here on; returns the memory in use now (None if unknown)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return torch.cuda.memory_allocated(device)
+    if PROC_CLEAR_REFS.exists():
+        PROC_CLEAR_REFS.write_text("5")  # Linux: reset the process's peak RSS (VmHWM) to its RSS
+        return _proc_status_bytes("VmRSS")
+    return None
+
+
+def _peak_memory(device: torch.device) -> tuple[int, str]:
+    """Peak memory since :func:`_reset_peak_memory` in bytes, and what was measured."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device), "torch.cuda.max_memory_allocated"
+    if PROC_CLEAR_REFS.exists():
+        return _proc_status_bytes("VmHWM"), "peak RSS of the process during the steps (VmHWM, /proc/self/status)"
+    # no /proc (macOS, where ru_maxrss is in bytes): the peak since the process started
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "peak RSS of the process since it started (getrusage)"
+
+
+def _proc_status_bytes(field: str) -> int:
+    return 1024 * int(re.search(rf"{field}:\s+(\d+) kB", PROC_STATUS.read_text()).group(1))
+
+
+def search_context(supernet: SupernetBudget, device: torch.device) -> SearchContext:
+    """A search context with the given supernet (a search step reads no data of its own:
+    two blank images stand in for every split)."""
+    smoke = load_protocol("smoke")
+    protocol = dataclasses.replace(smoke, search=dataclasses.replace(smoke.search, supernet=supernet))
+    images = torch.zeros(2, 3, 32, 32, dtype=torch.uint8, device=device)
+    split = DeviceSplit(images, torch.zeros(2, dtype=torch.int64, device=device))
+    return SearchContext(space=get_space("cell"), protocol=protocol, seed=0, data=SplitData(split, split, split, split),
+                         device=device, show_progress=False)
+
+
+def random_batch(batch_size: int, generator: torch.Generator) -> Batch:
+    """Normal noise images of CIFAR-10's size and random labels, on the generator's device."""
+    device = generator.device
+    return Batch(torch.randn(batch_size, 3, 32, 32, device=device, generator=generator),
+                 torch.randint(0, NUM_CLASSES, (batch_size,), device=device, generator=generator))

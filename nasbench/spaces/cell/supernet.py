@@ -1,0 +1,210 @@
+"""The weight-sharing supernet of the cell space: DARTS' search network.
+
+The layout is the evaluation network's (stem of ``3 * channels``, ``cells`` cells with
+reductions at 1/3 and 2/3, global pooling and a linear classifier; no auxiliary head),
+planned by the same :func:`~nasbench.spaces.cell.network.plan_network`. Every cell is
+fully connected: each of its 14 edges (2 inputs, 4 nodes) is a mixed operation over the
+eight DARTS operations, with batch norm without affine parameters, as in DARTS.
+
+The supernet holds the architecture parameters (a (14, 8) tensor per cell type,
+:meth:`Supernet.arch_parameters`) apart from the network weights
+(:meth:`Supernet.weight_parameters`), but its forward pass does not read them: it takes
+per-edge operation weights, so each method forms them its own way (softmax for DARTS,
+Gumbel-softmax for SNAS, hard straight-through samples for GDAS). ``none`` (always a zero
+term) never runs; with ``sparse=True`` neither does any term whose weight is exactly zero,
+so an edge with a one-hot row runs only its operation. The ReLU every convolution starts
+with is computed once per cell state and shared by all the operations that read it (as
+their input and, for the backward pass, as the one tensor they keep).
+
+Extension points: ``mixed_op`` builds each edge's mixed operation (PC-DARTS' partial
+channels wrap :class:`MixedOp` on ``channels // K`` channels with a channel shuffle), and
+a node's incoming edges are summed in :meth:`SearchCell.forward` (PC-DARTS' edge
+normalisation scales each edge there).
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from nasbench.spaces.cell.costs import SEARCH_NODES, search_genotype_template, supernet_edges
+from nasbench.spaces.cell.genotype import Genotype
+from nasbench.spaces.cell.network import (
+    STEM_MULTIPLIER, CellSpec, ClassifierHead, cell_preprocessing, make_stem, plan_network,
+)
+from nasbench.spaces.cell.ops import SEARCH_OPERATIONS, make_operation
+
+EDGES = supernet_edges()
+"""(node, source) of the 14 edges of a cell, in the order of the architecture parameters' rows."""
+NODE_EDGES = tuple(tuple(e for e, (n, _) in enumerate(EDGES) if n == node) for node in range(2, SEARCH_NODES + 2))
+"""Per intermediate node, the indices of its incoming edges."""
+GROUPS = ("normal", "reduce")
+"""The cell types, each with its own architecture parameters."""
+NONE = SEARCH_OPERATIONS.index("none")
+ALPHA_INIT_SCALE = 1e-3
+"""Architecture parameters start as 1e-3 * N(0, 1) (the official DARTS code, quark0/darts
+cnn/model_search.py; the paper says zero): near-uniform weights that still break ties."""
+
+EdgeWeights = Mapping[str, torch.Tensor]
+"""Per cell type (``GROUPS``), a (14, 8) tensor: row e weighs the operations of edge e."""
+ActiveOperations = Sequence[tuple[int, ...]]
+"""Per edge, the indices (into ``SEARCH_OPERATIONS``) of the operations to compute."""
+
+
+class State:
+    """A cell state and its ReLU, computed once (on first use) for every operation that
+    starts with one."""
+
+    def __init__(self, raw: torch.Tensor):
+        self.raw = raw
+
+    @cached_property
+    def relu(self) -> torch.Tensor:
+        return torch.relu(self.raw)
+
+
+def drop_leading_relu(op: nn.Module) -> bool:
+    """Replace the ReLU that ``op`` applies first to its input by an identity, so that it
+    can take the input's shared :attr:`State.relu`; False if ``op`` does not start with one.
+    (The search operations register their layers in the order they run them.)"""
+    name, first = next((name, m) for name, m in op.named_modules() if not any(m.children()))
+    if not isinstance(first, nn.ReLU):
+        return False
+    op.set_submodule(name, nn.Identity())
+    return True
+
+
+class MixedOp(nn.Module):
+    """One edge: the weighted sum of the search operations applied to its input."""
+
+    def __init__(self, channels: int, stride: int):
+        super().__init__()
+        self.ops = nn.ModuleDict({name: make_operation(name, channels, stride, affine=False)
+                                  for name in SEARCH_OPERATIONS if name != "none"})
+        self.takes_relu = {name: drop_leading_relu(op) for name, op in self.ops.items()}
+
+    def forward(self, x: State, weights: torch.Tensor, active: tuple[int, ...]) -> torch.Tensor | None:
+        """``sum_k weights[k] * op_k(x)`` over the ``active`` operations; None when no
+        operation is active (the edge contributes nothing)."""
+        out = None
+        for k in active:
+            name = SEARCH_OPERATIONS[k]
+            term = weights[k] * self.ops[name](x.relu if self.takes_relu[name] else x.raw)
+            out = term if out is None else out + term
+        return out
+
+
+MixedOpFactory = Callable[[int, int], nn.Module]
+"""Builds an edge's mixed operation from (channels, stride); its forward takes
+``(state, weights_row, active)`` as :meth:`MixedOp.forward` does."""
+
+
+class SearchCell(nn.Module):
+    """A fully connected cell: node i sums the mixed operations from every earlier state;
+    the cell's output concatenates the four nodes."""
+
+    def __init__(self, spec: CellSpec, mixed_op: MixedOpFactory):
+        super().__init__()
+        self.group = "reduce" if spec.reduction else "normal"
+        self.reduction = spec.reduction
+        self.preprocess0, self.preprocess1 = cell_preprocessing(spec.c_prev_prev, spec.c_prev, spec.c,
+                                                                spec.reduction_prev, affine=False)
+        self.edges = nn.ModuleList(mixed_op(spec.c, spec.edge_stride(source)) for _, source in EDGES)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
+                active: ActiveOperations) -> torch.Tensor:
+        states = [State(self.preprocess0(s0)), State(self.preprocess1(s1))]
+        for incoming in NODE_EDGES:
+            outputs = (self.edges[e](states[EDGES[e][1]], weights[e], active[e]) for e in incoming)
+            terms = [out for out in outputs if out is not None]
+            states.append(State(sum(terms[1:], terms[0]) if terms else self._zero_node(states[1].raw)))
+        return torch.cat([state.raw for state in states[2:]], dim=1)
+
+    def _zero_node(self, s1: torch.Tensor) -> torch.Tensor:
+        """A node every incoming edge of which is switched off."""
+        n, c, h, w = s1.shape
+        return s1.new_zeros(n, c, -(-h // 2), -(-w // 2)) if self.reduction else torch.zeros_like(s1)
+
+
+DENSE: ActiveOperations = (tuple(k for k in range(len(SEARCH_OPERATIONS)) if k != NONE),) * len(EDGES)
+"""Every operation but ``none`` on every edge."""
+
+
+def active_operations(weights: torch.Tensor) -> list[tuple[int, ...]]:
+    """Per edge, the operations with a non-zero weight, ``none`` excluded (one host sync)."""
+    nonzero = weights.detach().ne(0).cpu()
+    nonzero[:, NONE] = False
+    return [tuple(row.nonzero().flatten().tolist()) for row in nonzero]
+
+
+class Supernet(nn.Module):
+    """DARTS' search network (``Network`` in the DARTS code) over the cell space."""
+
+    def __init__(self, channels: int, cells: int, num_classes: int = 10, mixed_op: MixedOpFactory = MixedOp):
+        super().__init__()
+        specs = plan_network(search_genotype_template(), channels, cells)
+        self.stem = make_stem(STEM_MULTIPLIER * channels)
+        self.cells = nn.ModuleList(SearchCell(spec, mixed_op) for spec in specs)
+        self.head = ClassifierHead(specs[-1].c_out, num_classes)
+        self.alphas = nn.ParameterDict({
+            group: nn.Parameter(ALPHA_INIT_SCALE * torch.randn(len(EDGES), len(SEARCH_OPERATIONS))) for group in GROUPS
+        })
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return list(self.alphas.values())
+
+    def named_weight_parameters(self) -> dict[str, nn.Parameter]:
+        return {name: p for name, p in self.named_parameters() if not name.startswith("alphas.")}
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return list(self.named_weight_parameters().values())
+
+    def forward(self, x: torch.Tensor, weights: EdgeWeights, sparse: bool = False) -> torch.Tensor:
+        """Logits under the per-edge operation ``weights`` of each cell type. ``sparse``
+        skips the operations whose weight is exactly zero (a host sync per cell type);
+        otherwise every operation but ``none`` runs (weights that are never zero: softmax)."""
+        _check_weights(weights)
+        active = {group: active_operations(weights[group]) if sparse else DENSE for group in GROUPS}
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, weights[cell.group], active[cell.group])
+        return self.head(s1)
+
+
+class WeightedSupernet(nn.Module):
+    """The supernet under fixed edge weights, as a plain ``model(x)`` network (to evaluate it)."""
+
+    def __init__(self, supernet: Supernet, weights: EdgeWeights, sparse: bool):
+        super().__init__()
+        self.supernet, self.weights, self.sparse = supernet, weights, sparse
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.supernet(x, self.weights, self.sparse)
+
+
+def _check_weights(weights: EdgeWeights) -> None:
+    expected = (len(EDGES), len(SEARCH_OPERATIONS))
+    for group in GROUPS:
+        if group not in weights or tuple(weights[group].shape) != expected:
+            got = tuple(weights[group].shape) if group in weights else "nothing"
+            raise ValueError(f"supernet edge weights need a {expected} tensor for {group!r}, got {got}")
+
+
+def derive_genotype(weights: EdgeWeights) -> Genotype:
+    """DARTS' discrete cell (Liu et al., ICLR 2019, Sect. 2.4): per node the two incoming
+    edges whose strongest non-``none`` operation weighs most, each with that operation
+    (strongest edge first; ties go to the lower index); all nodes concatenated."""
+    _check_weights(weights)
+    cells = {}
+    for group in GROUPS:
+        rows = weights[group].detach().cpu().tolist()
+        best = [max((k for k in range(len(row)) if k != NONE), key=lambda k: (row[k], -k)) for row in rows]
+        edges = []
+        for incoming in NODE_EDGES:
+            strongest = sorted(incoming, key=lambda e: -rows[e][best[e]])[:2]
+            edges += [(SEARCH_OPERATIONS[best[e]], EDGES[e][1]) for e in strongest]
+        cells[group] = tuple(edges)
+    concat = tuple(range(2, SEARCH_NODES + 2))
+    return Genotype(normal=cells["normal"], normal_concat=concat, reduce=cells["reduce"], reduce_concat=concat)

@@ -1,0 +1,107 @@
+"""SNAS (Xie, Zheng, Liu & Lin, "SNAS: Stochastic Neural Architecture Search", ICLR 2019).
+
+Each edge's one-hot choice of operation is relaxed to a Gumbel-softmax (concrete) sample
+``Z = softmax((alpha + G) / t)``, G standard Gumbel noise, whose temperature t is annealed
+over the search. Optimisation is single-level: one loss on the search-train batch, under
+one sample, trains the weights (SGD) and the architecture parameters (Adam) together.
+Under a resource :class:`~nasbench.strategies.base.Constraint` the loss gains the penalty
+of the expected cost ``E[C(Z)]`` of the sample (the cost model's ``expected``; the
+official code's "reparametrization" estimator).
+
+Derivation reads the deterministic distribution softmax(alpha): per node the two
+incoming edges whose strongest non-``none`` operation is most probable, each with that
+operation (:func:`~nasbench.spaces.cell.supernet.derive_genotype`, DARTS' rule: the cell
+space's genotypes have two inputs per node; the official code's "edge_all" children, which
+keep every edge whose most probable operation is not ``none``, do not fit it).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from nasbench.strategies.darts import DARTS_ARCHITECTURE, DARTS_WEIGHTS
+from nasbench.strategies.supernet_search import Batch, SupernetSearch
+
+# Official code, github.com/SNAS-Series/SNAS-Series SNAS/train_search.py and utils.py: the
+# weights' recipe is DARTS' (lr 0.025 cosine to 0.001, momentum 0.9, weight decay 3e-4,
+# clipping at 5); the architecture's Adam is its distributed setting (lr 3e-4, betas
+# (0.5, 0.999), weight decay 1e-3), the paper naming Adam; architecture gradients are
+# clipped at norm 10. The temperature falls linearly from --temp 1 to --temp_min 0.03
+# over the search (Temp_Scheduler.decay_whole_process; epoch e of E uses the value at
+# (e + 1) / E, so the last epoch searches at the minimum).
+SNAS_WEIGHTS = DARTS_WEIGHTS
+SNAS_ARCHITECTURE = DARTS_ARCHITECTURE
+ARCH_GRAD_CLIP = 10.0
+TEMPERATURE_START = 1.0
+TEMPERATURE_MIN = 0.03
+CONSTRAINT_SETTINGS = {"mild": 1e-2}
+"""The resource constraint strengths (lambda) the paper names and the official code gives:
+its README's 8-cell CIFAR-10 search (``--resource_lambda 1e-2 --log_penalty``) is the
+search of its released "mild constraint" model. The moderate and aggressive lambdas are
+not stated there, so they are not offered."""
+
+
+def gumbel_noise(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Standard Gumbel samples, ``-log(-log U)``, shaped like ``like``, from ``generator``."""
+    uniform = torch.rand(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+    return -torch.log(-torch.log(uniform))
+
+
+def linear_temperature(start: float, end: float, epoch: int, epochs: int) -> float:
+    """The temperature of 0-based ``epoch``: linear from ``start`` towards ``end``, reaching
+    it in the last epoch."""
+    return end + (start - end) * (1 - (epoch + 1) / epochs)
+
+
+class Snas(SupernetSearch):
+    """SNAS: Gumbel-softmax samples of the architecture, single-level training, an
+    optional resource constraint on the samples' expected cost."""
+
+    name = "snas"
+    strategy_class = "GO"
+    summary = "SNAS: Gumbel-softmax sampled supernet, single-level, optional resource constraint"
+    published = (("SNAS", "mild constraint + cutout"),)
+    accepts_constraint = True
+    weight_recipe = SNAS_WEIGHTS
+    arch_recipe = SNAS_ARCHITECTURE
+
+    def temperature(self) -> float:
+        return linear_temperature(TEMPERATURE_START, TEMPERATURE_MIN, self.epochs_done, self.budget())
+
+    def search_weights(self) -> dict[str, torch.Tensor]:
+        """One Gumbel-softmax sample per edge, differentiable in alpha."""
+        t = self.temperature()
+        return {group: ((alpha + gumbel_noise(alpha, self.generator)) / t).softmax(dim=-1)
+                for group, alpha in self.supernet.alphas.items()}
+
+    def objective(self, batch: Batch, weights: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the loss both parameter sets descend, its cross-entropy part)."""
+        loss = self.loss(batch, weights)
+        constraint = self.context.constraint
+        return (loss if constraint is None else loss + constraint.penalty(weights)), loss
+
+    def search_step(self, train: Batch, val: Batch, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """One sample, one backward pass, both optimisers step; the validation batch only
+        measures the sample's loss (single-level: it trains nothing)."""
+        weights = self.search_weights()
+        objective, train_loss = self.objective(train, weights)
+        self.weight_optimizer.zero_grad(set_to_none=True)
+        self.arch_optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        nn.utils.clip_grad_norm_(self.supernet.weight_parameters(), self.weight_recipe.grad_clip)
+        nn.utils.clip_grad_norm_(self.supernet.arch_parameters(), ARCH_GRAD_CLIP)
+        self.weight_optimizer.step()
+        self.arch_optimizer.step()
+        with torch.no_grad():
+            val_loss = self.loss(val, {group: w.detach() for group, w in weights.items()})
+        return val_loss, train_loss.detach()
+
+    def _record(self, lr: float, train_loss: float, val_loss: float) -> dict[str, Any]:
+        record = {**super()._record(lr, train_loss, val_loss), "temperature": self.temperature()}
+        constraint = self.context.constraint
+        if constraint is not None:
+            with torch.no_grad():
+                record["expected_cost"] = constraint.cost_model.expected(self.edge_weights()).item()
+        return record

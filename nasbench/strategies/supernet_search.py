@@ -1,0 +1,234 @@
+"""The shared loop of the supernet methods (DARTS and its successors on the cell space).
+
+A step is one epoch over search-train: per batch an architecture update (the method's,
+with Adam under its :class:`ArchRecipe`, on a search-validation batch) and then a weight
+update of the supernet (SGD under its :class:`WeightRecipe`) on the training batch. Batch
+order and augmentation come from one device generator, so the whole state at an epoch
+boundary is the supernet, both optimisers, that generator and the per-epoch history;
+:meth:`SupernetSearch.tensor_state` hands the tensors to the store, which keeps them with
+the JSON state in one transaction.
+"""
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+import torch
+from torch import nn
+
+from nasbench.data import Augmentation, endless_batches, shuffled_batches
+from nasbench.errors import NasbenchError
+from nasbench.spaces.cell.genotype import Genotype
+from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
+from nasbench.spaces.cell.supernet import EdgeWeights, Supernet, WeightedSupernet, derive_genotype
+from nasbench.strategies.base import SearchContext, SearchResult, Strategy, TensorState, derive_seed
+from nasbench.training import TrainingDiverged, cosine_annealing, evaluate
+
+WEIGHTS_DIGITS = 6
+"""Significant digits of the architecture weights kept in the per-epoch history."""
+
+
+@dataclass(frozen=True)
+class WeightRecipe:
+    """How a method trains the supernet's weights: SGD with momentum, per-epoch cosine
+    annealing from ``lr`` to ``lr_min`` over the protocol's supernet epochs, gradient clipping."""
+
+    lr: float
+    lr_min: float
+    momentum: float
+    weight_decay: float
+    grad_clip: float
+
+
+@dataclass(frozen=True)
+class ArchRecipe:
+    """How a method updates the architecture parameters: Adam."""
+
+    lr: float
+    betas: tuple[float, float]
+    weight_decay: float
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Augmented, normalised images and their labels, on the device."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+
+class SupernetSearch(Strategy):
+    """Base of the supernet methods: subclasses set the recipes and implement
+    :meth:`search_step`; :meth:`edge_weights` is DARTS' softmax unless overridden,
+    and :meth:`search_weights` (what the search steps train under) is :meth:`edge_weights`
+    unless the method samples."""
+
+    weight_recipe: ClassVar[WeightRecipe]
+    arch_recipe: ClassVar[ArchRecipe]
+    sparse_weights: ClassVar[bool] = False
+    """True where edge weights have exact zeros worth skipping (GDAS' one-hot samples)."""
+    state_fields = ("epochs_done", "history")
+
+    def __init__(self, context: SearchContext):
+        super().__init__(context)
+        self.epochs_done = 0
+        self.history: list[dict[str, Any]] = []
+        budget = context.protocol.search.supernet
+        torch.manual_seed(derive_seed(context.seed, "supernet"))
+        self.supernet = Supernet(budget.channels, budget.cells).to(context.device)
+        recipe, arch = self.weight_recipe, self.arch_recipe
+        self.weight_optimizer = torch.optim.SGD(self.supernet.weight_parameters(), lr=recipe.lr,
+                                                momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+        self.arch_optimizer = torch.optim.Adam(self.supernet.arch_parameters(), lr=arch.lr, betas=arch.betas,
+                                               weight_decay=arch.weight_decay)
+        self.generator = torch.Generator(device=context.device).manual_seed(derive_seed(context.seed, "batches"))
+        self.augment = Augmentation(context.device)
+        self.criterion = nn.CrossEntropyLoss()
+
+    # -- the method's part ---------------------------------------------------------
+    def edge_weights(self) -> dict[str, torch.Tensor]:
+        """Per-edge operation weights from the architecture parameters (softmax per edge):
+        deterministic, what the records show and the derivation reads."""
+        return {group: alpha.softmax(dim=-1) for group, alpha in self.supernet.alphas.items()}
+
+    def search_weights(self) -> dict[str, torch.Tensor]:
+        """The edge weights a search step trains under (sampling methods draw them here,
+        from :attr:`generator`, so a resumed search draws the same ones)."""
+        return self.edge_weights()
+
+    @abstractmethod
+    def search_step(self, train: Batch, val: Batch, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Update the architecture and the weights on one training and one validation
+        batch; returns (validation loss, training loss). ``lr`` is the weights' current
+        learning rate."""
+
+    # -- the shared loop -----------------------------------------------------------
+    def budget(self) -> int:
+        return self.context.protocol.search.supernet.epochs
+
+    def steps_done(self) -> int:
+        return self.epochs_done
+
+    def loss(self, batch: Batch, weights: EdgeWeights, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Cross-entropy of the supernet on ``batch``; with ``params``, under those network
+        weights instead of its own (the unrolled and perturbed weights of second-order DARTS)."""
+        inputs = (batch.images, weights, self.sparse_weights)
+        logits = self.supernet(*inputs) if params is None else torch.func.functional_call(self.supernet, params, inputs)
+        return self.criterion(logits, batch.labels)
+
+    def weight_step(self, train: Batch) -> torch.Tensor:
+        """One SGD step of the network weights under the current, fixed edge weights."""
+        weights = {group: w.detach() for group, w in self.search_weights().items()}
+        loss = self.loss(train, weights)
+        self.weight_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.supernet.weight_parameters(), self.weight_recipe.grad_clip)
+        self.weight_optimizer.step()
+        return loss.detach()
+
+    def learning_rate(self, epoch: int) -> float:
+        recipe = self.weight_recipe
+        return cosine_annealing(recipe.lr, recipe.lr_min, epoch, self.budget())
+
+    def step(self) -> None:
+        """One epoch over search-train, then a history record."""
+        data, batch_size = self.context.data, self.context.protocol.search.supernet.batch_size
+        lr = self.learning_rate(self.epochs_done)
+        for group in self.weight_optimizer.param_groups:
+            group["lr"] = lr
+        self.supernet.train()
+        val_batches = endless_batches(data.search_val, batch_size, self.generator)
+        val_sum, train_sum = torch.zeros((), device=self.context.device), torch.zeros((), device=self.context.device)
+        val_seen = train_seen = 0
+        for images, labels in shuffled_batches(data.search_train, batch_size, self.generator):
+            train = Batch(self.augment(images, self.generator), labels)
+            val_images, val_labels = next(val_batches)
+            val = Batch(self.augment(val_images, self.generator), val_labels)
+            val_loss, train_loss = self.search_step(train, val, lr)
+            val_sum += val_loss * len(val_labels)
+            train_sum += train_loss * len(labels)
+            val_seen, train_seen = val_seen + len(val_labels), train_seen + len(labels)
+        val_loss, train_loss = torch.stack([val_sum / val_seen, train_sum / train_seen]).tolist()  # one host sync
+        if not (math.isfinite(val_loss) and math.isfinite(train_loss)):
+            raise TrainingDiverged(f"{self.name}: supernet loss became {train_loss} (train), {val_loss} "
+                                   f"(validation) in epoch {self.epochs_done + 1}")
+        self.history.append(self._record(lr, train_loss, val_loss))
+        self.epochs_done += 1
+
+    def _record(self, lr: float, train_loss: float, val_loss: float) -> dict[str, Any]:
+        with torch.no_grad():
+            weights = self.edge_weights()
+        genotype = derive_genotype(weights)
+        accuracy = evaluate(WeightedSupernet(self.supernet, weights, self.sparse_weights), self.context.data.search_val)
+        return {
+            "epoch": self.epochs_done + 1,
+            "lr": lr,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "supernet_val_acc": accuracy,
+            "weights": {group: _rounded(w.tolist()) for group, w in weights.items()},
+            "genotype": genotype.to_dict(),
+            "skip_share": skip_share(genotype),
+        }
+
+    def result(self) -> SearchResult:
+        """The derived genotype; the supernet's accuracy is not what chose it, so no val_acc."""
+        with torch.no_grad():
+            genotype = derive_genotype(self.edge_weights())
+        return SearchResult(genotype, None, details={"operations": list(SEARCH_OPERATIONS), "epochs": self.history})
+
+    # -- state -----------------------------------------------------------------------
+    def tensor_state(self) -> TensorState:
+        return {
+            "supernet": self.supernet.state_dict(),
+            "weight_optimizer": self.weight_optimizer.state_dict(),
+            "arch_optimizer": self.arch_optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_tensor_state(self, tensors: TensorState) -> None:
+        if not tensors:
+            raise NasbenchError(f"{self.name}: the checkpoint to resume from has no tensors (supernet, optimisers); "
+                                "run again with --force to start the search over")
+        self.supernet.load_state_dict(tensors["supernet"])
+        self.weight_optimizer.load_state_dict(tensors["weight_optimizer"])
+        self.arch_optimizer.load_state_dict(tensors["arch_optimizer"])
+        self.generator.set_state(tensors["generator"])
+
+
+class BilevelSearch(SupernetSearch):
+    """DARTS' bilevel alternation: per batch pair an architecture step on the validation
+    batch (the method's :meth:`architecture_gradients`), then a weight step on the
+    training batch."""
+
+    @abstractmethod
+    def architecture_gradients(self, train: Batch, val: Batch, lr: float) -> tuple[torch.Tensor, Sequence[torch.Tensor]]:
+        """The validation loss and its gradients with respect to the architecture parameters
+        (in :meth:`Supernet.arch_parameters` order; zeros for a cell type the supernet does
+        not have, e.g. normal cells in a 2-cell one). ``lr`` is the weights' current
+        learning rate (second-order DARTS' xi)."""
+
+    def architecture_step(self, train: Batch, val: Batch, lr: float) -> torch.Tensor:
+        """One Adam step of the architecture parameters; returns the validation loss."""
+        val_loss, grads = self.architecture_gradients(train, val, lr)
+        for alpha, grad in zip(self.supernet.arch_parameters(), grads, strict=True):
+            alpha.grad = grad
+        self.arch_optimizer.step()
+        return val_loss.detach()
+
+    def search_step(self, train: Batch, val: Batch, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Architecture update, then weight update: (validation loss, training loss)."""
+        return self.architecture_step(train, val, lr), self.weight_step(train)
+
+
+def skip_share(genotype: Genotype) -> dict[str, float]:
+    """Per cell type, the share of skip connections among the cell's edges (DARTS'
+    known failure mode is a cell collapsing onto skip connections)."""
+    return {group: sum(op == "skip_connect" for op, _ in edges) / len(edges)
+            for group, edges, _ in genotype.cells() if edges is not None}
+
+
+def _rounded(rows: Sequence[Sequence[float]]) -> list[list[float]]:
+    return [[float(f"{v:.{WEIGHTS_DIGITS}g}") for v in row] for row in rows]
