@@ -5,6 +5,12 @@ and for the final evaluation with their training recipes, each method family's s
 budget, and the seeds. Built-in protocols live in ``nasbench/protocols/*.toml``; custom
 ones are TOML or YAML files of the same shape, optionally starting from a built-in with
 ``base = "proxy"``. Every stored result carries :attr:`Protocol.hash`.
+
+A method that needs settings of its own (evolution's population, say) reads them from an
+optional ``[search.<method>]`` section. These sections are part of every run's stored
+protocol but not of the hash, which names what all methods share: adding one leaves the
+stored runs and the cost tables of a protocol valid, and the runner refuses to reuse a
+run whose own section differs from the current one.
 """
 from __future__ import annotations
 
@@ -93,14 +99,33 @@ class SupernetBudget:
 
 
 @dataclass(frozen=True)
+class EvolutionBudget:
+    """Regularized evolution's population and tournament sample (AmoebaNet)."""
+
+    population: int
+    sample: int
+
+    def check(self, where: str) -> None:
+        _require(1 <= self.sample <= self.population, where, "need 1 <= sample <= population")
+
+
+@dataclass(frozen=True)
 class SearchBudget:
     candidates: int
     """Architectures a black-box method (random search, evolution, PNAS, NAS-RL) may
     train with the candidate stage before it must choose."""
     supernet: SupernetBudget
+    evolution: EvolutionBudget | None = None
 
     def check(self, where: str) -> None:
         _require(self.candidates >= 1, where, "candidates must be >= 1")
+        if self.evolution is not None:
+            _require(self.evolution.population <= self.candidates, where,
+                     "evolution.population must not exceed candidates (the population is trained first)")
+
+
+METHOD_SECTIONS = tuple(f.name for f in dataclasses.fields(SearchBudget) if f.default is None)
+"""The optional ``[search.<method>]`` sections: stored with every run, left out of the hash."""
 
 
 @dataclass(frozen=True)
@@ -120,9 +145,20 @@ class Protocol:
 
     @property
     def hash(self) -> str:
-        """Content hash; the name and description do not change what is compared."""
+        """Content hash of what every method shares: not the name and description, which
+        do not change what is compared, nor the methods' own sections (:data:`METHOD_SECTIONS`)."""
         content = {k: v for k, v in self.to_dict().items() if k not in ("name", "description")}
+        content["search"] = {k: v for k, v in content["search"].items() if k not in METHOD_SECTIONS}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
+
+    def method_section(self, section: str) -> Any:
+        """The ``[search.<section>]`` settings, or an error saying how to add them."""
+        value = getattr(self.search, section)
+        if value is None:
+            fields = ", ".join(f.name for f in dataclasses.fields(typing.get_type_hints(SearchBudget)[section].__args__[0]))
+            raise ConfigError(f"protocol {self.name} has no [search.{section}] section ({fields}); "
+                              f"add one to the protocol file (the built-in protocols have one)")
+        return value
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -190,9 +226,11 @@ def _build(cls: type, raw: Any, where: str, section: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: {label} must be a table")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    fields = dataclasses.fields(cls)
+    names = [f.name for f in fields]
+    optional = {f.name for f in fields if f.default is None}
     unknown = sorted(set(raw) - set(names))
-    missing = [n for n in names if n not in raw]
+    missing = [n for n in names if n not in raw and n not in optional]
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} in {label} (known: {', '.join(names)})")
     if missing:
@@ -201,6 +239,11 @@ def _build(cls: type, raw: Any, where: str, section: str) -> Any:
     for name in names:
         key = f"{section}.{name}" if section else name
         hint = hints[name]
+        if name in optional:
+            if raw.get(name) is None:
+                values[name] = None
+                continue
+            hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
         if dataclasses.is_dataclass(hint):
             values[name] = _build(hint, raw[name], where, key)
         else:

@@ -94,6 +94,7 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None]) -> int:
                 key = RunKey(cls.name, seed, request.protocol.hash, request.dataset.identity, variant)
                 done = store.find(key, ("finished",))
                 if done is not None and not request.force:
+                    check_method_section(cls, done, request.protocol)
                     emit({**run_record(done), "cached": True})
                     continue
                 try:
@@ -109,6 +110,19 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None]) -> int:
     return failures
 
 
+def check_method_section(cls, row: Any, protocol: Protocol) -> None:
+    """Refuse to reuse or resume a stored run made under other settings of the method's
+    own protocol section (which the protocol hash leaves out)."""
+    section = cls.protocol_section
+    if section is None:
+        return
+    stored = json.loads(row["protocol_json"])["search"].get(section)
+    current = protocol.to_dict()["search"][section]
+    if stored != current:
+        raise NasbenchError(f"stored run {row['id']} of {cls.name} used [search.{section}] = {stored}, but protocol "
+                            f"{protocol.name} now says {current}; use another --store, or --force to replace it")
+
+
 def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitData) -> int:
     space = get_space(cls.spaces[0])
     context = SearchContext(space=space, protocol=request.protocol, seed=key.seed, data=data, device=request.device,
@@ -117,6 +131,7 @@ def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitDat
     previous = None if request.force else store.find(key, UNFINISHED)
     elapsed_before = 0.0
     if previous is not None and previous["state_json"]:
+        check_method_section(cls, previous, request.protocol)
         run_id = previous["id"]
         strategy.restore(Checkpoint(json.loads(previous["state_json"]), store.checkpoint_tensors(run_id)))
         elapsed_before = previous["search_seconds"] or 0.0

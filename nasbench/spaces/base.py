@@ -63,6 +63,11 @@ class SearchSpace(ABC, Generic[Arch]):
     def to_dict(self, arch: Arch) -> dict[str, Any]:
         """The JSON form of ``arch``."""
 
+    def mutate(self, arch: Arch, rng: random.Random) -> Arch:
+        """A different architecture one small change away from ``arch`` (evolution's step),
+        using only ``rng``."""
+        raise NasbenchError(f"the {self.name} space defines no mutation, so evolution cannot search it")
+
     def zoo(self) -> Mapping[str, ZooEntry[Arch]]:
         """Published architectures of this space, by name."""
         return {}

@@ -152,6 +152,8 @@ class Strategy(ABC):
     state_fields: ClassVar[tuple[str, ...]] = ()
     accepts_constraint: ClassVar[bool] = False
     """True where the method can search under a resource :class:`Constraint`."""
+    protocol_section: ClassVar[str | None] = None
+    """The protocol's ``[search.<section>]`` holding this method's own settings, if any."""
 
     def __init__(self, context: SearchContext):
         self.context = context

@@ -1,6 +1,7 @@
 """The DARTS/NASNet cell search space."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from functools import cache
@@ -44,6 +45,26 @@ class CellSpace(SearchSpace[Genotype]):
             cells.append(tuple(edges))
         concat = tuple(range(2, NODES + 2))
         return Genotype(normal=cells[0], normal_concat=concat, reduce=cells[1], reduce_concat=concat)
+
+    def mutate(self, arch: Genotype, rng: random.Random) -> Genotype:
+        """AmoebaNet's mutations (Real et al., AAAI 2019, Sect. 2.2): pick a cell (normal or
+        reduction), one of its nodes and one of the node's two edges uniformly, then either
+        replace the edge's input by another earlier state (hidden-state mutation) or its
+        operation by another one (op mutation), the two equally likely. An input is never
+        made equal to the node's other input (the space's nodes have two distinct inputs),
+        so node 0 can only change operations."""
+        cells = {kind: list(edges) for kind, edges, _ in arch.cells() if edges is not None}
+        kind = rng.choice(sorted(cells))
+        edges = cells[kind]
+        position = rng.randrange(len(edges))
+        op, source = edges[position]
+        other_source = edges[position ^ 1][1]
+        new_sources = [s for s in range(position // 2 + 2) if s not in (source, other_source)]
+        if new_sources and rng.random() < 0.5:
+            edges[position] = (op, rng.choice(new_sources))
+        else:
+            edges[position] = (rng.choice([o for o in SAMPLED_OPERATIONS if o != op]), source)
+        return dataclasses.replace(arch, **{kind: tuple(edges)})
 
     def build(self, arch: Genotype, config: NetworkConfig) -> nn.Module:
         return EvalNetwork(arch, config.channels, config.cells, config.num_classes, config.auxiliary)
