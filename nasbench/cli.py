@@ -1,4 +1,4 @@
-"""The ``nasbench`` command line: run, list, describe, report, profile, cost, bench.
+"""The ``nasbench`` command line: run, rank, list, describe, report, profile, cost, bench.
 
 Bad input ends with one line on stderr (``nasbench: error: ...``) and exit status 2,
 before the store is opened for writing, so stored results are never touched by it.
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_protocol(run)
     run.add_argument("--seeds", type=_seeds, metavar="0,1,2", help="seeds to run (default: the protocol's)")
     _add_data(run)
-    run.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    _add_device(run)
     _add_store(run)
     run.add_argument("--force", action="store_true", help="run again even if the store has the run finished")
     run.add_argument("--json", action="store_true", help="print one JSON object per (method, seed)")
@@ -103,6 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also measure the whole network under the table's conditions (on the table's device)")
     cost.add_argument("--json", action="store_true")
 
+    ranking = commands.add_parser("rank", help="how well a method's trained supernet ranks random architectures "
+                                               "against training them alone")
+    ranking.add_argument("--supernet", required=True, metavar="METHOD", help="a supernet method, e.g. random-ws, darts")
+    ranking.add_argument("--samples", required=True, type=_integer, metavar="K", help="random architectures (>= 2)")
+    _add_protocol(ranking)
+    ranking.add_argument("--seed", type=_integer, help="seed of the supernet and the architectures "
+                                                       "(default: the protocol's first)")
+    _add_data(ranking)
+    _add_device(ranking)
+    _add_store(ranking)
+    ranking.add_argument("--json", action="store_true", help="print the ranking with every pair as JSON")
+    ranking.add_argument("--no-progress", action="store_true", help="no progress bars")
+
     bench = commands.add_parser("bench", help="time a part of a method")
     benchmarks = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
     step = benchmarks.add_parser("search-step", help="one supernet search step (architecture and weight update) "
@@ -145,6 +158,10 @@ def _add_protocol(parser: argparse.ArgumentParser, help_text: str = "a built-in 
 def _add_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="cifar10 (torchvision) or PATH.npz (default: $NASBENCH_DATA, else cifar10)")
     parser.add_argument("--data-dir", type=Path, help="where CIFAR-10 is kept or downloaded (default: ~/.cache/nasbench/data)")
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
 
 
 def _add_store(parser: argparse.ArgumentParser) -> None:
@@ -449,7 +466,38 @@ def _memory_before(value: int | None) -> str:
     return "" if value is None else f"; {value / 2**20:.1f} MiB before the first step"
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "describe": cmd_describe, "report": cmd_report,
+def cmd_rank(args: argparse.Namespace) -> int:
+    from nasbench.data import load_dataset
+    from nasbench.protocol import load_protocol
+    from nasbench.provenance import resolve_device
+    from nasbench.ranking import RankRequest, check_ranking, rank
+
+    check_ranking(args.supernet, args.samples)
+    protocol = load_protocol(args.protocol)
+    request = RankRequest(method=args.supernet, samples=args.samples, protocol=protocol,
+                          seed=protocol.seeds[0] if args.seed is None else args.seed,
+                          dataset=load_dataset(args.data, args.data_dir), device=resolve_device(args.device),
+                          store_path=args.store, show_progress=not args.no_progress)
+    record = rank(request)
+    if args.json:
+        _print_json(record)
+        return 0
+
+    def figure(value: float | None) -> str:
+        return "undefined (one side scores all alike)" if value is None else f"{value:.3f}"
+
+    note = " (stored earlier)" if record["cached"] else ""
+    print(f"{record['method']} supernet, seed {record['seed']}, protocol {record['protocol']} "
+          f"({record['protocol_hash']}), {record['samples']} architectures: "
+          f"Kendall tau {figure(record['kendall_tau'])}, Spearman rho {figure(record['spearman_rho'])}, "
+          f"top-{record['top_k']} overlap {record['top_k_overlap']:.3f}; supernet {record['supernet']}; "
+          f"{record['seconds']:.0f}s{note}")
+    print(f"stored in {args.store} (ranking {record['ranking_id']}); `nasbench report --store {args.store}` "
+          "shows it", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "rank": cmd_rank, "list": cmd_list, "describe": cmd_describe, "report": cmd_report,
             "profile": cmd_profile, "cost": cmd_cost, "bench": cmd_bench}
 
 

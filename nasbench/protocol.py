@@ -110,12 +110,26 @@ class EvolutionBudget:
 
 
 @dataclass(frozen=True)
+class RandomWsBudget:
+    """Random search with weight sharing (Li & Talwalkar): how many random architectures
+    the shared weights score on a few search-validation batches, and how many of the best
+    of them they score again on all of search-validation before choosing."""
+
+    samples: int
+    finalists: int
+
+    def check(self, where: str) -> None:
+        _require(1 <= self.finalists <= self.samples, where, "need 1 <= finalists <= samples")
+
+
+@dataclass(frozen=True)
 class SearchBudget:
     candidates: int
     """Architectures a black-box method (random search, evolution, PNAS, NAS-RL) may
     train with the candidate stage before it must choose."""
     supernet: SupernetBudget
     evolution: EvolutionBudget | None = None
+    random_ws: RandomWsBudget | None = None
 
     def check(self, where: str) -> None:
         _require(self.candidates >= 1, where, "candidates must be >= 1")

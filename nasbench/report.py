@@ -4,22 +4,41 @@ Writes ``results.md`` (one table per protocol and data set, like the survey's ta
 method, strategy class, test error, params, FLOPs, search cost, beside the published
 figures), ``results.csv`` (the same, machine-readable) and ``runs.csv`` (every finished
 run with its provenance, so any row can be traced and reproduced).
+
+Beside them: ``anytime.csv`` (black-box methods' best search-validation accuracy after each
+trained candidate, per seed) with one figure per results section,
+``anytime_<protocol>_<hash>_<data>.png`` (named after the section so a second protocol adds a
+file instead of renaming one), ``supernet_history.csv`` (the supernet methods' per-epoch
+records) and, once ``nasbench rank`` has stored some, ``rankings.csv`` (the ranking quality of
+weight sharing, also a section of ``results.md``). Figures are written without metadata that
+changes between runs, so regenerating an unchanged store gives the same bytes.
 """
 from __future__ import annotations
 
 import json
+import math
+from contextlib import closing
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from nasbench.baselines_data import published_row
 from nasbench.hardware.cost_model import CostModel
 from nasbench.hardware.table import CostTable
+from nasbench.ranking import load_rankings, rankings_markdown
 from nasbench.spaces import get_space
-from nasbench.store import iter_finished
+from nasbench.store import Store, iter_finished
 from nasbench.strategies import STRATEGIES
+from nasbench.strategies.supernet_search import skip_share
 
 REFERENCE_METHOD = "random-arch"
+SECTION_KEYS = ["protocol", "protocol_hash", "data"]
+"""What one results table (and one anytime figure) is about."""
+ROW_KEYS = [*SECTION_KEYS, "method", "variant"]
+"""What one row of a results table is about: a constrained run is its own row."""
 
 CONVENTIONS = (
     "Test error: % on the protocol's test split, mean ± sample standard deviation over seeds (n). "
@@ -29,21 +48,37 @@ CONVENTIONS = (
     "final-trained identically); negative is better. Published columns: the papers' own figures "
     "(full CIFAR-10, their hardware, GPU-days) from baselines/published_results.csv. "
     "Latency (ms) <device> <backend> t<threads> b<batch>: the found networks' latency predicted by the measured "
-    "cost table of that device and the run's protocol (its final network, without the auxiliary head), mean over seeds."
+    "cost table of that device and the run's protocol (its final network, without the auxiliary head), mean over seeds. "
+    "Skip share (N / R): the share of `skip_connect` among the found cells' edges, mean over seeds (a cell "
+    "collapsing onto skip connections is DARTS' known failure mode; supernet methods' per-epoch shares are in "
+    "supernet_history.csv). Constraint: the metric, the cost the found architecture achieves on the constraint "
+    "table's device (mean over seeds) / the target, and that device."
 )
 
 
 def load_runs(store_path: Path) -> pd.DataFrame:
-    rows = [{**dict(row), **_constraint_columns(row["details_json"])} for row in iter_finished(store_path)]
+    rows = [{**dict(row), **_constraint_columns(row["details_json"]), **_skip_columns(row["space"], row["genotype_json"])}
+            for row in iter_finished(store_path)]
     return pd.DataFrame(rows)
 
 
 def _constraint_columns(details_json: str | None) -> dict[str, object]:
-    """A constrained run's target and the exact cost its architecture achieves."""
+    """A constrained run's metric, target, the exact cost its architecture achieves, and the
+    device of the table that cost comes from."""
     constraint = json.loads(details_json or "{}").get("constraint")
     if constraint is None:
-        return {"constraint_target": None, "constraint_achieved": None}
-    return {"constraint_target": constraint["target"], "constraint_achieved": constraint["achieved"]}
+        return {"constraint_metric": None, "constraint_target": None, "constraint_achieved": None,
+                "constraint_device": None}
+    return {"constraint_metric": constraint["metric"], "constraint_target": constraint["target"],
+            "constraint_achieved": constraint["achieved"], "constraint_device": constraint["device"]}
+
+
+def _skip_columns(space: str, genotype_json: str) -> dict[str, float]:
+    """The found cells' share of skip connections, read from the stored genotype so that every
+    method is measured alike; NaN for a cell the method does not search (GDAS-FRC's fixed
+    reduction cell)."""
+    shares = skip_share(get_space(space).from_dict(json.loads(genotype_json)))
+    return {f"skip_{cell}": shares.get(cell, math.nan) for cell in ("normal", "reduce")}
 
 
 def _published(method: str) -> dict[str, object]:
@@ -92,7 +127,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (protocol, data, method, variant): a constrained run is its own row."""
     runs = runs.assign(test_error=100.0 * (1.0 - runs["test_acc"]))
     latency_columns = [c for c in runs.columns if c.startswith("latency_ms ")]
-    grouped = runs.groupby(["protocol", "protocol_hash", "data", "method", "variant"], sort=False)
+    grouped = runs.groupby(ROW_KEYS, sort=False)
     table = grouped.agg(
         strategy=("strategy_class", "first"),
         n=("seed", "nunique"),
@@ -105,8 +140,12 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         search_hours=("search_seconds", lambda s: s.mean() / 3600),
         eval_hours=("eval_seconds", lambda s: s.mean() / 3600),
         devices=("device", lambda s: "; ".join(sorted(set(s)))),
+        skip_normal=("skip_normal", "mean"),
+        skip_reduce=("skip_reduce", "mean"),
+        constraint_metric=("constraint_metric", "first"),
         constraint_target=("constraint_target", "first"),
         constraint_achieved=("constraint_achieved", "mean"),
+        constraint_device=("constraint_device", lambda s: "; ".join(sorted(set(s.dropna())))),
         **{column: (column, "mean") for column in latency_columns},
     ).reset_index()
     reference = table[(table["method"] == REFERENCE_METHOD) & (table["variant"] == "")].set_index(["protocol_hash", "data"])["test_error_mean"]
@@ -126,6 +165,14 @@ def _fmt(value: object, digits: int = 2) -> str:
     return str(value)
 
 
+def _label(method: str, variant: str) -> str:
+    return method if not variant else f"{method} [{variant}]"
+
+
+def _section_title(protocol: str, protocol_hash: str, data: str) -> str:
+    return f"Protocol `{protocol}` (hash `{protocol_hash}`), data `{data}`"
+
+
 def to_markdown(summary: pd.DataFrame, store_path: Path, n_runs: int) -> str:
     lines = [
         "# nasbench results",
@@ -135,23 +182,25 @@ def to_markdown(summary: pd.DataFrame, store_path: Path, n_runs: int) -> str:
         "",
         CONVENTIONS,
     ]
-    for (protocol, protocol_hash, data), section in summary.groupby(["protocol", "protocol_hash", "data"], sort=False):
-        lines += ["", f"## Protocol `{protocol}` (hash `{protocol_hash}`), data `{data}`", ""]
+    for (protocol, protocol_hash, data), section in summary.groupby(SECTION_KEYS, sort=False):
+        lines += ["", f"## {_section_title(protocol, protocol_hash, data)}", ""]
         table = pd.DataFrame({
-            "Method": [m if not v else f"{m} [{v}]" for m, v in zip(section["method"], section["variant"])],
+            "Method": [_label(m, v) for m, v in zip(section["method"], section["variant"])],
             "Strategy": section["strategy"],
             "Test error (%)": [f"{_fmt(m)} ± {_fmt(s)}" for m, s in zip(section["test_error_mean"], section["test_error_std"])],
             "n": section["n"],
             "Δ vs random (pp)": [_fmt(v) for v in section["delta_vs_random"]],
             "Params (M)": [_fmt(v, 3) for v in section["params_m"]],
             "FLOPs (M, MAC=1)": [_fmt(v, 1) for v in section["flops_m"]],
+            "Skip share (N / R)": [f"{_fmt(n)} / {_fmt(r)}" for n, r in zip(section["skip_normal"], section["skip_reduce"])],
             "Search cost (h)": [_fmt(v, 3) for v in section["search_hours"]],
             "Device": section["devices"],
             **{f"Latency (ms) {c.removeprefix('latency_ms ')}": [_fmt(v, 2) for v in section[c]]
                for c in section.columns if c.startswith("latency_ms ") and section[c].notna().any()},
-            **({"Constraint: achieved / target": [
-                "–" if pd.isna(t) else f"{a:.4g} / {t:.4g}"
-                for a, t in zip(section["constraint_achieved"], section["constraint_target"])]}
+            **({"Constraint: achieved / target on the table's device": [
+                "–" if pd.isna(t) else f"{metric} {a:.4g} / {t:.4g} on {device}"
+                for metric, a, t, device in zip(section["constraint_metric"], section["constraint_achieved"],
+                                                section["constraint_target"], section["constraint_device"])]}
                if section["constraint_target"].notna().any() else {}),
             "Published error (%)": [_fmt(v) for v in section["published_test_error"]],
             "Published params (M)": [_fmt(v, 1) for v in section["published_params_m"]],
@@ -162,6 +211,112 @@ def to_markdown(summary: pd.DataFrame, store_path: Path, n_runs: int) -> str:
         if len(sources):
             lines += ["", "Published figures: " + "; ".join(f"{m}: {s}" for m, s in zip(sources["method"], sources["published_source"]))]
     return "\n".join(lines) + "\n"
+
+
+def load_trials(store_path: Path, run_ids: pd.Series) -> pd.DataFrame:
+    """The stored trials of the given runs, in the order they were trained."""
+    with closing(Store(store_path)) as store:
+        rows = [{"run_id": run_id, "index": t.index, "val_acc": t.val_acc, "seconds": t.seconds}
+                for run_id in run_ids for t in store.trials(run_id)]
+    return pd.DataFrame(rows, columns=["run_id", "index", "val_acc", "seconds"]).astype(
+        {"run_id": int, "index": int, "val_acc": float, "seconds": float})  # numeric even when empty or all failed
+
+
+def anytime_trajectories(runs: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    """Per run with trials, after each trained candidate: the best search-validation accuracy so
+    far and the cumulative candidate-training seconds. A failed candidate (no accuracy) counts
+    as trained and as time spent but improves nothing; before the first scored one the best is NaN."""
+    keys = runs[[*ROW_KEYS, "seed", "id"]].rename(columns={"id": "run_id"})
+    trajectories = keys.merge(trials, on="run_id").sort_values(["run_id", "index"], ignore_index=True)
+    by_run = trajectories.groupby("run_id")
+    trajectories["candidates"] = by_run.cumcount() + 1
+    trajectories["best_val_acc"] = by_run["val_acc"].cummax().groupby(trajectories["run_id"]).ffill()
+    trajectories["cumulative_seconds"] = by_run["seconds"].cumsum()
+    return trajectories[[*ROW_KEYS, "seed", "run_id", "candidates", "val_acc", "best_val_acc", "cumulative_seconds"]]
+
+
+def mean_over_seeds(trajectories: pd.DataFrame, x: str) -> pd.DataFrame:
+    """Per (protocol, data, method, variant), the seeds' best-so-far against ``x`` (``candidates``
+    or ``cumulative_seconds``): each seed's step function is read at every x any seed reached (a
+    seed whose search has ended keeps its final best), from the first x at which every seed has
+    a scored candidate; then mean, min and max across seeds."""
+    curves = []
+    for key, group in trajectories.groupby(ROW_KEYS, sort=False):
+        steps = group.groupby([x, "seed"])["best_val_acc"].max().unstack("seed").sort_index().ffill()
+        steps = steps[steps.notna().all(axis=1)]
+        curves.append(pd.DataFrame({**dict(zip(ROW_KEYS, key)), x: steps.index, "mean": steps.mean(axis=1).to_numpy(),
+                                    "min": steps.min(axis=1).to_numpy(), "max": steps.max(axis=1).to_numpy(),
+                                    "seeds": steps.shape[1]}))
+    return pd.concat(curves, ignore_index=True)
+
+
+ANYTIME_AXES = (("candidates", "trained candidates", 1.0),
+                ("cumulative_seconds", "cumulative candidate-training time (h)", 1 / 3600))
+"""The figure's panels: (trajectory column, axis label, scale from the column to the axis)."""
+
+
+def anytime_figure_name(protocol: str, protocol_hash: str, data: str) -> str:
+    return f"anytime_{protocol}_{protocol_hash}_{data}.png"
+
+
+def plot_anytime(section: pd.DataFrame, title: str, path: Path) -> None:
+    """One results section's trajectories: a panel per :data:`ANYTIME_AXES`, a line per method
+    (mean over seeds, steps, a marker where a candidate ends) with its min–max band across seeds. Saved through Agg without
+    the Software tag, so the bytes depend on the data and the matplotlib version only."""
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    figure.suptitle(title)
+    panels = figure.subplots(1, 2, sharey=True)
+    for axes, (x, label, scale) in zip(panels, ANYTIME_AXES):
+        for (method, variant), curve in mean_over_seeds(section, x).groupby(["method", "variant"], sort=False):
+            xs = curve[x] * scale
+            (line,) = axes.plot(xs, 100 * curve["mean"], drawstyle="steps-post", marker="o", markersize=3,
+                                label=f"{_label(method, variant)} (n={curve['seeds'].iloc[0]})")
+            axes.fill_between(xs, 100 * curve["min"], 100 * curve["max"], step="post", alpha=0.2, color=line.get_color())
+        axes.set_xlabel(label)
+        axes.grid(alpha=0.3)
+    panels[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    panels[0].set_ylabel("best search-validation accuracy so far (%)")
+    panels[0].legend()
+    figure.savefig(path, format="png", dpi=100, metadata={"Software": None})
+
+
+def write_anytime_figures(trajectories: pd.DataFrame, out_dir: Path) -> dict[tuple[str, str, str], Path]:
+    """One figure per results section that has trajectories, keyed by the section."""
+    figures = {}
+    for section_key, section in trajectories.groupby(SECTION_KEYS, sort=False):
+        figures[section_key] = out_dir / anytime_figure_name(*section_key)
+        plot_anytime(section, _section_title(*section_key).replace("`", ""), figures[section_key])
+    return figures
+
+
+def anytime_markdown(figures: dict[tuple[str, str, str], Path]) -> str:
+    if not figures:
+        return ""
+    lines = ["", "## Anytime performance", "",
+             "Methods that train candidates (black-box search): the best search-validation accuracy found so far "
+             "against the number of trained candidates and against the cumulative time spent training them (the "
+             "search's wall time less its own overhead). Line: mean over seeds; band: min–max across seeds. A "
+             "failed candidate counts as trained but improves nothing; a seed whose search has ended keeps its final "
+             "best. Per seed and candidate: anytime.csv."]
+    for section_key, path in figures.items():
+        lines += ["", f"### {_section_title(*section_key)}", "", f"![anytime performance, {section_key[0]}]({path.name})"]
+    return "\n".join(lines) + "\n"
+
+
+HISTORY_COLUMNS = [*ROW_KEYS, "seed", "run_id", "epoch", "skip_normal", "skip_reduce", "supernet_val_acc",
+                   "expected_cost"]
+
+
+def supernet_history(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per epoch of every supernet search: the derived cells' skip share, the supernet's
+    search-validation accuracy and, under a constraint, the expected cost of the architecture
+    distribution (in the constraint's metric)."""
+    rows = [{**{k: run[k] for k in ROW_KEYS}, "seed": run["seed"], "run_id": run["id"], "epoch": epoch["epoch"],
+             **{f"skip_{cell}": share for cell, share in epoch["skip_share"].items()},
+             "supernet_val_acc": epoch["supernet_val_acc"], "expected_cost": epoch.get("expected_cost")}
+            for run in runs.to_dict("records") for epoch in json.loads(run["details_json"] or "{}").get("epochs", [])]
+    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 
 
 def cost_table_rows(tables: list[CostTable]) -> pd.DataFrame:
@@ -227,16 +382,30 @@ def generate(store_path: Path, out_dir: Path, tables_dir: Path | None = None) ->
     if not tables.empty:
         paths.append(out_dir / "cost_tables.csv")
         tables.to_csv(paths[-1], index=False, float_format="%.6g")
+    rankings = load_rankings(store_path)
+    rankings_md = rankings_markdown(rankings) if not rankings.empty else ""
+    if not rankings.empty:
+        paths.append(out_dir / "rankings.csv")
+        rankings.to_csv(paths[-1], index=False, float_format="%.6g")
     if runs.empty:
-        paths[0].write_text(f"# nasbench results\n\nThe store `{store_path}` holds no finished runs yet.\n" + tables_md)
+        paths[0].write_text(f"# nasbench results\n\nThe store `{store_path}` holds no finished runs yet.\n"
+                            + rankings_md + tables_md)
         pd.DataFrame().to_csv(paths[1], index=False)
         pd.DataFrame().to_csv(paths[2], index=False)
         return paths
     summary = summarise(runs)
-    paths[0].write_text(to_markdown(summary, store_path, len(runs)) + tables_md)
+    trajectories = anytime_trajectories(runs, load_trials(store_path, runs["id"]))
+    figures = write_anytime_figures(trajectories, out_dir)
+    paths[0].write_text(to_markdown(summary, store_path, len(runs)) + anytime_markdown(figures) + rankings_md
+                        + tables_md)
     summary.to_csv(paths[1], index=False, float_format="%.6g")
     provenance = runs.drop(columns=["state_json"]).assign(
         software=lambda df: df["software_json"].map(lambda s: " ".join(f"{k}={v}" for k, v in json.loads(s).items()))
     ).drop(columns=["software_json", "protocol_json"])
     provenance.to_csv(paths[2], index=False, float_format="%.6g")
+    paths.append(out_dir / "anytime.csv")
+    trajectories.to_csv(paths[-1], index=False, float_format="%.6g")
+    paths += figures.values()
+    paths.append(out_dir / "supernet_history.csv")
+    supernet_history(runs).to_csv(paths[-1], index=False, float_format="%.6g")
     return paths

@@ -6,6 +6,12 @@ trials in ``trials``, and the strategy's checkpoint so an interrupted run resume
 part in ``runs.state_json``, its tensors (``torch.save`` bytes) in ``checkpoint_tensors``,
 written together. Every write is one transaction; a finished run is superseded only by an
 explicit ``--force``.
+
+``nasbench rank`` keeps its experiments in ``rankings`` (one per method, seed, protocol,
+data and number of architectures, with the same provenance as a run and the ranking
+figures), their (supernet, stand-alone) accuracy pairs in ``ranking_pairs`` as each is
+measured, and the supernet a ranking trains itself, while it still needs it, in
+``ranking_supernets``.
 """
 from __future__ import annotations
 
@@ -70,6 +76,46 @@ CREATE TABLE IF NOT EXISTS checkpoint_tensors (
     run_id INTEGER PRIMARY KEY REFERENCES runs(id),
     data BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS rankings (
+    id INTEGER PRIMARY KEY,
+    method TEXT NOT NULL,
+    samples INTEGER NOT NULL,
+    top_k INTEGER NOT NULL,
+    protocol TEXT NOT NULL,
+    protocol_hash TEXT NOT NULL,
+    protocol_json TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'interrupted', 'failed', 'finished')),
+    error TEXT,
+    device TEXT NOT NULL,
+    device_fingerprint TEXT NOT NULL,
+    software_json TEXT NOT NULL,
+    git_commit TEXT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    seconds REAL NOT NULL DEFAULT 0,
+    supernet_run_id INTEGER REFERENCES runs(id),
+    kendall_tau REAL,
+    spearman_rho REAL,
+    top_k_overlap REAL,
+    UNIQUE (method, seed, protocol_hash, data, samples)
+);
+CREATE TABLE IF NOT EXISTS ranking_pairs (
+    ranking_id INTEGER NOT NULL REFERENCES rankings(id),
+    idx INTEGER NOT NULL,
+    arch_json TEXT NOT NULL,
+    supernet_acc REAL,
+    standalone_acc REAL,
+    supernet_seconds REAL,
+    standalone_seconds REAL,
+    PRIMARY KEY (ranking_id, idx)
+);
+CREATE TABLE IF NOT EXISTS ranking_supernets (
+    ranking_id INTEGER PRIMARY KEY REFERENCES rankings(id),
+    state_json TEXT NOT NULL,
+    data BLOB NOT NULL
+);
 """
 _KEY_INDEX = "CREATE INDEX IF NOT EXISTS runs_key ON runs (method, seed, protocol_hash, data, variant, status)"
 _KEY_COLUMNS = "method=? AND seed=? AND protocol_hash=? AND data=? AND variant=?"
@@ -114,6 +160,44 @@ class RunOutcome:
     params: int
     flops: int
     details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RankingKey:
+    """What makes two rankings the same experiment."""
+
+    method: str
+    seed: int
+    protocol_hash: str
+    data: str
+    samples: int
+
+    def values(self) -> tuple[str, int, str, str, int]:
+        return self.method, self.seed, self.protocol_hash, self.data, self.samples
+
+
+@dataclass(frozen=True)
+class RankingStart:
+    key: RankingKey
+    top_k: int
+    protocol: str
+    protocol_json: str
+    device: str
+    device_fingerprint: str
+    software: dict[str, str]
+    git_commit: str | None
+
+
+@dataclass(frozen=True)
+class RankingOutcome:
+    seconds: float
+    kendall_tau: float | None
+    spearman_rho: float | None
+    top_k_overlap: float
+
+
+MEASURES = ("supernet", "standalone")
+"""The two accuracies of a ranking's architecture: under the supernet, trained alone."""
 
 
 def _now() -> str:
@@ -224,6 +308,95 @@ class Store:
     def fail(self, run_id: int, error: str, status: str = "failed") -> None:
         with self.conn:
             self.conn.execute("UPDATE runs SET status=?, error=? WHERE id=?", (status, error, run_id))
+
+
+    # -- rankings (`nasbench rank`), each write one transaction ----------------------
+    def find_ranking(self, key: RankingKey) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM rankings WHERE method=? AND seed=? AND protocol_hash=? AND data=? "
+                                 "AND samples=?", key.values()).fetchone()
+
+    def rankings(self, status: str = "finished") -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT * FROM rankings WHERE status=? ORDER BY id", (status,)).fetchall()
+
+    def ranking_pairs(self, ranking_id: int) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT * FROM ranking_pairs WHERE ranking_id=? ORDER BY idx",
+                                 (ranking_id,)).fetchall()
+
+    def start_ranking(self, ranking: RankingStart) -> int:
+        with self.conn:
+            cursor = self.conn.execute(
+                "INSERT INTO rankings (method, seed, protocol_hash, data, samples, top_k, protocol, protocol_json, "
+                "status, device, device_fingerprint, software_json, git_commit, started_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                (*ranking.key.values(), ranking.top_k, ranking.protocol, ranking.protocol_json, ranking.device,
+                 ranking.device_fingerprint, json.dumps(ranking.software), ranking.git_commit, _now()),
+            )
+        return int(cursor.lastrowid)
+
+    def resume_ranking(self, ranking_id: int) -> None:
+        with self.conn:
+            self.conn.execute("UPDATE rankings SET status='running', error=NULL WHERE id=?", (ranking_id,))
+
+    def record_accuracy(self, ranking_id: int, index: int, arch: dict[str, Any], measure: str, accuracy: float,
+                        seconds: float, ranking_seconds: float) -> None:
+        """Keep one accuracy of a ranking's architecture (``measure``: one of ``MEASURES``)
+        as soon as it is measured, with the ranking's time so far."""
+        if measure not in MEASURES:
+            raise ValueError(f"unknown ranking measure {measure!r}")
+        with self.conn:
+            self.conn.execute(
+                f"INSERT INTO ranking_pairs (ranking_id, idx, arch_json, {measure}_acc, {measure}_seconds) "
+                f"VALUES (?, ?, ?, ?, ?) ON CONFLICT (ranking_id, idx) DO UPDATE SET "
+                f"{measure}_acc=excluded.{measure}_acc, {measure}_seconds=excluded.{measure}_seconds",
+                (ranking_id, index, json.dumps(arch), accuracy, seconds),
+            )
+            self.conn.execute("UPDATE rankings SET seconds=? WHERE id=?", (ranking_seconds, ranking_id))
+
+    def measured_standalone(self, seed: int, protocol_hash: str, data: str, index: int,
+                            arch: dict[str, Any]) -> sqlite3.Row | None:
+        """The stand-alone accuracy (and seconds) any ranking measured for ``arch`` as its
+        ``index``-th architecture under the same seed, protocol and data: the same candidate
+        training, whatever the supernet method."""
+        return self.conn.execute(
+            "SELECT p.standalone_acc, p.standalone_seconds FROM ranking_pairs p JOIN rankings r ON r.id = p.ranking_id "
+            "WHERE r.seed=? AND r.protocol_hash=? AND r.data=? AND p.idx=? AND p.arch_json=? "
+            "AND p.standalone_acc IS NOT NULL ORDER BY p.ranking_id LIMIT 1",
+            (seed, protocol_hash, data, index, json.dumps(arch)),
+        ).fetchone()
+
+    def set_ranking_supernet_run(self, ranking_id: int, run_id: int | None) -> None:
+        """The finished run whose stored supernet the ranking scores with (None: its own)."""
+        with self.conn:
+            self.conn.execute("UPDATE rankings SET supernet_run_id=? WHERE id=?", (run_id, ranking_id))
+
+    def keep_ranking_supernet(self, ranking_id: int, state: dict[str, Any], tensors: TensorState) -> None:
+        """The checkpoint of the supernet search a ranking runs itself (to resume it)."""
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO ranking_supernets VALUES (?, ?, ?)",
+                              (ranking_id, json.dumps(state), tensors_to_bytes(tensors)))
+
+    def ranking_supernet(self, ranking_id: int) -> tuple[dict[str, Any], TensorState] | None:
+        row = self.conn.execute("SELECT * FROM ranking_supernets WHERE ranking_id=?", (ranking_id,)).fetchone()
+        return None if row is None else (json.loads(row["state_json"]), tensors_from_bytes(row["data"]))
+
+    def drop_ranking_supernet(self, ranking_id: int) -> None:
+        """Once every architecture has its supernet accuracy: the supernet is not needed again."""
+        with self.conn:
+            freed = self.conn.execute("DELETE FROM ranking_supernets WHERE ranking_id=?", (ranking_id,)).rowcount
+        if freed:
+            self.conn.execute("VACUUM")  # as for finished runs: stores are kept in git
+
+    def finish_ranking(self, ranking_id: int, outcome: RankingOutcome) -> None:
+        with self.conn:
+            self.conn.execute(
+                "UPDATE rankings SET status='finished', finished_at=?, seconds=?, kendall_tau=?, spearman_rho=?, "
+                "top_k_overlap=?, error=NULL WHERE id=?",
+                (_now(), outcome.seconds, outcome.kendall_tau, outcome.spearman_rho, outcome.top_k_overlap, ranking_id),
+            )
+
+    def fail_ranking(self, ranking_id: int, error: str, status: str = "failed") -> None:
+        with self.conn:
+            self.conn.execute("UPDATE rankings SET status=?, error=? WHERE id=?", (status, error, ranking_id))
 
 
 def _add_variant_column(conn: sqlite3.Connection) -> None:

@@ -252,9 +252,11 @@ def report(smoke_store, tmp_path_factory):
     return out, result
 
 
-def test_report_writes_three_files(report):
+def test_report_writes_its_files(report, smoke, records):
     out, result = report
-    assert result.out.splitlines() == [str(out / name) for name in ("results.md", "results.csv", "runs.csv")]
+    figure = f"anytime_smoke_{smoke.hash}_{records[0]['data']}.png"  # random and evolution have trials
+    assert result.out.splitlines() == [str(out / name) for name in (
+        "results.md", "results.csv", "runs.csv", "anytime.csv", figure, "supernet_history.csv")]
 
 
 def test_report_numbers_equal_the_store(report, rows, smoke):

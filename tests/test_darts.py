@@ -16,9 +16,10 @@ from nasbench.spaces.cell.genotype import Genotype
 from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
 from nasbench.spaces.cell.supernet import derive_genotype
 from nasbench.store import tensors_from_bytes, tensors_to_bytes
+from nasbench.strategies import STRATEGIES
 from nasbench.strategies.base import Checkpoint, SearchContext
 from nasbench.strategies.darts import DARTS_WEIGHTS, Darts, DartsSecondOrder
-from nasbench.strategies.supernet_search import Batch
+from nasbench.strategies.supernet_search import Batch, SupernetSearch
 
 from conftest import run_cli, store_rows
 
@@ -325,5 +326,7 @@ def test_bench_search_step_prints_its_measurement():
 def test_bench_refuses_a_method_without_a_search_step():
     result = run_cli("bench", "search-step", "--method", "random")
     assert result.code == 2
+    methods = [name for name, cls in STRATEGIES.items() if issubclass(cls, SupernetSearch)]  # a growing registry
+    assert {"darts", "darts-2nd", "snas", "random-ws"} <= set(methods)
     assert result.err.strip() == ("nasbench: error: method random has no supernet search step; "
-                                  "methods with one: darts, darts-2nd, snas")
+                                  f"methods with one: {', '.join(methods)}")

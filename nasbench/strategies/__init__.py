@@ -8,11 +8,12 @@ from nasbench.strategies.darts import Darts, DartsSecondOrder
 from nasbench.strategies.evolution import RegularizedEvolution
 from nasbench.strategies.pnas import Pnas
 from nasbench.strategies.random_search import RandomArchitecture, RandomSearch
+from nasbench.strategies.random_ws import RandomWeightSharing
 from nasbench.strategies.snas import Snas
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (RandomSearch, RandomArchitecture, Darts, DartsSecondOrder, Snas,
-                                RegularizedEvolution, Pnas)
+                                RegularizedEvolution, Pnas, RandomWeightSharing)
 }
 
 

@@ -14,7 +14,7 @@ import random
 import time
 import traceback
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Hashable
 
 import torch
@@ -233,7 +233,7 @@ class Strategy(ABC):
         version, internal, gauss = self.rng.getstate()
         return {
             "rng": [version, list(internal), gauss],
-            "trials": [asdict(t) for t in self.trials],
+            "trials": [vars(t).copy() for t in self.trials],  # shallow: asdict's deep copy is quadratic in cost
             "status": self.status,
             "fields": {name: getattr(self, name) for name in self.state_fields},
         }

@@ -49,10 +49,15 @@ def gumbel_noise(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor
     return -torch.log(-torch.log(uniform))
 
 
-def linear_temperature(start: float, end: float, epoch: int, epochs: int) -> float:
-    """The temperature of 0-based ``epoch``: linear from ``start`` towards ``end``, reaching
-    it in the last epoch."""
-    return end + (start - end) * (1 - (epoch + 1) / epochs)
+def gumbel_softmax(alpha: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
+    """One Gumbel-softmax (concrete) sample per row, ``softmax((alpha + G) / t)``,
+    differentiable in alpha; its noise from ``generator``."""
+    return ((alpha + gumbel_noise(alpha, generator)) / temperature).softmax(dim=-1)
+
+
+def linear_temperature(start: float, end: float, progress: float) -> float:
+    """Linear from ``start`` (progress 0) to ``end`` (progress 1, exactly)."""
+    return end + (start - end) * (1 - progress)
 
 
 class Snas(SupernetSearch):
@@ -68,13 +73,13 @@ class Snas(SupernetSearch):
     arch_recipe = SNAS_ARCHITECTURE
 
     def temperature(self) -> float:
-        return linear_temperature(TEMPERATURE_START, TEMPERATURE_MIN, self.epochs_done, self.budget())
+        """Epoch e of E searches at the value for progress (e + 1) / E, the last at the minimum."""
+        return linear_temperature(TEMPERATURE_START, TEMPERATURE_MIN, (self.epochs_done + 1) / self.budget())
 
     def search_weights(self) -> dict[str, torch.Tensor]:
         """One Gumbel-softmax sample per edge, differentiable in alpha."""
         t = self.temperature()
-        return {group: ((alpha + gumbel_noise(alpha, self.generator)) / t).softmax(dim=-1)
-                for group, alpha in self.supernet.alphas.items()}
+        return {group: gumbel_softmax(alpha, t, self.generator) for group, alpha in self.supernet.alphas.items()}
 
     def objective(self, batch: Batch, weights: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(the loss both parameter sets descend, its cross-entropy part)."""

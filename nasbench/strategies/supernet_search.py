@@ -20,6 +20,7 @@ from torch import nn
 
 from nasbench.data import Augmentation, endless_batches, shuffled_batches
 from nasbench.errors import NasbenchError
+from nasbench.protocol import SupernetBudget
 from nasbench.spaces.cell.genotype import Genotype
 from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
 from nasbench.spaces.cell.supernet import EdgeWeights, Supernet, WeightedSupernet, derive_genotype
@@ -40,6 +41,7 @@ class WeightRecipe:
     momentum: float
     weight_decay: float
     grad_clip: float
+    nesterov: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,8 @@ class SupernetSearch(Strategy):
     unless the method samples."""
 
     weight_recipe: ClassVar[WeightRecipe]
-    arch_recipe: ClassVar[ArchRecipe]
+    arch_recipe: ClassVar[ArchRecipe | None] = None
+    """None where the method has no architecture parameters to train (random-ws samples paths uniformly)."""
     sparse_weights: ClassVar[bool] = False
     """True where edge weights have exact zeros worth skipping (GDAS' one-hot samples)."""
     state_fields = ("epochs_done", "history")
@@ -77,17 +80,23 @@ class SupernetSearch(Strategy):
         self.history: list[dict[str, Any]] = []
         budget = context.protocol.search.supernet
         torch.manual_seed(derive_seed(context.seed, "supernet"))
-        self.supernet = Supernet(budget.channels, budget.cells).to(context.device)
+        self.supernet = self.make_supernet(budget).to(context.device)
         recipe, arch = self.weight_recipe, self.arch_recipe
         self.weight_optimizer = torch.optim.SGD(self.supernet.weight_parameters(), lr=recipe.lr,
-                                                momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-        self.arch_optimizer = torch.optim.Adam(self.supernet.arch_parameters(), lr=arch.lr, betas=arch.betas,
-                                               weight_decay=arch.weight_decay)
+                                                momentum=recipe.momentum, weight_decay=recipe.weight_decay,
+                                                nesterov=recipe.nesterov)
+        self.arch_optimizer = None if arch is None else torch.optim.Adam(
+            self.supernet.arch_parameters(), lr=arch.lr, betas=arch.betas, weight_decay=arch.weight_decay)
         self.generator = torch.Generator(device=context.device).manual_seed(derive_seed(context.seed, "batches"))
         self.augment = Augmentation(context.device)
         self.criterion = nn.CrossEntropyLoss()
 
     # -- the method's part ---------------------------------------------------------
+    def make_supernet(self, budget: SupernetBudget) -> Supernet:
+        """The supernet the method searches on: DARTS' unless overridden (PC-DARTS' partial
+        channels and edge parameters)."""
+        return Supernet(budget.channels, budget.cells)
+
     def edge_weights(self) -> dict[str, torch.Tensor]:
         """Per-edge operation weights from the architecture parameters (softmax per edge):
         deterministic, what the records show and the derivation reads."""
@@ -106,6 +115,11 @@ class SupernetSearch(Strategy):
 
     # -- the shared loop -----------------------------------------------------------
     def budget(self) -> int:
+        return self.supernet_epochs()
+
+    def supernet_epochs(self) -> int:
+        """The protocol's supernet epochs: the weights' schedule spans them, whatever a
+        method's search does after them (random-ws' scoring)."""
         return self.context.protocol.search.supernet.epochs
 
     def steps_done(self) -> int:
@@ -118,9 +132,10 @@ class SupernetSearch(Strategy):
         logits = self.supernet(*inputs) if params is None else torch.func.functional_call(self.supernet, params, inputs)
         return self.criterion(logits, batch.labels)
 
-    def weight_step(self, train: Batch) -> torch.Tensor:
-        """One SGD step of the network weights under the current, fixed edge weights."""
-        weights = {group: w.detach() for group, w in self.search_weights().items()}
+    def weight_step(self, train: Batch, weights: EdgeWeights | None = None) -> torch.Tensor:
+        """One SGD step of the network weights under fixed edge weights: ``weights``, else
+        :meth:`search_weights`."""
+        weights = {group: w.detach() for group, w in (self.search_weights() if weights is None else weights).items()}
         loss = self.loss(train, weights)
         self.weight_optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -130,7 +145,7 @@ class SupernetSearch(Strategy):
 
     def learning_rate(self, epoch: int) -> float:
         recipe = self.weight_recipe
-        return cosine_annealing(recipe.lr, recipe.lr_min, epoch, self.budget())
+        return cosine_annealing(recipe.lr, recipe.lr_min, epoch, self.supernet_epochs())
 
     def step(self) -> None:
         """One epoch over search-train, then a history record."""
@@ -168,7 +183,7 @@ class SupernetSearch(Strategy):
             "train_loss": train_loss,
             "val_loss": val_loss,
             "supernet_val_acc": accuracy,
-            "weights": {group: _rounded(w.tolist()) for group, w in weights.items()},
+            "weights": {group: rounded(w.tolist()) for group, w in weights.items()},
             "genotype": genotype.to_dict(),
             "skip_share": skip_share(genotype),
         }
@@ -181,12 +196,14 @@ class SupernetSearch(Strategy):
 
     # -- state -----------------------------------------------------------------------
     def tensor_state(self) -> TensorState:
-        return {
+        tensors = {
             "supernet": self.supernet.state_dict(),
             "weight_optimizer": self.weight_optimizer.state_dict(),
-            "arch_optimizer": self.arch_optimizer.state_dict(),
             "generator": self.generator.get_state(),
         }
+        if self.arch_optimizer is not None:
+            tensors["arch_optimizer"] = self.arch_optimizer.state_dict()
+        return tensors
 
     def load_tensor_state(self, tensors: TensorState) -> None:
         if not tensors:
@@ -194,7 +211,8 @@ class SupernetSearch(Strategy):
                                 "run again with --force to start the search over")
         self.supernet.load_state_dict(tensors["supernet"])
         self.weight_optimizer.load_state_dict(tensors["weight_optimizer"])
-        self.arch_optimizer.load_state_dict(tensors["arch_optimizer"])
+        if self.arch_optimizer is not None:
+            self.arch_optimizer.load_state_dict(tensors["arch_optimizer"])
         self.generator.set_state(tensors["generator"])
 
 
@@ -230,5 +248,6 @@ def skip_share(genotype: Genotype) -> dict[str, float]:
             for group, edges, _ in genotype.cells() if edges is not None}
 
 
-def _rounded(rows: Sequence[Sequence[float]]) -> list[list[float]]:
+def rounded(rows: Sequence[Sequence[float]]) -> list[list[float]]:
+    """``rows`` of weights to the history's precision (``WEIGHTS_DIGITS``)."""
     return [[float(f"{v:.{WEIGHTS_DIGITS}g}") for v in row] for row in rows]

@@ -6,7 +6,8 @@ planned by the same :func:`~nasbench.spaces.cell.network.plan_network`. Every ce
 fully connected: each of its 14 edges (2 inputs, 4 nodes) is a mixed operation over the
 eight DARTS operations, with batch norm without affine parameters, as in DARTS.
 
-The supernet holds the architecture parameters (a (14, 8) tensor per cell type,
+The supernet holds the architecture parameters (a (14, 8) tensor per cell type and, with
+``edge_normalisation=True``, PC-DARTS' edge parameters beta, a (14,) tensor per cell type;
 :meth:`Supernet.arch_parameters`) apart from the network weights
 (:meth:`Supernet.weight_parameters`), but its forward pass does not read them: it takes
 per-edge operation weights, so each method forms them its own way (softmax for DARTS,
@@ -18,8 +19,9 @@ their input and, for the backward pass, as the one tensor they keep).
 
 Extension points: ``mixed_op`` builds each edge's mixed operation (PC-DARTS' partial
 channels wrap :class:`MixedOp` on ``channels // K`` channels with a channel shuffle), and
-a node's incoming edges are summed in :meth:`SearchCell.forward` (PC-DARTS' edge
-normalisation scales each edge there).
+an edge is scaled as a whole by scaling its weight row (PC-DARTS' edge normalisation; a
+partial-channel edge weighs its bypassed channels by the row's sum), so
+:meth:`SearchCell.forward` sums a node's incoming edges as they come.
 """
 from __future__ import annotations
 
@@ -142,7 +144,8 @@ def active_operations(weights: torch.Tensor) -> list[tuple[int, ...]]:
 class Supernet(nn.Module):
     """DARTS' search network (``Network`` in the DARTS code) over the cell space."""
 
-    def __init__(self, channels: int, cells: int, num_classes: int = 10, mixed_op: MixedOpFactory = MixedOp):
+    def __init__(self, channels: int, cells: int, num_classes: int = 10, mixed_op: MixedOpFactory = MixedOp,
+                 edge_normalisation: bool = False):
         super().__init__()
         specs = plan_network(search_genotype_template(), channels, cells)
         self.stem = make_stem(STEM_MULTIPLIER * channels)
@@ -151,12 +154,17 @@ class Supernet(nn.Module):
         self.alphas = nn.ParameterDict({
             group: nn.Parameter(ALPHA_INIT_SCALE * torch.randn(len(EDGES), len(SEARCH_OPERATIONS))) for group in GROUPS
         })
+        # PC-DARTS initialises beta as alpha (official code, yuhuixu1993/PC-DARTS model_search.py)
+        self.betas = nn.ParameterDict({
+            group: nn.Parameter(ALPHA_INIT_SCALE * torch.randn(len(EDGES))) for group in GROUPS
+        } if edge_normalisation else {})
 
     def arch_parameters(self) -> list[nn.Parameter]:
-        return list(self.alphas.values())
+        return [*self.alphas.values(), *self.betas.values()]
 
     def named_weight_parameters(self) -> dict[str, nn.Parameter]:
-        return {name: p for name, p in self.named_parameters() if not name.startswith("alphas.")}
+        arch = {id(p) for p in self.arch_parameters()}
+        return {name: p for name, p in self.named_parameters() if id(p) not in arch}
 
     def weight_parameters(self) -> list[nn.Parameter]:
         return list(self.named_weight_parameters().values())

@@ -1,0 +1,339 @@
+"""Ranking quality of weight sharing (``nasbench rank``): does a method's trained supernet
+order architectures the way training each of them alone does?
+
+K architectures are drawn at random from the cell space (the i-th from a seed of its own,
+derived from the run seed, so the first K of a larger ranking are the same). Each gets two
+accuracies on search-validation: under the method's trained supernet (its single path:
+one-hot edge weights, sparse forward, batch norm recalibrated) and after the protocol's
+candidate training alone (:meth:`SearchContext.train_candidate`, what random search
+measures). Kendall's tau, Spearman's rho and the top-k overlap compare the two orders.
+
+The supernet is the one a finished run of the method left in the store, if its checkpoint
+is still there; otherwise the ranking trains it by running the method's search (its
+supernet epochs only: no final training, and for random-ws no scoring stage), checkpointed
+in the store, from the same seed, so it is the supernet that method's run searches with.
+Each accuracy is stored as soon as it is measured, so a rerun after a crash redoes none;
+a stand-alone accuracy measured by any ranking for the same architecture, index, seed,
+protocol and data is reused, whatever the method.
+"""
+from __future__ import annotations
+
+import json
+import random
+import time
+import traceback
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import pandas as pd
+import torch
+from scipy import stats
+from torch import nn
+
+from nasbench.bench import supernet_methods
+from nasbench.data import Augmentation, Dataset, DeviceSplit, SplitData, make_splits, ordered_batches
+from nasbench.errors import NasbenchError
+from nasbench.progress import progress_bar
+from nasbench.protocol import Protocol
+from nasbench.provenance import device_fingerprint, device_name, git_commit, software_versions
+from nasbench.spaces import get_space
+from nasbench.spaces.base import SearchSpace
+from nasbench.spaces.cell.genotype import Genotype
+from nasbench.spaces.cell.supernet import Supernet, WeightedSupernet
+from nasbench.store import RankingKey, RankingOutcome, RankingStart, RunKey, Store
+from nasbench.strategies import STRATEGIES
+from nasbench.strategies.base import Checkpoint, SearchContext, derive_seed
+from nasbench.strategies.random_ws import path_weights
+from nasbench.strategies.supernet_search import SupernetSearch
+from nasbench.training import EVAL_BATCH_SIZE, evaluate
+
+TOP_FRACTION = 4
+"""k of the top-k overlap is K // TOP_FRACTION (at least 1): the best quarter."""
+
+
+def check_ranking(method: str, samples: int) -> type[SupernetSearch]:
+    """The registered method ``method``, which must train a weight-sharing supernet, if
+    ``samples`` architectures can be ranked; else a one-line error."""
+    cls = STRATEGIES.get(method)
+    if cls is None:
+        raise NasbenchError(f"--supernet: unknown method {method!r} (ENAS is not implemented yet); "
+                            f"supernet methods: {', '.join(supernet_methods())}")
+    if not issubclass(cls, SupernetSearch):
+        raise NasbenchError(f"--supernet: method {method!r} trains no weight-sharing supernet; "
+                            f"supernet methods: {', '.join(supernet_methods())}")
+    if samples < 2:
+        raise NasbenchError(f"--samples must be at least 2 (a ranking orders architectures), got {samples}")
+    return cls
+
+
+def top_k_size(samples: int) -> int:
+    return max(1, samples // TOP_FRACTION)
+
+
+@dataclass(frozen=True)
+class RankingFigures:
+    kendall_tau: float | None
+    """Kendall's tau-b; None where one side gives every architecture the same accuracy."""
+    spearman_rho: float | None
+    top_k: int
+    top_k_overlap: float
+    """The share of the stand-alone top k that is also in the supernet's top k (ties to
+    the earlier architecture)."""
+
+
+def ranking_figures(supernet: Sequence[float], standalone: Sequence[float]) -> RankingFigures:
+    """How well ``supernet`` accuracies order the architectures as ``standalone`` ones do."""
+    if len(supernet) != len(standalone) or len(supernet) < 2:
+        raise ValueError("a ranking needs two equally long lists of at least 2 accuracies")
+    defined = len(set(supernet)) > 1 and len(set(standalone)) > 1
+    k = top_k_size(len(supernet))
+
+    def top(accuracies: Sequence[float]) -> set[int]:
+        return set(sorted(range(len(accuracies)), key=lambda i: (-accuracies[i], i))[:k])
+
+    return RankingFigures(
+        kendall_tau=float(stats.kendalltau(supernet, standalone).statistic) if defined else None,
+        spearman_rho=float(stats.spearmanr(supernet, standalone).statistic) if defined else None,
+        top_k=k,
+        top_k_overlap=len(top(supernet) & top(standalone)) / k,
+    )
+
+
+def ranking_architectures(space: SearchSpace, seed: int, count: int) -> list[Genotype]:
+    """The ranking's architectures: the i-th drawn uniformly from a seed of its own."""
+    return [space.sample(random.Random(derive_seed(seed, "rank", index))) for index in range(count)]
+
+
+# -- scoring with the supernet ----------------------------------------------------------
+
+@contextmanager
+def recalibrated_batch_norm(model: nn.Module, split: DeviceSplit) -> Iterator[None]:
+    """Within the block, every batch norm of ``model`` holds the statistics of ``split``
+    (normalised, not augmented, as evaluated) under ``model``'s current forward, instead of
+    its running statistics; they are put back after.
+
+    Why: during supernet training a batch norm's running statistics mix the many paths
+    that ran through it (and, for an operation, only the batches that sampled it), so they
+    do not describe any one path; scoring a path with them measures the mismatch as much
+    as the path. Statistics of the path itself, with the weights fixed, are what Bender et
+    al. (ICML 2018: batch statistics at evaluation) and Guo et al. (Single Path One-Shot,
+    2019: statistics recomputed per path on training images) score with; Li & Talwalkar's
+    code has the same step (``evaluate(..., reset_bn=True)``), though its search leaves it off."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, {name: b.clone() for name, b in m.named_buffers()}) for m in norms]
+    augment = Augmentation(split.images.device)
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over the batches
+    model.train()
+    try:
+        with torch.no_grad():
+            for images, _ in ordered_batches(split, EVAL_BATCH_SIZE):
+                model(augment.normalise(images))
+        yield
+    finally:
+        for norm, (momentum, buffers) in zip(norms, saved, strict=True):
+            norm.momentum = momentum
+            for name, buffer in buffers.items():
+                getattr(norm, name).copy_(buffer)
+
+
+def supernet_accuracy(supernet: Supernet, genotype: Genotype, data: SplitData) -> float:
+    """Search-validation accuracy of ``genotype`` under the supernet's shared weights: its
+    single path, batch norm recalibrated on search-train (:func:`recalibrated_batch_norm`)."""
+    path = WeightedSupernet(supernet, path_weights(genotype, data.search_val.labels.device), sparse=True)
+    with recalibrated_batch_norm(path, data.search_train):
+        return evaluate(path, data.search_val)
+
+
+# -- the experiment ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RankRequest:
+    method: str
+    samples: int
+    protocol: Protocol
+    seed: int
+    dataset: Dataset
+    device: torch.device
+    store_path: Path
+    show_progress: bool = True
+
+
+def rank(request: RankRequest) -> dict[str, Any]:
+    """Measure (or finish measuring) the ranking and return its record (``ranking_record``)."""
+    cls = check_ranking(request.method, request.samples)
+    protocol = request.protocol
+    key = RankingKey(cls.name, request.seed, protocol.hash, request.dataset.identity, request.samples)
+    with Store(request.store_path) as store:
+        row = store.find_ranking(key)
+        if row is not None and row["status"] == "finished":
+            return {**ranking_record(store, row), "cached": True}
+        splits = make_splits(request.dataset, protocol.data)
+        data = SplitData.build(request.dataset, splits, request.device)
+        context = SearchContext(space=get_space("cell"), protocol=protocol, seed=request.seed, data=data,
+                                device=request.device, show_progress=request.show_progress)
+        if row is None:
+            ranking_id = store.start_ranking(RankingStart(
+                key=key, top_k=top_k_size(request.samples), protocol=protocol.name, protocol_json=protocol.to_json(),
+                device=device_name(request.device), device_fingerprint=device_fingerprint(request.device),
+                software=software_versions(), git_commit=git_commit()))
+            elapsed_before = 0.0
+        else:
+            ranking_id, elapsed_before = row["id"], row["seconds"]
+            store.resume_ranking(ranking_id)
+        started = time.perf_counter()
+        try:
+            _measure(store, ranking_id, key, cls, context, lambda: elapsed_before + time.perf_counter() - started)
+        except KeyboardInterrupt:
+            store.fail_ranking(ranking_id, "interrupted by the user", status="interrupted")
+            raise
+        except Exception as err:
+            store.fail_ranking(ranking_id, "".join(traceback.format_exception_only(err)).strip())
+            raise
+        return {**ranking_record(store, store.find_ranking(key)), "cached": False}
+
+
+def _measure(store: Store, ranking_id: int, key: RankingKey, cls: type[SupernetSearch], context: SearchContext,
+             seconds: Callable[[], float]) -> None:
+    """Every supernet accuracy still missing (the supernet is needed only for those), then
+    every stand-alone accuracy still missing, then the figures."""
+    architectures = ranking_architectures(context.space, key.seed, key.samples)
+    arch_dicts = [context.space.to_dict(genotype) for genotype in architectures]
+
+    def missing(measure: str) -> list[int]:
+        done = {row["idx"] for row in store.ranking_pairs(ranking_id) if row[f"{measure}_acc"] is not None}
+        return [index for index in range(key.samples) if index not in done]
+
+    unscored = missing("supernet")
+    if unscored:
+        supernet = trained_supernet(store, ranking_id, key, cls, context)
+        for index in _progress(unscored, "supernet scores", context.show_progress):
+            start = time.perf_counter()
+            accuracy = supernet_accuracy(supernet, architectures[index], context.data)
+            store.record_accuracy(ranking_id, index, arch_dicts[index], "supernet", accuracy,
+                                  time.perf_counter() - start, seconds())
+        store.drop_ranking_supernet(ranking_id)
+    for index in _progress(missing("standalone"), "stand-alone trainings", context.show_progress):
+        earlier = store.measured_standalone(key.seed, key.protocol_hash, key.data, index, arch_dicts[index])
+        if earlier is None:
+            start = time.perf_counter()
+            accuracy = context.train_candidate(architectures[index], index)
+            spent = time.perf_counter() - start
+        else:
+            accuracy, spent = earlier["standalone_acc"], earlier["standalone_seconds"]
+        store.record_accuracy(ranking_id, index, arch_dicts[index], "standalone", accuracy, spent, seconds())
+    pairs = store.ranking_pairs(ranking_id)
+    figures = ranking_figures([p["supernet_acc"] for p in pairs], [p["standalone_acc"] for p in pairs])
+    store.finish_ranking(ranking_id, RankingOutcome(seconds(), figures.kendall_tau, figures.spearman_rho,
+                                                    figures.top_k_overlap))
+
+
+def trained_supernet(store: Store, ranking_id: int, key: RankingKey, cls: type[SupernetSearch],
+                     context: SearchContext) -> Supernet:
+    """The method's trained supernet for the ranking's seed, protocol and data: a finished
+    run's, if the store still holds its checkpoint, else trained here by the method's own
+    search steps (resumed from the ranking's checkpoint, checkpointed after each epoch)."""
+    strategy = cls(context)
+    run = store.find(RunKey(key.method, key.seed, key.protocol_hash, key.data), ("finished",))
+    tensors = store.checkpoint_tensors(run["id"]) if run is not None else {}
+    if tensors:
+        strategy.load_tensor_state(tensors)
+        store.set_ranking_supernet_run(ranking_id, run["id"])
+        return strategy.supernet
+    store.set_ranking_supernet_run(ranking_id, None)
+    checkpoint = store.ranking_supernet(ranking_id)
+    if checkpoint is not None:
+        state, tensors = checkpoint
+        strategy.restore(Checkpoint(state, tensors))
+    with progress_bar(total=strategy.supernet_epochs(), initial=strategy.epochs_done, desc=f"supernet {cls.name}",
+                      unit="epoch", enabled=context.show_progress) as bar:
+        while strategy.epochs_done < strategy.supernet_epochs():
+            strategy.step()
+            checkpoint = strategy.checkpoint()
+            store.keep_ranking_supernet(ranking_id, checkpoint.state, checkpoint.tensors)
+            bar.update()
+    return strategy.supernet
+
+
+def _progress(items: list[int], description: str, enabled: bool) -> Iterator[int]:
+    with progress_bar(total=len(items), desc=description, unit="arch", enabled=enabled) as bar:
+        for item in items:
+            yield item
+            bar.update()
+
+
+# -- records and the report ------------------------------------------------------------
+
+def ranking_record(store: Store, row: Any) -> dict[str, Any]:
+    """The public JSON view of a stored ranking (what ``nasbench rank --json`` prints)."""
+    pairs = store.ranking_pairs(row["id"])
+    return {
+        "ranking_id": row["id"],
+        "method": row["method"],
+        "protocol": row["protocol"],
+        "protocol_hash": row["protocol_hash"],
+        "seed": row["seed"],
+        "data": row["data"],
+        "samples": row["samples"],
+        "status": row["status"],
+        "kendall_tau": row["kendall_tau"],
+        "spearman_rho": row["spearman_rho"],
+        "top_k": row["top_k"],
+        "top_k_overlap": row["top_k_overlap"],
+        "supernet": "trained by the ranking" if row["supernet_run_id"] is None else f"run {row['supernet_run_id']}",
+        "supernet_scoring": "single path, batch norm recalibrated on search-train, accuracy on search-validation",
+        "standalone": "the protocol's candidate training on search-train, accuracy on search-validation",
+        "seconds": row["seconds"],
+        "device": row["device"],
+        "device_fingerprint": row["device_fingerprint"],
+        "software": json.loads(row["software_json"]),
+        "git_commit": row["git_commit"],
+        "pairs": [{"index": p["idx"], "arch": json.loads(p["arch_json"]), "supernet_acc": p["supernet_acc"],
+                   "standalone_acc": p["standalone_acc"]} for p in pairs],
+    }
+
+
+def load_rankings(store_path: Path) -> pd.DataFrame:
+    """One row per finished ranking: figures, provenance and both accuracy lists."""
+    with closing(Store(store_path)) as store:
+        rows = []
+        for row in store.rankings("finished"):
+            record = ranking_record(store, row)
+            pairs = record.pop("pairs")
+            record["software"] = " ".join(f"{k}={v}" for k, v in record["software"].items())
+            rows.append({**record, "supernet_accs": json.dumps([p["supernet_acc"] for p in pairs]),
+                         "standalone_accs": json.dumps([p["standalone_acc"] for p in pairs])})
+    return pd.DataFrame(rows)
+
+
+def rankings_markdown(rankings: pd.DataFrame) -> str:
+    """The report's section on the ranking quality of weight sharing."""
+    def figure(value: float | None) -> str:
+        return "–" if value is None or pd.isna(value) else f"{value:.3f}"
+
+    table = pd.DataFrame({
+        "Protocol": [f"{p} (`{h}`)" for p, h in zip(rankings["protocol"], rankings["protocol_hash"])],
+        "Data": rankings["data"],
+        "Method": rankings["method"],
+        "Seed": rankings["seed"],
+        "K": rankings["samples"],
+        "Kendall τ": [figure(v) for v in rankings["kendall_tau"]],
+        "Spearman ρ": [figure(v) for v in rankings["spearman_rho"]],
+        "Top-k overlap (k)": [f"{figure(v)} ({k})" for v, k in zip(rankings["top_k_overlap"], rankings["top_k"])],
+        "Supernet from": rankings["supernet"],
+        "Time (h)": [f"{s / 3600:.3f}" for s in rankings["seconds"]],
+        "Device": rankings["device"],
+    })
+    return "\n".join([
+        "", "## Ranking quality of weight sharing", "",
+        "`nasbench rank`: K architectures drawn at random from the cell space, each scored on search-validation "
+        "twice: under a method's trained supernet (its single path, batch-norm statistics recomputed on "
+        "search-train for that path) and after the protocol's candidate training alone. Kendall τ (tau-b) and "
+        f"Spearman ρ between the two orders; top-k overlap: the share of the stand-alone best k (k = K // "
+        f"{TOP_FRACTION}, at least 1) among the supernet's best k. 1 is a perfect ranking, 0 none; – where one "
+        "side scores every architecture the same. `rankings.csv` has both accuracy lists.",
+        "", table.to_markdown(index=False, disable_numparse=True),
+    ]) + "\n"
