@@ -77,7 +77,7 @@ def _reset_peak_memory(device: torch.device) -> int | None:
         return torch.cuda.memory_allocated(device)
     if PROC_CLEAR_REFS.exists():
         PROC_CLEAR_REFS.write_text("5")  # Linux: reset the process's peak RSS (VmHWM) to its RSS
-        return _proc_status_bytes("VmRSS")
+        return _proc_status_bytes("VmHWM")  # the same counter as the peak read after, so never above it
     return None
 
 

@@ -27,7 +27,7 @@ from matplotlib.ticker import MaxNLocator
 
 from nasbench.baselines_data import published_row
 from nasbench.hardware.cost_model import CostModel
-from nasbench.hardware.table import CostTable
+from nasbench.hardware.table import CostTable, MissingEntryError
 from nasbench.ranking import load_rankings, rankings_markdown
 from nasbench.spaces import get_space
 from nasbench.store import Store, iter_finished
@@ -48,7 +48,9 @@ CONVENTIONS = (
     "final-trained identically); negative is better. Published columns: the papers' own figures "
     "(full CIFAR-10, their hardware, GPU-days) from baselines/published_results.csv. "
     "Latency (ms) <device> <backend> t<threads> b<batch>: the found networks' latency predicted by the measured "
-    "cost table of that device and the run's protocol (its final network, without the auxiliary head), mean over seeds. "
+    "cost table of that device and the run's protocol (its final network, without the auxiliary head), mean over seeds; "
+    "empty where the table has no entry for a part of the network (a table holds the parts of 4-node cells, so PNAS' "
+    "shorter cells of a small budget have none). "
     "Skip share (N / R): the share of `skip_connect` among the found cells' edges, mean over seeds (a cell "
     "collapsing onto skip connections is DARTS' known failure mode; supernet methods' per-epoch shares are in "
     "supernet_history.csv). Constraint: the metric, the cost the found architecture achieves on the constraint "
@@ -116,11 +118,19 @@ def with_device_costs(runs: pd.DataFrame, tables: list[CostTable]) -> pd.DataFra
         space = get_space(table.space)
         model = CostModel(table, space, "latency_ms")
         runs[latency_column(table)] = [
-            model.cost(space.from_dict(json.loads(genotype)))
+            _predicted(model, space.from_dict(json.loads(genotype)))
             if run_space == table.space and protocol_hash == table.protocol_hash else None
             for genotype, run_space, protocol_hash in zip(runs["genotype_json"], runs["space"], runs["protocol_hash"])
         ]
     return runs
+
+
+def _predicted(model: CostModel, arch) -> float | None:
+    """The table's cost of ``arch``; None (an empty cell, never a guess) when the table lacks one of its parts."""
+    try:
+        return model.cost(arch)
+    except MissingEntryError:
+        return None
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
