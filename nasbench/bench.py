@@ -62,6 +62,8 @@ def bench_search_step(method: str, *, batch_size: int, cells: int, channels: int
         seconds.append(time.perf_counter() - start)
     timed = seconds[WARMUP_STEPS:]
     peak, measure = _peak_memory(device)
+    if baseline is not None:
+        peak = max(peak, baseline)  # Linux updates VmHWM lazily: a later read can fall below the RSS at the reset
     return {
         "method": method, "device": str(device), "threads": torch.get_num_threads(),
         "batch_size": batch_size, "cells": cells, "channels": channels, "warmup": WARMUP_STEPS, "repeats": repeats,
@@ -77,7 +79,7 @@ def _reset_peak_memory(device: torch.device) -> int | None:
         return torch.cuda.memory_allocated(device)
     if PROC_CLEAR_REFS.exists():
         PROC_CLEAR_REFS.write_text("5")  # Linux: reset the process's peak RSS (VmHWM) to its RSS
-        return _proc_status_bytes("VmHWM")  # the same counter as the peak read after, so never above it
+        return _proc_status_bytes("VmRSS")
     return None
 
 
