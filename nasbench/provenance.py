@@ -8,10 +8,14 @@ import subprocess
 from functools import cache
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from nasbench.errors import NasbenchError
+
+if TYPE_CHECKING:
+    from nasbench.protocol import Protocol
 
 PACKAGES = ("torch", "torchvision", "numpy", "fvcore", "onnx", "onnxruntime", "pandas")
 
@@ -99,3 +103,11 @@ def git_commit() -> str | None:
         return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.TimeoutExpired):
         return None
+
+
+def stored_provenance(protocol: "Protocol", device: torch.device) -> dict[str, Any]:
+    """Where a stored result comes from (the provenance fields of a run or a ranking): the
+    protocol in full, the device and its fingerprint, software versions, the git commit."""
+    return {"protocol": protocol.name, "protocol_json": protocol.to_json(), "device": device_name(device),
+            "device_fingerprint": device_fingerprint(device), "software": software_versions(),
+            "git_commit": git_commit()}

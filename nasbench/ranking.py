@@ -37,7 +37,7 @@ from nasbench.data import Augmentation, Dataset, DeviceSplit, SplitData, make_sp
 from nasbench.errors import NasbenchError
 from nasbench.progress import progress_bar
 from nasbench.protocol import Protocol
-from nasbench.provenance import device_fingerprint, device_name, git_commit, software_versions
+from nasbench.provenance import stored_provenance
 from nasbench.spaces import get_space
 from nasbench.spaces.base import SearchSpace
 from nasbench.spaces.cell.genotype import Genotype
@@ -176,10 +176,8 @@ def rank(request: RankRequest) -> dict[str, Any]:
         context = SearchContext(space=get_space("cell"), protocol=protocol, seed=request.seed, data=data,
                                 device=request.device, show_progress=request.show_progress)
         if row is None:
-            ranking_id = store.start_ranking(RankingStart(
-                key=key, top_k=top_k_size(request.samples), protocol=protocol.name, protocol_json=protocol.to_json(),
-                device=device_name(request.device), device_fingerprint=device_fingerprint(request.device),
-                software=software_versions(), git_commit=git_commit()))
+            ranking_id = store.start_ranking(RankingStart(key=key, top_k=top_k_size(request.samples),
+                                                          **stored_provenance(protocol, request.device)))
             elapsed_before = 0.0
         else:
             ranking_id, elapsed_before = row["id"], row["seconds"]

@@ -20,7 +20,7 @@ from nasbench.data import Dataset, SplitData, make_splits
 from nasbench.errors import NasbenchError
 from nasbench.hardware.counting import count_flops, count_params
 from nasbench.protocol import Protocol
-from nasbench.provenance import device_fingerprint, device_name, git_commit, software_versions
+from nasbench.provenance import stored_provenance
 from nasbench.spaces import get_space
 from nasbench.store import UNFINISHED, RunKey, RunOutcome, RunStart, Store
 from nasbench.strategies import STRATEGIES, get_strategy
@@ -137,11 +137,8 @@ def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitDat
         elapsed_before = previous["search_seconds"] or 0.0
         store.resume(run_id)
     else:
-        run_id = store.start(RunStart(
-            key=key, strategy_class=cls.strategy_class, space=space.name, protocol=request.protocol.name,
-            protocol_json=request.protocol.to_json(), device=device_name(request.device),
-            device_fingerprint=device_fingerprint(request.device), software=software_versions(),
-            git_commit=git_commit()))
+        run_id = store.start(RunStart(key=key, strategy_class=cls.strategy_class, space=space.name,
+                                      **stored_provenance(request.protocol, request.device)))
     started = time.perf_counter()
 
     def search_seconds() -> float:
