@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -56,8 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     constraint.add_argument("--target", type=float, help="the budget, in the metric's unit (ms for latency; counts otherwise)")
     constraint.add_argument("--table", type=Path, help="cost table of the run's protocol (cost_tables/...json); needed "
                                                        "for latency, else the protocol's counts are used")
-    constraint.add_argument("--constraint-weight", type=float, metavar="LAMBDA", help="strength of the penalty")
+    constraint.add_argument("--constraint-weight", type=float, metavar="LAMBDA",
+                            help="strength of the penalty (default: the method's published one, where it has one)")
     constraint.add_argument("--snas-setting", metavar="NAME", help="SNAS' named strength instead of --constraint-weight")
+    constraint.add_argument("--constraint-form", metavar="FORM", choices=("hinge", "add-linear", "mul-log"),
+                            help="how the expected cost enters the loss: hinge (snas), mul-log (fbnet, proxylessnas), "
+                                 "add-linear (proxylessnas); default: the method's first")
 
     listing = commands.add_parser("list", help="list methods, spaces, protocols or genotypes")
     listing.add_argument("what", choices=("methods", "spaces", "protocols", "genotypes"))
@@ -224,11 +229,13 @@ def _constraint(args: argparse.Namespace, protocol, methods: tuple[str, ...]):
     from nasbench.hardware.cost_model import CostModel
     from nasbench.hardware.profiler import counts_table
     from nasbench.hardware.table import CostTable
+    from nasbench.spaces import get_space
+    from nasbench.strategies import get_strategy
     from nasbench.strategies.base import Constraint
     from nasbench.strategies.snas import CONSTRAINT_SETTINGS
 
-    given = [f"--{name.replace('_', '-')}" for name in ("target", "table", "constraint_weight", "snas_setting")
-             if getattr(args, name) is not None]
+    given = [f"--{name.replace('_', '-')}" for name in ("target", "table", "constraint_weight", "snas_setting",
+                                                          "constraint_form") if getattr(args, name) is not None]
     if args.constraint is None:
         if given:
             raise NasbenchError(f"{', '.join(given)} only go with --constraint METRIC")
@@ -238,18 +245,39 @@ def _constraint(args: argparse.Namespace, protocol, methods: tuple[str, ...]):
     metric = CONSTRAINT_METRICS[args.constraint]
     if args.target is None or not args.target > 0:
         raise NasbenchError("--constraint needs a positive --target (ms for latency, counts for the others)")
-    if (args.constraint_weight is None) == (args.snas_setting is None):
-        raise NasbenchError(f"--constraint needs exactly one of --constraint-weight LAMBDA and --snas-setting "
-                            f"{{{','.join(CONSTRAINT_SETTINGS)}}}")
+    classes = [get_strategy(name) for name in methods]
+    unable = [cls.name for cls in classes if not cls.constraint_forms]
+    if unable:
+        raise NasbenchError(f"{', '.join(unable)} cannot search under a resource constraint; methods that can: "
+                            f"{', '.join(_constrainable())}")
+    form = args.constraint_form or next(iter(classes[0].constraint_forms))
+    wrong = [cls.name for cls in classes if form not in cls.constraint_forms]
+    if wrong:
+        raise NasbenchError(f"{', '.join(wrong)} cannot search under the {form} loss form; forms per method: "
+                            f"{', '.join(_constrainable())}")
+    if args.constraint_weight is not None and args.snas_setting is not None:
+        raise NasbenchError("give at most one of --constraint-weight LAMBDA and --snas-setting NAME")
     if args.snas_setting is not None:
         if set(methods) != {"snas"}:
             raise NasbenchError("--snas-setting is SNAS' own; with other methods give --constraint-weight")
         if args.snas_setting not in CONSTRAINT_SETTINGS:
             raise NasbenchError(f"unknown --snas-setting {args.snas_setting!r}; known: {', '.join(CONSTRAINT_SETTINGS)}")
-    weight = CONSTRAINT_SETTINGS[args.snas_setting] if args.snas_setting is not None else args.constraint_weight
+    published = {cls.constraint_forms[form] for cls in classes}
+    if len(published) > 1:
+        raise NasbenchError(f"{', '.join(methods)} publish different {form} settings ({sorted(published)}); run them "
+                            f"one at a time")
+    default_weight, exponent = published.pop()
+    weight = (CONSTRAINT_SETTINGS[args.snas_setting] if args.snas_setting is not None
+              else args.constraint_weight if args.constraint_weight is not None else default_weight)
+    if weight is None:
+        raise NasbenchError(f"--constraint with {', '.join(methods)} needs --constraint-weight LAMBDA"
+                            + (f" or --snas-setting {{{','.join(CONSTRAINT_SETTINGS)}}}" if set(methods) == {"snas"} else ""))
     if not weight >= 0:
         raise NasbenchError(f"--constraint-weight must be >= 0, got {weight}")
-    space = _cell_space()
+    spaces = {cls.spaces[0] for cls in classes}
+    if len(spaces) > 1:
+        raise NasbenchError(f"a constrained run costs one space; {', '.join(methods)} search {', '.join(sorted(spaces))}")
+    space = get_space(spaces.pop(), protocol)
     if args.table is None:
         if metric == "latency_ms":
             raise NasbenchError("--constraint latency needs --table cost_tables/<device>/<table>.json "
@@ -257,11 +285,18 @@ def _constraint(args: argparse.Namespace, protocol, methods: tuple[str, ...]):
         table = counts_table(space, protocol)
     else:
         table = CostTable.load(args.table)
-        if table.protocol_hash != protocol.hash:
-            raise NasbenchError(f"cost table {args.table} is for protocol {table.protocol} (hash {table.protocol_hash}), "
-                                f"not {protocol.name} (hash {protocol.hash}); profile this protocol with "
-                                f"`nasbench profile --protocol {protocol.name} ...`")
-    return Constraint(metric, args.target, weight, CostModel(table, space, metric))
+        if table.protocol_hash != protocol.hash or table.space != space.name:
+            raise NasbenchError(f"cost table {args.table} is for the {table.space} space under protocol {table.protocol} "
+                                f"(hash {table.protocol_hash}), not the {space.name} space under {protocol.name} (hash "
+                                f"{protocol.hash}); profile it with `nasbench profile --space {space.name} "
+                                f"--protocol {protocol.name} ...`")
+    return Constraint(metric, args.target, weight, CostModel(table, space, metric), form, exponent)
+
+
+def _constrainable() -> list[str]:
+    from nasbench.strategies import STRATEGIES
+
+    return [f"{name} ({'/'.join(cls.constraint_forms)})" for name, cls in STRATEGIES.items() if cls.constraint_forms]
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -339,6 +374,22 @@ def _resolve_genotype(name: str):
     raise UnknownNameError("genotype", name, list(zoo) + ["<file>.json"])
 
 
+def _resolve_arch(name: str, space):
+    """An architecture of ``space``: a zoo name, or a JSON file of its form."""
+    if space.name == "cell":
+        return _resolve_genotype(name)[0]
+    if not name.endswith(".json"):
+        raise NasbenchError(f"the {space.name} space has no zoo: give an architecture JSON file, e.g. "
+                            f"{json.dumps(space.to_dict(space.sample(random.Random(0))))[:60]}...")
+    try:
+        data = json.loads(Path(name).read_text())
+    except OSError as err:
+        raise NasbenchError(f"cannot read architecture file {name}: {err.strerror}") from None
+    except json.JSONDecodeError as err:
+        raise NasbenchError(f"{name} is not valid JSON: {err}") from None
+    return space.from_dict(data, where=name)
+
+
 def cmd_describe(args: argparse.Namespace) -> int:
     from nasbench.protocol import load_protocol
 
@@ -373,8 +424,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from nasbench.provenance import resolve_device
     from nasbench.spaces import get_space
 
-    space = get_space(args.space)
     protocol = load_protocol(args.protocol)
+    space = get_space(args.space, protocol)
     device = resolve_device(args.device)
     settings = MeasureSettings(min_time_s=args.min_time, min_reps=args.min_reps, rounds=args.rounds)
     backend = make_backend(args.backend, device, args.threads, args.batch_size, settings)
@@ -402,15 +453,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def cmd_cost(args: argparse.Namespace) -> int:
     from nasbench.hardware.cost_model import CostModel
-    from nasbench.hardware.measure import MeasureSettings, make_backend
-    from nasbench.hardware.profiler import measure_network
+    from nasbench.hardware.profiler import measure_on_table_device
     from nasbench.hardware.table import CostTable
-    from nasbench.provenance import device_fingerprint, resolve_device
-    from nasbench.spaces import get_space
+    from nasbench.spaces import space_for_table
 
     table = CostTable.load(args.table)
-    genotype, _ = _resolve_genotype(args.genotype)
-    space = get_space(table.space)
+    space = space_for_table(table)
+    genotype = _resolve_arch(args.genotype, space)
     result: dict[str, Any] = {"genotype": args.genotype, "table": str(args.table), "network": table.network}
     for metric in ("params", "flops", "mac_elements", "mac_bytes"):
         result[metric] = int(CostModel(table, space, metric).cost(genotype))
@@ -419,19 +468,16 @@ def cmd_cost(args: argparse.Namespace) -> int:
         result["latency_ms_predicted"] = latency.cost(genotype)
         result["latency_conditions"] = {k: table.conditions[k] for k in ("device", "backend", "threads", "batch_size")}
     if args.measure:
-        device = resolve_device(table.conditions["device_type"])
-        table.require(device_fingerprint=device_fingerprint(device))
-        c = table.conditions
-        backend = make_backend(c["backend"], device, c["threads"], c["batch_size"], MeasureSettings(**{
-            k: v for k, v in c["measurement"].items() if k in MeasureSettings.__dataclass_fields__}))
-        measured = measure_network(space, genotype, latency.config, backend)
+        measured = measure_on_table_device(space, genotype, table)
         result["latency_ms_measured_p50"] = measured.p50_ms
         result["latency_ms_measured_p10_p90"] = [measured.p10_ms, measured.p90_ms]
         result["prediction_error_pct"] = 100 * (result["latency_ms_predicted"] - measured.p50_ms) / measured.p50_ms
     if args.json:
         _print_json(result)
         return 0
-    print(f"{args.genotype} in the {table.space} network of {table.network['channels']} channels, {table.network['cells']} cells:")
+    size = ("the protocol's [fbnet] layout" if table.space == "fbnet"
+            else f"{table.network['channels']} channels, {table.network['cells']} cells")
+    print(f"{args.genotype} in the {table.space} network of {size}:")
     print(f"  params {result['params'] / 1e6:.3f}M, FLOPs {result['flops'] / 1e6:.1f}M (1 multiply-add = 1 FLOP), "
           f"MAC {result['mac_bytes'] / 2**20:.2f} MiB ({result['mac_elements']} elements)")
     if latency is not None:

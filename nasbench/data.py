@@ -202,6 +202,10 @@ class SplitData:
     train: DeviceSplit
     test: DeviceSplit
 
+    @property
+    def image_size(self) -> int:
+        return self.train.images.shape[-1]
+
     @classmethod
     def build(cls, dataset: Dataset, splits: SplitIndices, device: torch.device) -> "SplitData":
         def part(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> DeviceSplit:

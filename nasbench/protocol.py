@@ -143,6 +143,43 @@ METHOD_SECTIONS = tuple(f.name for f in dataclasses.fields(SearchBudget) if f.de
 
 
 @dataclass(frozen=True)
+class FbnetLayout:
+    """The FBNet space's fixed macro-architecture (Wu et al., CVPR 2019, Table 1): a stem
+    convolution, searchable layers in stages of fixed width and stride (the first layer
+    of a stage strides and changes the width), a 1x1 head convolution, pooling and a
+    classifier. The paper's ImageNet layout has 224-pixel images, a stride-2 stem of 16
+    channels, stages of (1, 4, 4, 4, 4, 4, 1) layers with (16, 24, 32, 64, 112, 184, 352)
+    channels and strides (1, 2, 2, 2, 1, 2, 1), and a 1984-channel head; CIFAR-sized
+    layouts keep 32-pixel images at stride 1 in the stem and the first two stages."""
+
+    resolution: int
+    stem_channels: int
+    stem_stride: int
+    stage_layers: tuple[int, ...]
+    stage_channels: tuple[int, ...]
+    stage_strides: tuple[int, ...]
+    head_channels: int
+
+    def check(self, where: str) -> None:
+        stages = len(self.stage_layers)
+        _require(stages >= 1 and len(self.stage_channels) == stages and len(self.stage_strides) == stages, where,
+                 "stage_layers, stage_channels and stage_strides must be lists of the same, non-zero length")
+        _require(all(n >= 1 for n in self.stage_layers), where, "every stage needs at least one layer")
+        _require(all(c >= 2 and c % 2 == 0 for c in (self.stem_channels, *self.stage_channels)), where,
+                 "stem_channels and stage_channels must be even numbers >= 2 (blocks with 2 groups split them)")
+        _require(all(s in (1, 2) for s in (self.stem_stride, *self.stage_strides)), where, "strides must be 1 or 2")
+        _require(self.head_channels >= 1, where, "head_channels must be >= 1")
+        total_stride = self.stem_stride * 2 ** sum(s == 2 for s in self.stage_strides)
+        _require(self.resolution >= total_stride and self.resolution % total_stride == 0, where,
+                 f"resolution must be a multiple of the layout's total stride {total_stride}")
+
+
+SPACE_SECTIONS = ("fbnet",)
+"""Optional top-level sections that lay out a search space other than the cell space:
+stored with every run, left out of the hash, like the methods' sections."""
+
+
+@dataclass(frozen=True)
 class Protocol:
     name: str
     description: str
@@ -153,6 +190,8 @@ class Protocol:
     final: TrainStage
     """The final-training recipe shared by every method (on all of ``train_images``, scored on test)."""
     search: SearchBudget
+    fbnet: FbnetLayout | None = None
+    """The FBNet space's layout, for the methods that search it (fbnet, proxylessnas)."""
 
     def check(self, where: str) -> None:
         _require(len(self.seeds) >= 1, where, "seeds must list at least one seed")
@@ -160,25 +199,35 @@ class Protocol:
     @property
     def hash(self) -> str:
         """Content hash of what every method shares: not the name and description, which
-        do not change what is compared, nor the methods' own sections (:data:`METHOD_SECTIONS`)."""
-        content = {k: v for k, v in self.to_dict().items() if k not in ("name", "description")}
+        do not change what is compared, nor the methods' own sections (:data:`METHOD_SECTIONS`)
+        and the other spaces' layouts (:data:`SPACE_SECTIONS`)."""
+        content = {k: v for k, v in self.to_dict().items() if k not in ("name", "description", *SPACE_SECTIONS)}
         content["search"] = {k: v for k, v in content["search"].items() if k not in METHOD_SECTIONS}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
 
     def method_section(self, section: str) -> Any:
         """The ``[search.<section>]`` settings, or an error saying how to add them."""
-        value = getattr(self.search, section)
-        if value is None:
-            fields = ", ".join(f.name for f in dataclasses.fields(typing.get_type_hints(SearchBudget)[section].__args__[0]))
-            raise ConfigError(f"protocol {self.name} has no [search.{section}] section ({fields}); "
-                              f"add one to the protocol file (the built-in protocols have one)")
-        return value
+        return _present(self.search, section, f"search.{section}", self.name)
+
+    def space_section(self, section: str) -> Any:
+        """The ``[<section>]`` layout of a space, or an error saying how to add it."""
+        return _present(self, section, section, self.name)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def _present(owner: Any, field: str, label: str, protocol: str) -> Any:
+    value = getattr(owner, field)
+    if value is None:
+        section_type = typing.get_type_hints(type(owner))[field].__args__[0]
+        fields = ", ".join(f.name for f in dataclasses.fields(section_type))
+        raise ConfigError(f"protocol {protocol} has no [{label}] section ({fields}); "
+                          f"add one to the protocol file (the built-in protocols have one)")
+    return value
 
 
 def builtin_protocols() -> list[str]:

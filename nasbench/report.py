@@ -29,10 +29,9 @@ from nasbench.baselines_data import published_row
 from nasbench.hardware.cost_model import CostModel
 from nasbench.hardware.table import CostTable, MissingEntryError
 from nasbench.ranking import load_rankings, rankings_markdown
-from nasbench.spaces import get_space
+from nasbench.spaces import get_space, space_for_table
 from nasbench.store import Store, iter_finished
 from nasbench.strategies import STRATEGIES
-from nasbench.strategies.supernet_search import skip_share
 
 REFERENCE_METHOD = "random-arch"
 SECTION_KEYS = ["protocol", "protocol_hash", "data"]
@@ -78,8 +77,9 @@ def _constraint_columns(details_json: str | None) -> dict[str, object]:
 def _skip_columns(space: str, genotype_json: str) -> dict[str, float]:
     """The found cells' share of skip connections, read from the stored genotype so that every
     method is measured alike; NaN for a cell the method does not search (GDAS-FRC's fixed
-    reduction cell)."""
-    shares = skip_share(get_space(space).from_dict(json.loads(genotype_json)))
+    reduction cell) or a space without cells."""
+    cells = get_space("cell")
+    shares = cells.skip_share(cells.from_dict(json.loads(genotype_json))) if space == cells.name else {}
     return {f"skip_{cell}": shares.get(cell, math.nan) for cell in ("normal", "reduce")}
 
 
@@ -110,19 +110,28 @@ def latency_column(table: CostTable) -> str:
 
 def with_device_costs(runs: pd.DataFrame, tables: list[CostTable]) -> pd.DataFrame:
     """Each run's predicted latency on every measured table of its space and protocol
-    (a column per table; empty where the table is of another protocol)."""
+    (a column per table; empty where the table is of another protocol or layout)."""
     runs = runs.copy()
     for table in tables if len(runs) else ():
         if not table.measured:
             continue
-        space = get_space(table.space)
+        space = space_for_table(table)
         model = CostModel(table, space, "latency_ms")
         runs[latency_column(table)] = [
             _predicted(model, space.from_dict(json.loads(genotype)))
-            if run_space == table.space and protocol_hash == table.protocol_hash else None
-            for genotype, run_space, protocol_hash in zip(runs["genotype_json"], runs["space"], runs["protocol_hash"])
+            if run_space == table.space and protocol_hash == table.protocol_hash
+            and _same_layout(space, table, protocol_json) else None
+            for genotype, run_space, protocol_hash, protocol_json
+            in zip(runs["genotype_json"], runs["space"], runs["protocol_hash"], runs["protocol_json"])
         ]
     return runs
+
+
+def _same_layout(space, table: CostTable, protocol_json: str) -> bool:
+    """Whether the run's protocol laid the space out as the table's network (a layout
+    section is not part of the protocol hash)."""
+    section = space.protocol_section
+    return section is None or json.loads(protocol_json).get(section) == table.network.get(section)
 
 
 def _predicted(model: CostModel, arch) -> float | None:
@@ -314,7 +323,7 @@ def anytime_markdown(figures: dict[tuple[str, str, str], Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-HISTORY_COLUMNS = [*ROW_KEYS, "seed", "run_id", "epoch", "skip_normal", "skip_reduce", "supernet_val_acc",
+HISTORY_COLUMNS = [*ROW_KEYS, "seed", "run_id", "epoch", "skip_normal", "skip_reduce", "skip_layers", "supernet_val_acc",
                    "expected_cost"]
 
 

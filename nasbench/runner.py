@@ -19,11 +19,12 @@ import torch
 from nasbench.data import Dataset, SplitData, make_splits
 from nasbench.errors import NasbenchError
 from nasbench.hardware.counting import count_flops, count_params
+from nasbench.hardware.profiler import measure_on_table_device
 from nasbench.protocol import Protocol
 from nasbench.provenance import stored_provenance
-from nasbench.spaces import get_space
+from nasbench.spaces import get_space, space_class
 from nasbench.store import UNFINISHED, RunKey, RunOutcome, RunStart, Store
-from nasbench.strategies import STRATEGIES, get_strategy
+from nasbench.strategies import get_strategy
 from nasbench.strategies.base import Checkpoint, Constraint, SearchContext, SearchResult, derive_seed
 from nasbench.training import build_model, train_network
 
@@ -77,11 +78,8 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None]) -> int:
     """Run every requested (method, seed); returns the number that failed."""
     strategies = [get_strategy(m) for m in request.methods]  # unknown names fail before any work
     for cls in strategies:
-        if not set(cls.spaces) & {"cell"}:
-            raise NasbenchError(f"method {cls.name} does not run on the cell space")
-        if request.constraint is not None and not cls.accepts_constraint:
-            able = ", ".join(name for name, c in STRATEGIES.items() if c.accepts_constraint)
-            raise NasbenchError(f"method {cls.name} cannot search under a resource constraint; methods that can: {able}")
+        if request.constraint is not None and request.constraint.form not in cls.constraint_forms:
+            raise NasbenchError(f"method {cls.name} cannot search under a {request.constraint.form} resource constraint")
     if request.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes per network: let cuDNN pick its kernels once
     splits = make_splits(request.dataset, request.protocol.data)
@@ -113,18 +111,25 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None]) -> int:
 def check_method_section(cls, row: Any, protocol: Protocol) -> None:
     """Refuse to reuse or resume a stored run made under other settings of the method's
     own protocol section (which the protocol hash leaves out)."""
-    section = cls.protocol_section
-    if section is None:
-        return
-    stored = json.loads(row["protocol_json"])["search"].get(section)
-    current = protocol.to_dict()["search"][section]
-    if stored != current:
-        raise NasbenchError(f"stored run {row['id']} of {cls.name} used [search.{section}] = {stored}, but protocol "
-                            f"{protocol.name} now says {current}; use another --store, or --force to replace it")
+    stored, current = json.loads(row["protocol_json"]), protocol.to_dict()
+    sections = [("search", cls.protocol_section), (None, space_class(cls.spaces[0]).protocol_section)]
+    for parent, section in sections:
+        if section is None:
+            continue
+        old = (stored.get(parent, {}) if parent else stored).get(section)
+        new = (current[parent] if parent else current)[section]
+        if old != new:
+            label = f"{parent}.{section}" if parent else section
+            raise NasbenchError(f"stored run {row['id']} of {cls.name} used [{label}] = {old}, but protocol "
+                                f"{protocol.name} now says {new}; use another --store, or --force to replace it")
 
 
 def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitData) -> int:
-    space = get_space(cls.spaces[0])
+    space = get_space(cls.spaces[0], request.protocol)
+    if space.input_size != data.image_size:
+        raise NasbenchError(f"the protocol's {space.name} networks take {space.input_size}-pixel images, the data has "
+                            f"{data.image_size}-pixel ones; such a layout is for cost tables (`nasbench profile`), "
+                            f"not for runs on this data")
     context = SearchContext(space=space, protocol=request.protocol, seed=key.seed, data=data, device=request.device,
                             show_progress=request.show_progress, constraint=request.constraint)
     strategy = cls(context)
@@ -159,7 +164,7 @@ def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitDat
         outcome = RunOutcome(
             search_seconds=searched, eval_seconds=time.perf_counter() - eval_start,
             genotype=space.to_dict(result.arch), val_acc=result.val_acc, test_acc=trained.accuracy,
-            params=count_params(model), flops=count_flops(model), details=_details(result, request.constraint))
+            params=count_params(model), flops=count_flops(model), details=_details(result, request.constraint, space))
     except KeyboardInterrupt:
         store.fail(run_id, "interrupted by the user", status="interrupted")
         raise
@@ -171,9 +176,18 @@ def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitDat
 
 
 
-def _details(result: SearchResult, constraint: Constraint | None) -> dict[str, Any]:
+def _details(result: SearchResult, constraint: Constraint | None, space) -> dict[str, Any]:
     """The strategy's details and, under a constraint, the target and the exact cost the
-    found architecture achieves on the constraint's table."""
+    found architecture achieves on the constraint's table; under a latency constraint also
+    its latency measured end to end on the table's device (None, with the reason, on another
+    machine), so that a table misleading the search shows."""
     if constraint is None:
         return result.details
-    return {**result.details, "constraint": constraint.describe(result.arch)}
+    described = constraint.describe(result.arch)
+    if constraint.metric == "latency_ms":
+        try:
+            measured = measure_on_table_device(space, result.arch, constraint.cost_model.table)
+            described |= {"measured_ms_p50": measured.p50_ms, "measured_ms_p10_p90": [measured.p10_ms, measured.p90_ms]}
+        except NasbenchError as err:
+            described |= {"measured_ms_p50": None, "not_measured": str(err)}
+    return {**result.details, "constraint": described}

@@ -72,8 +72,8 @@ def test_the_penalty_by_hand(cell_space, tiny):
     weights = {group: w.double() for group, w in genotype_weights(genotype).items()}
     exact = flops_constraint(cell_space, tiny, 1.0, 1.0).cost_model.cost(genotype)
     over = flops_constraint(cell_space, tiny, exact / 2, 0.3)
-    assert over.penalty(weights).item() == pytest.approx(0.3 * (exact - exact / 2) / (exact / 2))  # = 0.3
-    assert flops_constraint(cell_space, tiny, exact * 2, 0.3).penalty(weights).item() == 0.0
+    assert over.apply(torch.zeros(()), weights).item() == pytest.approx(0.3 * (exact - exact / 2) / (exact / 2))  # = 0.3
+    assert flops_constraint(cell_space, tiny, exact * 2, 0.3).apply(torch.zeros(()), weights).item() == 0.0
     assert over.variant() == f"flops<={exact / 2:g},weight=0.3"
 
 

@@ -8,10 +8,12 @@ count, per image, i.e. at batch size 1):
 - batch norm: ``|x| + |y| + 4c`` with affine parameters (scale, shift, running mean and
   variance), ``|x| + |y| + 2c`` without
 - ReLU, max / average / adaptive pooling: ``|x| + |y|``
-- identity (skip connection): 0, it touches no memory
+- identity (skip connection) and flatten (a view): 0, they touch no memory
 - ``none`` (zero): ``2|y|``, it reads the (strided) input and writes zeros
 - node sum of two tensors: ``3|y|``; concatenation: ``2|y|`` (every element read once and
   written once)
+- FBNet's inverted residual, beyond its layers: the channel shuffle of grouped blocks
+  ``2|h|`` (its hidden tensor read and written once) and the residual sum ``3|y|``
 - factorized reduce, beyond its convolutions, ReLU and batch norm: zero padding
   ``|x| + |x_padded|`` and the concatenation of its halves ``2|y|``
 
@@ -42,7 +44,7 @@ def leaf_mac(module: nn.Module, inputs: Sequence[torch.Tensor], output: torch.Te
         return _numel(x) + _numel(y) + (4 if module.affine else 2) * module.num_features
     if isinstance(module, (nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
         return _numel(x) + _numel(y)
-    if isinstance(module, Identity):
+    if isinstance(module, (Identity, nn.Identity, nn.Flatten)):
         return 0
     if isinstance(module, Zero):
         return 2 * _numel(y)

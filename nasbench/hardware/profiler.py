@@ -57,8 +57,7 @@ def counts_table(space: SearchSpace, protocol: Protocol) -> CostTable:
     config = final_network(protocol)
     counts = count_parts(space, space.all_cost_parts(config))
     entries = {k: TableEntry(k, c.params, c.flops, c.mac_elements, BYTES * c.mac_elements, None) for k, c in counts.items()}
-    return CostTable(space.name, protocol.name, protocol.hash, {"channels": config.channels, "cells": config.cells},
-                     {"dtype": "float32"}, entries)
+    return CostTable(space.name, protocol.name, protocol.hash, space.network_record(config), {"dtype": "float32"}, entries)
 
 
 def final_network(protocol: Protocol) -> NetworkConfig:
@@ -231,13 +230,13 @@ def profile(request: ProfileRequest, out_dir: Path, log: Callable[[str], None] =
     archs = {"calibration": [space.sample(rng) for _ in range(request.calibrate)],
              "validation": [space.sample(rng) for _ in range(request.validate)]}
     networks: dict[str, list[tuple[Hashable, Counts, _Item]]] = {}
-    image = backend.inputs([(backend.batch_size, 3, 32, 32)])
+    image = backend.inputs([(backend.batch_size, 3, space.input_size, space.input_size)])
     for group, group_archs in archs.items():
         networks[group] = []
         for i, arch in enumerate(group_archs):
             torch.manual_seed(i)
             net = space.build(arch, config).eval()
-            network_counts = count_module(net, [torch.zeros(1, 3, 32, 32)])
+            network_counts = count_module(net, [torch.zeros(1, 3, space.input_size, space.input_size)])
             item = _Item(f"{group}-{i}", backend.prepare(net, image), [])
             networks[group].append((arch, network_counts, item))
     all_items = list(items.values()) + [item for group in networks.values() for _, _, item in group]
@@ -251,8 +250,8 @@ def profile(request: ProfileRequest, out_dir: Path, log: Callable[[str], None] =
         c = counts[key]
         entries[key] = TableEntry(key, c.params, c.flops, c.mac_elements, BYTES * c.mac_elements,
                                   LatencyStats.of(items[key.id].samples))
-    table = CostTable(space.name, protocol.name, protocol.hash, {"channels": config.channels, "cells": config.cells},
-                      backend.conditions(), entries, harness_ms=harness)
+    table = CostTable(space.name, protocol.name, protocol.hash, space.network_record(config), backend.conditions(),
+                      entries, harness_ms=harness)
 
     def measurement(arch: Hashable, network_counts: Counts, item: _Item) -> ArchMeasurement:
         parts = space.cost_parts(arch, config)
@@ -304,6 +303,22 @@ PREDICTORS = {
 def measure_network(space: SearchSpace, arch: Hashable, config: NetworkConfig, backend: Backend) -> LatencyStats:
     """Whole-network latency of ``arch`` under ``backend``'s settings (all rounds pooled)."""
     net = space.build(arch, config).eval()
-    item = _Item("network", backend.prepare(net, backend.inputs([(backend.batch_size, 3, 32, 32)])), [])
+    image = backend.inputs([(backend.batch_size, 3, space.input_size, space.input_size)])
+    item = _Item("network", backend.prepare(net, image), [])
     measure_interleaved(backend, [item], backend.settings.rounds, 0, progress=False)
     return LatencyStats.of(item.samples)
+
+
+def measure_on_table_device(space: SearchSpace, arch: Hashable, table: CostTable) -> LatencyStats:
+    """Whole-network latency of ``arch`` measured under ``table``'s conditions (backend,
+    threads, batch, timing settings) on this machine, which must be the table's device."""
+    from nasbench.hardware.measure import MeasureSettings, make_backend
+    from nasbench.provenance import device_fingerprint, resolve_device
+
+    c = table.conditions
+    device = resolve_device(c["device_type"])
+    table.require(device_fingerprint=device_fingerprint(device))
+    settings = MeasureSettings(**{k: v for k, v in c["measurement"].items() if k in MeasureSettings.__dataclass_fields__})
+    backend = make_backend(c["backend"], device, c["threads"], c["batch_size"], settings)
+    config = NetworkConfig(channels=table.network["channels"], cells=table.network["cells"])
+    return measure_network(space, arch, config, backend)

@@ -46,6 +46,25 @@ class ZooEntry(Generic[Arch]):
 class SearchSpace(ABC, Generic[Arch]):
     name: ClassVar[str]
     description: ClassVar[str]
+    protocol_section: ClassVar[str | None] = None
+    """The protocol section that lays the space out, where one does (``fbnet``)."""
+    input_size: int = 32
+    """Side of the square images its networks take."""
+
+    @classmethod
+    def for_protocol(cls, protocol: Any) -> "SearchSpace":
+        """The space as ``protocol`` lays it out."""
+        return cls()
+
+    @classmethod
+    def for_network(cls, network: dict[str, Any]) -> "SearchSpace":
+        """The space as a cost table's :meth:`network_record` lays it out."""
+        return cls()
+
+    def network_record(self, config: NetworkConfig) -> dict[str, Any]:
+        """What identifies the network a cost table's parts come from (stored in the table,
+        so that a table is never applied to another layout)."""
+        return {"channels": config.channels, "cells": config.cells}
 
     @abstractmethod
     def sample(self, rng: random.Random) -> Arch:
@@ -67,6 +86,11 @@ class SearchSpace(ABC, Generic[Arch]):
         """A different architecture one small change away from ``arch`` (evolution's step),
         using only ``rng``."""
         raise NasbenchError(f"the {self.name} space defines no mutation, so evolution cannot search it")
+
+    def skip_share(self, arch: Arch) -> dict[str, float]:
+        """Per group of choices, the share that are skip connections (a supernet method
+        collapsing onto them is a known failure mode); none where the space has no groups."""
+        return {}
 
     def zoo(self) -> Mapping[str, ZooEntry[Arch]]:
         """Published architectures of this space, by name."""

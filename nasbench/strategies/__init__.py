@@ -6,16 +6,18 @@ from nasbench.errors import UnknownNameError
 from nasbench.strategies.base import Strategy
 from nasbench.strategies.darts import Darts, DartsSecondOrder
 from nasbench.strategies.evolution import RegularizedEvolution
+from nasbench.strategies.fbnet import Fbnet
 from nasbench.strategies.gdas import Gdas
 from nasbench.strategies.pc_darts import PcDarts
 from nasbench.strategies.pnas import Pnas
 from nasbench.strategies.random_search import RandomArchitecture, RandomSearch
+from nasbench.strategies.proxylessnas import ProxylessNas
 from nasbench.strategies.random_ws import RandomWeightSharing
 from nasbench.strategies.snas import Snas
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (RandomSearch, RandomArchitecture, Darts, DartsSecondOrder, Snas, Gdas, PcDarts,
-                                RegularizedEvolution, Pnas, RandomWeightSharing)
+                                RegularizedEvolution, Pnas, RandomWeightSharing, Fbnet, ProxylessNas)
 }
 
 

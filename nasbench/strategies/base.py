@@ -10,6 +10,7 @@ stopped at any step continues exactly where it was.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import time
 import traceback
@@ -72,25 +73,56 @@ class Checkpoint:
     """Network weights, optimiser moments, torch generator states; empty for black-box methods."""
 
 
+LOSS_FORMS = ("hinge", "add-linear", "mul-log")
+"""How a constraint's expected cost enters a loss (:meth:`Constraint.apply`)."""
+LOG_UNIT_SCALE = {"latency_ms": 1000.0}
+"""The log form takes latency in microseconds, so that its log is positive for every
+network (in milliseconds, a network faster than 1 ms would have a negative log, and a
+target of 1 ms a zero denominator); counts are taken as they are."""
+
+
 @dataclass(frozen=True)
 class Constraint:
     """A resource constraint a method may search under (a run parameter, not part of the
     protocol): the cost model's ``metric`` should stay at or below ``target`` (in the
-    metric's unit), enforced with strength ``weight``."""
+    metric's unit), enforced with strength ``weight`` in the loss ``form``."""
 
     metric: str
     target: float
     weight: float
     cost_model: CostModel
+    form: str = "hinge"
+    exponent: float = 1.0
+    """beta of the ``mul-log`` form."""
 
-    def penalty(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``weight * max(0, E[C] - target) / target``: zero inside the budget, so a
-        constraint the search already meets does not push further; relative to the target,
-        so one ``weight`` means the same for milliseconds and for FLOPs. At the target its
-        slope is ``weight / target``, that of SNAS' log penalty ``weight * log E[C]``
-        (official code, ``--log_penalty``), so SNAS' lambda values carry over."""
+    def __post_init__(self) -> None:
+        if self.form not in LOSS_FORMS:
+            raise NasbenchError(f"unknown constraint loss form {self.form!r}; known: {', '.join(LOSS_FORMS)}")
+        if self.form == "mul-log" and self.target * LOG_UNIT_SCALE.get(self.metric, 1.0) <= 1:
+            raise NasbenchError(f"the mul-log constraint needs a target above 1 {'us' if self.metric == 'latency_ms' else ''}"
+                                f"(its log is the denominator), got {self.target}")
+
+    def apply(self, loss: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``loss`` under the constraint, with ``E[C]`` the expected cost under ``weights``:
+
+        - ``hinge``: ``loss + weight * max(0, E[C] - target) / target`` (zero inside the
+          budget, so a constraint the search already meets does not push further; relative
+          to the target, so one ``weight`` means the same for milliseconds and for FLOPs; at
+          the target its slope is ``weight / target``, that of SNAS' log penalty
+          ``weight * log E[C]`` in the official code's ``--log_penalty``, so SNAS' lambdas
+          carry over);
+        - ``add-linear``: ``loss + weight * (E[C] - target) / target`` (ProxylessNAS' additive
+          form: it keeps pushing below the target);
+        - ``mul-log``: ``loss * weight * (log E[C] / log target) ** exponent`` (FBNet's
+          ``CE * alpha * log(LAT) ** beta`` with LAT relative to the target, as ProxylessNAS'
+          multiplicative form writes it; latency in microseconds, see :data:`LOG_UNIT_SCALE`)."""
         expected = self.cost_model.expected(weights)
-        return self.weight * torch.relu(expected - self.target) / self.target
+        if self.form == "hinge":
+            return loss + self.weight * torch.relu(expected - self.target) / self.target
+        if self.form == "add-linear":
+            return loss + self.weight * (expected - self.target) / self.target
+        scale = LOG_UNIT_SCALE.get(self.metric, 1.0)
+        return loss * self.weight * (torch.log(expected * scale) / math.log(self.target * scale)) ** self.exponent
 
     def variant(self) -> str:
         """What tells the run apart from the unconstrained one (and from other constraints)
@@ -100,12 +132,14 @@ class Constraint:
         table = self.cost_model.table
         if self.metric == "latency_ms":
             where = f"@{table.device_fingerprint}/{table.file_name()}"
-        return f"{self.metric}<={self.target:g}{where},weight={self.weight:g}"
+        form = "" if self.form == "hinge" else f",form={self.form}" + (f",beta={self.exponent:g}" if self.form == "mul-log" else "")
+        return f"{self.metric}<={self.target:g}{where},weight={self.weight:g}{form}"
 
     def describe(self, arch: Hashable) -> dict[str, Any]:
         """The constraint and the exact cost of ``arch`` under it, for the run's details."""
         table = self.cost_model.table
-        return {"metric": self.metric, "target": self.target, "weight": self.weight,
+        return {"metric": self.metric, "target": self.target, "weight": self.weight, "form": self.form,
+                "exponent": self.exponent,
                 "table": None if table.path is None else str(table.path),
                 "device": table.device_fingerprint, "achieved": self.cost_model.cost(arch)}
 
@@ -150,8 +184,10 @@ class Strategy(ABC):
     published: ClassVar[tuple[tuple[str, str], ...]] = ()
     """(method, variant) rows of baselines/published_results.csv this method reproduces."""
     state_fields: ClassVar[tuple[str, ...]] = ()
-    accepts_constraint: ClassVar[bool] = False
-    """True where the method can search under a resource :class:`Constraint`."""
+    constraint_forms: ClassVar[dict[str, tuple[float | None, float]]] = {}
+    """The :data:`LOSS_FORMS` the method can search under a resource :class:`Constraint` with,
+    the first its default, each with its published (weight, exponent); weight None where
+    the run must give one. Empty: the method takes no constraint."""
     protocol_section: ClassVar[str | None] = None
     """The protocol's ``[search.<section>]`` holding this method's own settings, if any."""
 

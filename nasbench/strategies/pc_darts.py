@@ -24,6 +24,7 @@ from torch import nn
 
 from nasbench.errors import ConfigError
 from nasbench.protocol import SupernetBudget
+from nasbench.spaces.layers import channel_shuffle
 from nasbench.spaces.cell.supernet import NODE_EDGES, MixedOp, State, Supernet
 from nasbench.strategies.darts import Darts
 from nasbench.strategies.supernet_search import ArchRecipe, Batch, WeightRecipe, rounded
@@ -43,13 +44,6 @@ CHANNEL_PROPORTION = 4
 WARMUP_SHARE = 0.3
 """The architecture is frozen for the first 15 of 50 epochs in the paper (the code's
 ``epoch >= 15``); scaled to the protocol's epochs as round(0.3 * epochs)."""
-
-
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """ShuffleNet's shuffle: view the channels as (groups, C / groups), transpose; channel
-    ``g * C / groups + j`` moves to ``j * groups + g``."""
-    n, c, h, w = x.shape
-    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
 class PartialChannelMixedOp(nn.Module):

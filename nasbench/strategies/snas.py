@@ -68,7 +68,7 @@ class Snas(SupernetSearch):
     strategy_class = "GO"
     summary = "SNAS: Gumbel-softmax sampled supernet, single-level, optional resource constraint"
     published = (("SNAS", "mild constraint + cutout"),)
-    accepts_constraint = True
+    constraint_forms = {"hinge": (None, 1.0)}
     weight_recipe = SNAS_WEIGHTS
     arch_recipe = SNAS_ARCHITECTURE
 
@@ -85,7 +85,7 @@ class Snas(SupernetSearch):
         """(the loss both parameter sets descend, its cross-entropy part)."""
         loss = self.loss(batch, weights)
         constraint = self.context.constraint
-        return (loss if constraint is None else loss + constraint.penalty(weights)), loss
+        return (loss if constraint is None else constraint.apply(loss, weights)), loss
 
     def search_step(self, train: Batch, val: Batch, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
         """One sample, one backward pass, both optimisers step; the validation batch only
@@ -104,9 +104,4 @@ class Snas(SupernetSearch):
         return val_loss, train_loss.detach()
 
     def _record(self, lr: float, train_loss: float, val_loss: float) -> dict[str, Any]:
-        record = {**super()._record(lr, train_loss, val_loss), "temperature": self.temperature()}
-        constraint = self.context.constraint
-        if constraint is not None:
-            with torch.no_grad():
-                record["expected_cost"] = constraint.cost_model.expected(self.edge_weights()).item()
-        return record
+        return {**super()._record(lr, train_loss, val_loss), "temperature": self.temperature()}

@@ -13,15 +13,14 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Hashable, Iterator, Sequence
 
 import torch
 from torch import nn
 
-from nasbench.data import Augmentation, endless_batches, shuffled_batches
+from nasbench.data import Augmentation, DeviceSplit, endless_batches, shuffled_batches
 from nasbench.errors import NasbenchError
 from nasbench.protocol import SupernetBudget
-from nasbench.spaces.cell.genotype import Genotype
 from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
 from nasbench.spaces.cell.supernet import EdgeWeights, Supernet, WeightedSupernet, derive_genotype
 from nasbench.strategies.base import SearchContext, SearchResult, Strategy, TensorState, derive_seed
@@ -72,6 +71,8 @@ class SupernetSearch(Strategy):
     """None where the method has no architecture parameters to train (random-ws samples paths uniformly)."""
     sparse_weights: ClassVar[bool] = False
     """True where edge weights have exact zeros worth skipping (GDAS' one-hot samples)."""
+    operation_names: ClassVar[tuple[str, ...]] = SEARCH_OPERATIONS
+    """The columns of the architecture weights."""
     state_fields = ("epochs_done", "history")
 
     def __init__(self, context: SearchContext):
@@ -107,11 +108,12 @@ class SupernetSearch(Strategy):
         from :attr:`generator`, so a resumed search draws the same ones)."""
         return self.edge_weights()
 
-    @abstractmethod
-    def search_step(self, train: Batch, val: Batch, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def search_step(self, train: Batch, val: Batch, lr: float) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Update the architecture and the weights on one training and one validation
-        batch; returns (validation loss, training loss). ``lr`` is the weights' current
-        learning rate."""
+        batch; returns (validation loss, or None where the step did not measure one,
+        training loss). ``lr`` is the weights' current learning rate. Methods that keep
+        the per-batch :meth:`search_epoch` implement it."""
+        raise NotImplementedError(f"{self.name} implements neither search_step nor search_epoch")
 
     # -- the shared loop -----------------------------------------------------------
     def budget(self) -> int:
@@ -148,36 +150,50 @@ class SupernetSearch(Strategy):
         return cosine_annealing(recipe.lr, recipe.lr_min, epoch, self.supernet_epochs())
 
     def step(self) -> None:
-        """One epoch over search-train, then a history record."""
-        data, batch_size = self.context.data, self.context.protocol.search.supernet.batch_size
+        """One epoch of search, then a history record."""
         lr = self.learning_rate(self.epochs_done)
         for group in self.weight_optimizer.param_groups:
             group["lr"] = lr
         self.supernet.train()
-        val_batches = endless_batches(data.search_val, batch_size, self.generator)
-        val_sum, train_sum = torch.zeros((), device=self.context.device), torch.zeros((), device=self.context.device)
-        val_seen = train_seen = 0
-        for images, labels in shuffled_batches(data.search_train, batch_size, self.generator):
-            train = Batch(self.augment(images, self.generator), labels)
-            val_images, val_labels = next(val_batches)
-            val = Batch(self.augment(val_images, self.generator), val_labels)
-            val_loss, train_loss = self.search_step(train, val, lr)
-            val_sum += val_loss * len(val_labels)
-            train_sum += train_loss * len(labels)
-            val_seen, train_seen = val_seen + len(val_labels), train_seen + len(labels)
-        val_loss, train_loss = torch.stack([val_sum / val_seen, train_sum / train_seen]).tolist()  # one host sync
+        val_loss, train_loss = self.search_epoch(lr)
         if not (math.isfinite(val_loss) and math.isfinite(train_loss)):
             raise TrainingDiverged(f"{self.name}: supernet loss became {train_loss} (train), {val_loss} "
                                    f"(validation) in epoch {self.epochs_done + 1}")
         self.history.append(self._record(lr, train_loss, val_loss))
         self.epochs_done += 1
 
+    def batches(self, split: DeviceSplit) -> Iterator[Batch]:
+        """One epoch of augmented batches of ``split`` in the generator's order."""
+        batch_size = self.context.protocol.search.supernet.batch_size
+        for images, labels in shuffled_batches(split, batch_size, self.generator):
+            yield Batch(self.augment(images, self.generator), labels)
+
+    def search_epoch(self, lr: float) -> tuple[float, float]:
+        """One epoch over search-train, each training batch paired with a validation batch
+        for :meth:`search_step`; returns the mean (validation, training) losses."""
+        data, batch_size = self.context.data, self.context.protocol.search.supernet.batch_size
+        val_batches = endless_batches(data.search_val, batch_size, self.generator)
+        val_sum, train_sum = torch.zeros((), device=self.context.device), torch.zeros((), device=self.context.device)
+        val_seen = train_seen = 0
+        for train in self.batches(data.search_train):
+            val_images, val_labels = next(val_batches)
+            val = Batch(self.augment(val_images, self.generator), val_labels)
+            val_loss, train_loss = self.search_step(train, val, lr)
+            if val_loss is not None:
+                val_sum += val_loss * len(val_labels)
+                val_seen += len(val_labels)
+            train_sum += train_loss * len(train.labels)
+            train_seen += len(train.labels)
+        val_loss, train_loss = torch.stack([val_sum / val_seen, train_sum / train_seen]).tolist()  # one host sync
+        return val_loss, train_loss
+
     def _record(self, lr: float, train_loss: float, val_loss: float) -> dict[str, Any]:
         with torch.no_grad():
             weights = self.edge_weights()
-        genotype = derive_genotype(weights)
-        accuracy = evaluate(WeightedSupernet(self.supernet, weights, self.sparse_weights), self.context.data.search_val)
-        return {
+        genotype = self.derive(weights)
+        accuracy = evaluate(WeightedSupernet(self.supernet, self.record_weights(weights), self.sparse_weights),
+                            self.context.data.search_val)
+        record = {
             "epoch": self.epochs_done + 1,
             "lr": lr,
             "train_loss": train_loss,
@@ -185,14 +201,26 @@ class SupernetSearch(Strategy):
             "supernet_val_acc": accuracy,
             "weights": {group: rounded(w.tolist()) for group, w in weights.items()},
             "genotype": genotype.to_dict(),
-            "skip_share": skip_share(genotype),
+            "skip_share": self.context.space.skip_share(genotype),
         }
+        if self.context.constraint is not None:
+            record["expected_cost"] = self.context.constraint.cost_model.expected(weights).item()
+        return record
+
+    def record_weights(self, weights: EdgeWeights) -> EdgeWeights:
+        """The weights the supernet's accuracy in the history is measured under: the
+        deterministic edge weights unless overridden."""
+        return weights
+
+    def derive(self, weights: EdgeWeights) -> Hashable:
+        """The discrete architecture the weights stand for: DARTS' derivation unless overridden."""
+        return derive_genotype(weights)
 
     def result(self) -> SearchResult:
-        """The derived genotype; the supernet's accuracy is not what chose it, so no val_acc."""
+        """The derived architecture; the supernet's accuracy is not what chose it, so no val_acc."""
         with torch.no_grad():
-            genotype = derive_genotype(self.edge_weights())
-        return SearchResult(genotype, None, details={"operations": list(SEARCH_OPERATIONS), "epochs": self.history})
+            arch = self.derive(self.edge_weights())
+        return SearchResult(arch, None, details={"operations": list(self.operation_names), "epochs": self.history})
 
     # -- state -----------------------------------------------------------------------
     def tensor_state(self) -> TensorState:
@@ -239,13 +267,6 @@ class BilevelSearch(SupernetSearch):
     def search_step(self, train: Batch, val: Batch, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Architecture update, then weight update: (validation loss, training loss)."""
         return self.architecture_step(train, val, lr), self.weight_step(train)
-
-
-def skip_share(genotype: Genotype) -> dict[str, float]:
-    """Per cell type, the share of skip connections among the cell's edges (DARTS'
-    known failure mode is a cell collapsing onto skip connections)."""
-    return {group: sum(op == "skip_connect" for op, _ in edges) / len(edges)
-            for group, edges, _ in genotype.cells() if edges is not None}
 
 
 def rounded(rows: Sequence[Sequence[float]]) -> list[list[float]]:

@@ -75,6 +75,12 @@ class CellSpace(SearchSpace[Genotype]):
     def to_dict(self, arch: Genotype) -> dict[str, Any]:
         return arch.to_dict()
 
+    def skip_share(self, arch: Genotype) -> dict[str, float]:
+        """Per cell type, the share of ``skip_connect`` among the cell's edges (DARTS' known
+        failure mode is a cell collapsing onto skip connections)."""
+        return {group: sum(op == "skip_connect" for op, _ in edges) / len(edges)
+                for group, edges, _ in arch.cells() if edges is not None}
+
     def zoo(self) -> Mapping[str, ZooEntry[Genotype]]:
         return _zoo()
 

@@ -1,0 +1,1 @@
+"""The FBNet layer-wise search space."""

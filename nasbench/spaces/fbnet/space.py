@@ -1,0 +1,187 @@
+"""The FBNet layer-wise search space: one candidate block per searchable layer of a fixed
+macro-architecture (:class:`~nasbench.protocol.FbnetLayout`, from the protocol)."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from nasbench.errors import ConfigError
+from nasbench.hardware.parts import CostLayout, PartKey
+from nasbench.spaces.base import NetworkConfig, SearchSpace
+from nasbench.spaces.fbnet.blocks import BLOCK_NAMES, Classifier, make_block, make_head_conv, make_stem
+
+if TYPE_CHECKING:  # the protocol module imports the spaces' base
+    from nasbench.protocol import FbnetLayout, Protocol
+
+LAYERS_GROUP = "layers"
+"""The one group of architecture weights: a (layers, blocks) tensor."""
+
+
+@dataclass(frozen=True)
+class LayerArch:
+    """An FBNet-space architecture: the chosen block of every searchable layer, in order.
+    A value: immutable, hashable, JSON round-trip; networks are built from it on demand."""
+
+    blocks: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"blocks": list(self.blocks)}
+
+    def __str__(self) -> str:
+        return " ".join(self.blocks)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """Where a searchable layer sits: its input channels and resolution, output channels, stride."""
+
+    c_in: int
+    c_out: int
+    size: int
+    stride: int
+
+
+def plan_layers(layout: "FbnetLayout") -> tuple[LayerSpec, ...]:
+    """Every searchable layer's shapes: a stage's first layer takes its stride and width."""
+    specs, c, size = [], layout.stem_channels, layout.resolution // layout.stem_stride
+    for layers, width, stride in zip(layout.stage_layers, layout.stage_channels, layout.stage_strides):
+        for i in range(layers):
+            s = stride if i == 0 else 1
+            specs.append(LayerSpec(c, width, size, s))
+            c, size = width, size // s
+    return tuple(specs)
+
+
+class FbnetNetwork(nn.Module):
+    """The network of one architecture: stem, the chosen blocks, head."""
+
+    def __init__(self, arch: LayerArch, layout: "FbnetLayout", num_classes: int):
+        super().__init__()
+        specs = plan_layers(layout)
+        self.stem = make_stem(layout.stem_channels, layout.stem_stride)
+        self.layers = nn.Sequential(*(make_block(name, s.c_in, s.c_out, s.stride) for name, s in zip(arch.blocks, specs)))
+        self.head = make_head_conv(specs[-1].c_out, layout.head_channels)
+        self.classifier = Classifier(layout.head_channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.head(self.layers(self.stem(x))))
+
+    def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """The trainer's interface: logits and no auxiliary logits (FBNet's networks have no
+        auxiliary head, and no drop path)."""
+        return self(x), None
+
+
+class FbnetSpace(SearchSpace[LayerArch]):
+    name = "fbnet"
+    description = ("FBNet layer-wise space: a fixed stem and head and searchable layers in stages of fixed width "
+                   "and stride (the protocol's [fbnet] layout), each one of 9 blocks (inverted residuals with "
+                   "kernel 3 or 5, expansion 1, 3 or 6, 1 or 2 groups; skip)")
+    protocol_section = "fbnet"
+
+    def __init__(self, layout: "FbnetLayout"):
+        self.layout = layout
+        self.specs = plan_layers(layout)
+        self.input_size = layout.resolution
+
+    @classmethod
+    def for_protocol(cls, protocol: "Protocol") -> "FbnetSpace":
+        return cls(protocol.space_section("fbnet"))
+
+    @classmethod
+    def for_network(cls, network: dict[str, Any]) -> "FbnetSpace":
+        from nasbench.protocol import FbnetLayout
+
+        return cls(FbnetLayout(**{k: tuple(v) if isinstance(v, list) else v for k, v in network["fbnet"].items()}))
+
+    def network_record(self, config: NetworkConfig) -> dict[str, Any]:
+        return {**super().network_record(config), "fbnet": _layout_dict(self.layout)}
+
+    def sample(self, rng: random.Random) -> LayerArch:
+        """Every layer's block uniformly among the 9."""
+        return LayerArch(tuple(rng.choice(BLOCK_NAMES) for _ in self.specs))
+
+    def mutate(self, arch: LayerArch, rng: random.Random) -> LayerArch:
+        """One layer, uniformly, takes another block."""
+        blocks = list(arch.blocks)
+        layer = rng.randrange(len(blocks))
+        blocks[layer] = rng.choice([b for b in BLOCK_NAMES if b != blocks[layer]])
+        return LayerArch(tuple(blocks))
+
+    def skip_share(self, arch: LayerArch) -> dict[str, float]:
+        return {LAYERS_GROUP: sum(b == "skip" for b in arch.blocks) / len(arch.blocks)}
+
+    def build(self, arch: LayerArch, config: NetworkConfig) -> nn.Module:
+        """The layout fixes the network's size; ``config`` gives only the classes (FBNet's
+        networks have no auxiliary head)."""
+        self._check(arch)
+        return FbnetNetwork(arch, self.layout, config.num_classes)
+
+    def from_dict(self, data: Any, where: str = "architecture") -> LayerArch:
+        if not isinstance(data, dict) or set(data) != {"blocks"} or not isinstance(data["blocks"], list):
+            raise ConfigError(f"{where}: an FBNet-space architecture is a JSON object {{\"blocks\": [...]}} with one "
+                              f"block name per layer")
+        arch = LayerArch(tuple(data["blocks"]))
+        self._check(arch, where)
+        return arch
+
+    def to_dict(self, arch: LayerArch) -> dict[str, Any]:
+        return arch.to_dict()
+
+    def _check(self, arch: LayerArch, where: str = "architecture") -> None:
+        if len(arch.blocks) != len(self.specs):
+            raise ConfigError(f"{where}: has {len(arch.blocks)} layers, but the protocol's FBNet layout has "
+                              f"{len(self.specs)}")
+        unknown = sorted(set(arch.blocks) - set(BLOCK_NAMES))
+        if unknown:
+            raise ConfigError(f"{where}: unknown block {unknown[0]!r} (known: {', '.join(BLOCK_NAMES)})")
+
+    # -- hardware cost decomposition ---------------------------------------------------
+    def _fixed_parts(self, config: NetworkConfig) -> list[PartKey]:
+        layout, last = self.layout, self.specs[-1]
+        final_size = last.size // last.stride
+        return [PartKey("stem", "conv_bn_relu_3x3", 3, layout.stem_channels, layout.resolution, layout.stem_stride),
+                PartKey("head", "conv_bn_relu_1x1", last.c_out, layout.head_channels, final_size, 1),
+                PartKey("classifier", "pool_linear", layout.head_channels, config.num_classes, final_size, 1)]
+
+    @staticmethod
+    def _block_part(name: str, spec: LayerSpec) -> PartKey:
+        return PartKey("op", name, spec.c_in, spec.c_out, spec.size, spec.stride)
+
+    def cost_parts(self, arch: LayerArch, config: NetworkConfig) -> list[PartKey]:
+        self._check(arch)
+        return self._fixed_parts(config) + [self._block_part(n, s) for n, s in zip(arch.blocks, self.specs)]
+
+    def all_cost_parts(self, config: NetworkConfig) -> list[PartKey]:
+        layout = self.cost_layout(config)
+        return sorted(set(layout.fixed) | {p for layer in layout.choices[LAYERS_GROUP][0] for p in layer})
+
+    def build_part(self, key: PartKey) -> nn.Module:
+        if key.kind == "stem":
+            return make_stem(key.c_out, key.stride)
+        if key.kind == "op":
+            return make_block(key.name, key.c_in, key.c_out, key.stride)
+        if key.kind == "head":
+            return make_head_conv(key.c_in, key.c_out)
+        if key.kind == "classifier":
+            return Classifier(key.c_in, key.c_out)
+        raise ConfigError(f"the fbnet space has no part of kind {key.kind!r}")
+
+    def cost_layout(self, config: NetworkConfig) -> CostLayout:
+        """One position, one 'edge' per searchable layer, the 9 blocks as its operations."""
+        layers = tuple(tuple(self._block_part(name, spec) for name in BLOCK_NAMES) for spec in self.specs)
+        return CostLayout(tuple(self._fixed_parts(config)), {LAYERS_GROUP: (layers,)})
+
+    def arch_weights(self, arch: LayerArch) -> dict[str, torch.Tensor]:
+        self._check(arch)
+        weights = torch.zeros(len(self.specs), len(BLOCK_NAMES), dtype=torch.float64)
+        weights[range(len(self.specs)), [BLOCK_NAMES.index(b) for b in arch.blocks]] = 1
+        return {LAYERS_GROUP: weights}
+
+
+def _layout_dict(layout: "FbnetLayout") -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(layout).items()}

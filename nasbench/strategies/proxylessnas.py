@@ -1,0 +1,121 @@
+"""ProxylessNAS (Cai, Zhu & Han, "ProxylessNAS: Direct Neural Architecture Search on Target
+Task and Hardware", ICLR 2019), gradient variant (Proxyless-G).
+
+Path-level binarisation on the layer-wise space: every forward pass runs binary gates, not
+a mixture. A weight step samples one block per layer from softmax(alpha) and trains that
+path alone. An architecture step samples two distinct blocks per layer from softmax(alpha),
+makes one of them active by their renormalised probabilities, runs both (the inactive one
+at gate 0), and turns the gates' gradients into the architecture gradient
+``dL/dalpha_i = sum_j dL/dg_j p_j (delta_ij - p_i)`` over the pair (the paper's Eq. 4);
+after the Adam step the pair's parameters are shifted so that their summed exp(alpha), and
+with it every other block's probability, is unchanged. Under a latency constraint the
+architecture loss has the expected latency ``E[LAT] = sum p_i LAT_i`` from the table in
+either published form: ``mul-log`` ``CE * alpha * (log E[LAT] / log T) ** beta`` (alpha 0.2,
+beta 0.3) or ``add-linear`` ``CE + lambda * (E[LAT] - T) / T`` (lambda 0.1). The found
+architecture is each layer's most probable block.
+
+Settings of the official code (github.com/mit-han-lab/proxylessnas, search/
+imagenet_arch_search.py and nas_manager.py): weights by SGD with Nesterov momentum 0.9, lr
+0.025 cosine-annealed, weight decay 4e-5, label smoothing 0.1; architecture by Adam, lr 1e-3,
+betas (0, 0.999), no weight decay, alpha initialised from N(0, 1e-3); 40 warm-up epochs of
+weights alone before 120 of search (here a quarter of the epochs), then one architecture
+step after every 5th weight step.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from nasbench.spaces.fbnet.space import LAYERS_GROUP
+from nasbench.strategies.layerwise import LayerwiseSearch
+from nasbench.strategies.supernet_search import ArchRecipe, Batch, WeightRecipe
+
+PROXYLESS_WEIGHTS = WeightRecipe(lr=0.025, lr_min=0.0, momentum=0.9, weight_decay=4e-5, grad_clip=math.inf,
+                                 nesterov=True)
+PROXYLESS_ARCHITECTURE = ArchRecipe(lr=1e-3, betas=(0.0, 0.999), weight_decay=0.0)
+LABEL_SMOOTHING = 0.1
+ARCH_UPDATE_EVERY = 5
+
+
+def binarised_gradient(gate_grads: torch.Tensor, pair_probs: torch.Tensor) -> torch.Tensor:
+    """``sum_j dL/dg_j p_j (delta_ij - p_i)`` per row: the gradient of the pair's parameters
+    from the gates' (both tensors (layers, 2))."""
+    return pair_probs * (gate_grads - (gate_grads * pair_probs).sum(dim=-1, keepdim=True))
+
+
+class ProxylessNas(LayerwiseSearch):
+    name = "proxylessnas"
+    strategy_class = "GO"
+    summary = "ProxylessNAS: binarised single-path supernet, two-path architecture gradient, latency loss"
+    published = (("ProxylessNAS", "CPU"),)
+    constraint_forms = {"mul-log": (0.2, 0.3), "add-linear": (0.1, 1.0)}
+    weight_recipe = PROXYLESS_WEIGHTS
+    arch_recipe = PROXYLESS_ARCHITECTURE
+    sparse_weights = True
+    alpha_std = 1e-3
+    warmup_share = 0.25
+    state_fields = (*LayerwiseSearch.state_fields, "weight_steps")
+
+    def __init__(self, context):
+        super().__init__(context)
+        self.weight_steps = 0
+        self.weight_criterion = nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
+
+    def search_weights(self) -> dict[str, torch.Tensor]:
+        """One block per layer drawn from softmax(alpha): binary gates."""
+        probs = self.supernet.alpha.detach().softmax(dim=-1)
+        picks = torch.multinomial(probs, 1, generator=self.generator)
+        return {LAYERS_GROUP: torch.zeros_like(probs).scatter_(1, picks, 1.0)}
+
+    def record_weights(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The supernet is scored as the path of each layer's most probable block."""
+        w = weights[LAYERS_GROUP]
+        return {LAYERS_GROUP: torch.zeros_like(w).scatter_(1, w.argmax(dim=-1, keepdim=True), 1.0)}
+
+    def weight_step(self, train: Batch, weights=None) -> torch.Tensor:
+        """One SGD step of the sampled path's weights, with label smoothing."""
+        gates = self.search_weights()
+        logits = self.supernet(train.images, gates, True)
+        loss = self.weight_criterion(logits, train.labels)
+        self.weight_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.weight_optimizer.step()
+        self.weight_steps += 1
+        return self.criterion(logits.detach(), train.labels)
+
+    def search_step(self, train: Batch, val: Batch, lr: float) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """A weight step; before every 5th, past the warm-up, an architecture step (during
+        the warm-up that validation batch is only scored)."""
+        val_loss = None
+        if self.weight_steps % ARCH_UPDATE_EVERY == 0:
+            if self.epochs_done >= self.warmup_epochs():
+                val_loss = self.architecture_step(val)
+            else:
+                with torch.no_grad():
+                    val_loss = self.criterion(self.supernet(val.images, self.search_weights(), True), val.labels)
+        return val_loss, self.weight_step(train)
+
+    def architecture_step(self, batch: Batch) -> torch.Tensor:
+        alpha = self.supernet.alpha
+        probs = alpha.softmax(dim=-1)
+        pairs = torch.multinomial(probs.detach(), 2, replacement=False, generator=self.generator)
+        pair_probs = alpha.detach().gather(1, pairs).softmax(dim=-1)
+        active = torch.multinomial(pair_probs, 1, generator=self.generator)
+        gates = torch.zeros_like(pair_probs).scatter_(1, active, 1.0).requires_grad_()
+        weights = {LAYERS_GROUP: torch.zeros_like(probs).scatter(1, pairs, gates)}
+        logits = self.supernet(batch.images, weights, True, active=pairs.tolist())
+        loss = self.criterion(logits, batch.labels)
+        constraint = self.context.constraint
+        objective = loss if constraint is None else constraint.apply(loss, {LAYERS_GROUP: probs})
+        gate_grads, cost_grad = torch.autograd.grad(objective, [gates, alpha], allow_unused=True)
+        grad = torch.zeros_like(alpha) if cost_grad is None else cost_grad
+        alpha.grad = grad.scatter_add(1, pairs, binarised_gradient(gate_grads, pair_probs))
+        before = alpha.detach().gather(1, pairs)
+        self.arch_optimizer.step()
+        with torch.no_grad():
+            after = alpha.gather(1, pairs)
+            shift = after.logsumexp(dim=-1, keepdim=True) - before.logsumexp(dim=-1, keepdim=True)
+            alpha.scatter_(1, pairs, after - shift)
+        return loss.detach()
