@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(run)
     _add_device(run)
     _add_store(run)
+    run.add_argument("--space", help="the space every method searches (default: each method's first; "
+                                     "`nasbench list methods` shows them)")
     run.add_argument("--force", action="store_true", help="run again even if the store has the run finished")
     run.add_argument("--json", action="store_true", help="print one JSON object per (method, seed)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -60,9 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     constraint.add_argument("--constraint-weight", type=float, metavar="LAMBDA",
                             help="strength of the penalty (default: the method's published one, where it has one)")
     constraint.add_argument("--snas-setting", metavar="NAME", help="SNAS' named strength instead of --constraint-weight")
-    constraint.add_argument("--constraint-form", metavar="FORM", choices=("hinge", "add-linear", "mul-log"),
-                            help="how the expected cost enters the loss: hinge (snas), mul-log (fbnet, proxylessnas), "
-                                 "add-linear (proxylessnas); default: the method's first")
+    constraint.add_argument("--constraint-form", metavar="FORM", choices=("hinge", "add-linear", "mul-log", "mul-log-hinge"),
+                            help="how the expected cost enters the loss: hinge (snas), mul-log-hinge (fbnet), mul-log "
+                                 "(proxylessnas, fbnet), add-linear (proxylessnas); default: the method's first")
 
     listing = commands.add_parser("list", help="list methods, spaces, protocols or genotypes")
     listing.add_argument("what", choices=("methods", "spaces", "protocols", "genotypes"))
@@ -181,21 +183,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nasbench.data import load_dataset
     from nasbench.protocol import load_protocol
     from nasbench.provenance import resolve_device
-    from nasbench.runner import RunRequest, execute
+    from nasbench.runner import RunRequest, execute, method_space
+    from nasbench.spaces import space_class
     from nasbench.strategies import STRATEGIES, get_strategy
 
     methods = tuple(STRATEGIES) if args.all else args.method
     if not methods:
         raise NasbenchError("--method needs at least one method name")
+    if args.space is not None:
+        space_class(args.space)
     for name in methods:
-        get_strategy(name)
+        method_space(get_strategy(name), args.space)
     protocol = load_protocol(args.protocol)
     constraint = _constraint(args, protocol, methods)
     device = resolve_device(args.device)
     dataset = load_dataset(args.data, args.data_dir)
     request = RunRequest(methods=methods, protocol=protocol, seeds=args.seeds or protocol.seeds, dataset=dataset,
                          device=device, store_path=args.store, force=args.force, show_progress=not args.no_progress,
-                         constraint=constraint)
+                         constraint=constraint, space=args.space)
 
     def emit(record: dict[str, Any]) -> None:
         if args.json:
@@ -229,6 +234,7 @@ def _constraint(args: argparse.Namespace, protocol, methods: tuple[str, ...]):
     from nasbench.hardware.cost_model import CostModel
     from nasbench.hardware.profiler import counts_table
     from nasbench.hardware.table import CostTable
+    from nasbench.runner import method_space
     from nasbench.spaces import get_space
     from nasbench.strategies import get_strategy
     from nasbench.strategies.base import Constraint
@@ -274,7 +280,7 @@ def _constraint(args: argparse.Namespace, protocol, methods: tuple[str, ...]):
                             + (f" or --snas-setting {{{','.join(CONSTRAINT_SETTINGS)}}}" if set(methods) == {"snas"} else ""))
     if not weight >= 0:
         raise NasbenchError(f"--constraint-weight must be >= 0, got {weight}")
-    spaces = {cls.spaces[0] for cls in classes}
+    spaces = {method_space(cls, args.space) for cls in classes}
     if len(spaces) > 1:
         raise NasbenchError(f"a constrained run costs one space; {', '.join(methods)} search {', '.join(sorted(spaces))}")
     space = get_space(spaces.pop(), protocol)

@@ -69,9 +69,10 @@ def _constraint_columns(details_json: str | None) -> dict[str, object]:
     constraint = json.loads(details_json or "{}").get("constraint")
     if constraint is None:
         return {"constraint_metric": None, "constraint_target": None, "constraint_achieved": None,
-                "constraint_device": None}
+                "constraint_device": None, "constraint_measured": None}
     return {"constraint_metric": constraint["metric"], "constraint_target": constraint["target"],
-            "constraint_achieved": constraint["achieved"], "constraint_device": constraint["device"]}
+            "constraint_achieved": constraint["achieved"], "constraint_device": constraint["device"],
+            "constraint_measured": constraint.get("measured_ms_p50")}
 
 
 def _skip_columns(space: str, genotype_json: str) -> dict[str, float]:
@@ -230,6 +231,89 @@ def to_markdown(summary: pd.DataFrame, store_path: Path, n_runs: int) -> str:
         if len(sources):
             lines += ["", "Published figures: " + "; ".join(f"{m}: {s}" for m, s in zip(sources["method"], sources["published_source"]))]
     return "\n".join(lines) + "\n"
+
+
+TRADEOFF_COLUMNS = [*SECTION_KEYS, "method", "variant", "seed", "target_ms", "predicted_ms", "measured_ms",
+                    "test_acc", "search_seconds", "device"]
+
+
+def latency_tradeoff(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every latency-constrained run (target, latency its table predicts for the found
+    architecture, latency measured end to end on the table's device, test accuracy, search
+    time) and, as the no-target point, the unconstrained runs of the same methods with the
+    same table's prediction (no measurement)."""
+    constrained = runs[runs["constraint_metric"] == "latency_ms"]
+    rows = [{**{k: r[k] for k in TRADEOFF_COLUMNS if k in r}, "target_ms": r["constraint_target"],
+             "predicted_ms": r["constraint_achieved"], "measured_ms": r["constraint_measured"],
+             "device": r["constraint_device"]} for r in constrained.to_dict("records")]
+    for r in constrained.drop_duplicates([*SECTION_KEYS, "method"]).to_dict("records"):
+        column = next((c for c in runs.columns if c.startswith(f"latency_ms {r['constraint_device']} ")), None)
+        free = runs[(runs["method"] == r["method"]) & (runs["variant"] == "") & (runs["protocol_hash"] == r["protocol_hash"])
+                    & (runs["data"] == r["data"])]
+        rows += [{**{k: f[k] for k in TRADEOFF_COLUMNS if k in f}, "target_ms": None, "measured_ms": None,
+                  "predicted_ms": None if column is None else f[column], "device": r["constraint_device"]}
+                 for f in free.to_dict("records")]
+    return pd.DataFrame(rows, columns=TRADEOFF_COLUMNS)
+
+
+def pareto_front(points: pd.DataFrame, latency: str) -> pd.DataFrame:
+    """The points no other point beats on both latency (lower) and test accuracy (higher)."""
+    ordered = points.dropna(subset=[latency]).sort_values([latency, "test_acc"], ascending=[True, False])
+    return ordered[ordered["test_acc"] > ordered["test_acc"].cummax().shift(fill_value=-1.0)]
+
+
+def plot_tradeoff(section: pd.DataFrame, title: str, path: Path) -> None:
+    """Test accuracy against latency (measured where a run measured it, else predicted), a
+    marker per method and form, the Pareto front as a line."""
+    section = section.assign(latency=section["measured_ms"].fillna(section["predicted_ms"]),
+                             setting=[_setting(v) for v in section["variant"]])
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    for (method, setting), group in section.groupby(["method", "setting"], sort=False):
+        axes.scatter(group["latency"], 100 * group["test_acc"], label=f"{method}, {setting}")
+        for row in group.itertuples():
+            if pd.notna(row.target_ms):
+                axes.annotate(f"{row.target_ms:g} ms", (row.latency, 100 * row.test_acc), fontsize=7,
+                              xytext=(3, 3), textcoords="offset points")
+    front = pareto_front(section, "latency")
+    axes.plot(front["latency"], 100 * front["test_acc"], color="black", linewidth=1, label="Pareto front")
+    axes.set_xlabel("latency (ms, measured end to end; predicted where not measured)")
+    axes.set_ylabel("test accuracy (%)")
+    axes.set_title(title, fontsize=9)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.savefig(path, format="png", dpi=100, metadata={"Software": None})
+
+
+def _setting(variant: str) -> str:
+    """A constrained run's weight and loss form, read from its variant (the target and table
+    come before them)."""
+    return variant.split(",", 1)[1] if variant else "no target"
+
+
+def tradeoff_markdown(tradeoff: pd.DataFrame, out_dir: Path) -> tuple[str, list[Path]]:
+    if tradeoff.empty:
+        return "", []
+    lines = ["", "## Latency targets: predicted against measured", "",
+             "Every latency-constrained run: the target, the latency the table predicts for the found architecture, "
+             "the latency measured end to end on the table's device after the search (a table that misleads a "
+             "search shows as a gap), the test accuracy and the search time; unconstrained runs of the same methods "
+             "as the no-target point (predicted only). Per run: tradeoff.csv."]
+    figures = []
+    for section_key, section in tradeoff.groupby(SECTION_KEYS, sort=False):
+        figures.append(out_dir / f"tradeoff_{'_'.join(section_key)}.png")
+        plot_tradeoff(section, _section_title(*section_key).replace("`", ""), figures[-1])
+        table = pd.DataFrame({
+            "Method": section["method"], "Form, weight": [_setting(v) for v in section["variant"]],
+            "Seed": section["seed"], "Target (ms)": [_fmt(v, 2) for v in section["target_ms"]],
+            "Predicted (ms)": [_fmt(v, 3) for v in section["predicted_ms"]],
+            "Measured (ms)": [_fmt(v, 3) for v in section["measured_ms"]],
+            "Test acc (%)": [_fmt(100 * v, 2) for v in section["test_acc"]],
+            "Search (s)": [_fmt(v, 0) for v in section["search_seconds"]], "Device": section["device"]})
+        lines += ["", f"### {_section_title(*section_key)}", "", table.to_markdown(index=False, disable_numparse=True),
+                  "", f"![accuracy against latency]({figures[-1].name})"]
+    return "\n".join(lines) + "\n", figures
 
 
 def load_trials(store_path: Path, run_ids: pd.Series) -> pd.DataFrame:
@@ -415,8 +499,10 @@ def generate(store_path: Path, out_dir: Path, tables_dir: Path | None = None) ->
     summary = summarise(runs)
     trajectories = anytime_trajectories(runs, load_trials(store_path, runs["id"]))
     figures = write_anytime_figures(trajectories, out_dir)
-    paths[0].write_text(to_markdown(summary, store_path, len(runs)) + anytime_markdown(figures) + rankings_md
-                        + tables_md)
+    tradeoff = latency_tradeoff(runs)
+    tradeoff_md, tradeoff_figures = tradeoff_markdown(tradeoff, out_dir)
+    paths[0].write_text(to_markdown(summary, store_path, len(runs)) + tradeoff_md + anytime_markdown(figures)
+                        + rankings_md + tables_md)
     summary.to_csv(paths[1], index=False, float_format="%.6g")
     provenance = runs.drop(columns=["state_json"]).assign(
         software=lambda df: df["software_json"].map(lambda s: " ".join(f"{k}={v}" for k, v in json.loads(s).items()))
@@ -425,6 +511,10 @@ def generate(store_path: Path, out_dir: Path, tables_dir: Path | None = None) ->
     paths.append(out_dir / "anytime.csv")
     trajectories.to_csv(paths[-1], index=False, float_format="%.6g")
     paths += figures.values()
+    if not tradeoff.empty:
+        paths.append(out_dir / "tradeoff.csv")
+        tradeoff.to_csv(paths[-1], index=False, float_format="%.6g")
+        paths += tradeoff_figures
     paths.append(out_dir / "supernet_history.csv")
     supernet_history(runs).to_csv(paths[-1], index=False, float_format="%.6g")
     return paths

@@ -42,6 +42,24 @@ class RunRequest:
     constraint: Constraint | None = None
     """A resource constraint for every method (each must accept one); its runs are stored
     as their own variant."""
+    space: str | None = None
+    """The space every method searches (each must support it); None: each method's own
+    first space. A method on another space than its first is stored as its own variant."""
+
+
+def method_space(cls, space: str | None) -> str:
+    """The space ``cls`` searches in a run asking for ``space``."""
+    if space is None:
+        return cls.spaces[0]
+    if space not in cls.spaces:
+        raise NasbenchError(f"method {cls.name} does not search the {space} space (it searches: {', '.join(cls.spaces)})")
+    return space
+
+
+def run_variant(cls, space: str, constraint: Constraint | None) -> str:
+    """What tells a run apart from the method's default one: another space, a constraint."""
+    parts = ([] if space == cls.spaces[0] else [f"space={space}"]) + ([] if constraint is None else [constraint.variant()])
+    return ";".join(parts)
 
 
 def run_record(row: Any) -> dict[str, Any]:
@@ -80,14 +98,15 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None]) -> int:
     for cls in strategies:
         if request.constraint is not None and request.constraint.form not in cls.constraint_forms:
             raise NasbenchError(f"method {cls.name} cannot search under a {request.constraint.form} resource constraint")
+        method_space(cls, request.space)
     if request.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes per network: let cuDNN pick its kernels once
     splits = make_splits(request.dataset, request.protocol.data)
     data = SplitData.build(request.dataset, splits, request.device)
     failures = 0
-    variant = "" if request.constraint is None else request.constraint.variant()
     with Store(request.store_path) as store:
         for cls in strategies:
+            variant = run_variant(cls, method_space(cls, request.space), request.constraint)
             for seed in request.seeds:
                 key = RunKey(cls.name, seed, request.protocol.hash, request.dataset.identity, variant)
                 done = store.find(key, ("finished",))
@@ -112,7 +131,7 @@ def check_method_section(cls, row: Any, protocol: Protocol) -> None:
     """Refuse to reuse or resume a stored run made under other settings of the method's
     own protocol section (which the protocol hash leaves out)."""
     stored, current = json.loads(row["protocol_json"]), protocol.to_dict()
-    sections = [("search", cls.protocol_section), (None, space_class(cls.spaces[0]).protocol_section)]
+    sections = [("search", cls.protocol_section), (None, space_class(row["space"]).protocol_section)]
     for parent, section in sections:
         if section is None:
             continue
@@ -125,7 +144,7 @@ def check_method_section(cls, row: Any, protocol: Protocol) -> None:
 
 
 def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitData) -> int:
-    space = get_space(cls.spaces[0], request.protocol)
+    space = get_space(method_space(cls, request.space), request.protocol)
     if space.input_size != data.image_size:
         raise NasbenchError(f"the protocol's {space.name} networks take {space.input_size}-pixel images, the data has "
                             f"{data.image_size}-pixel ones; such a layout is for cost tables (`nasbench profile`), "

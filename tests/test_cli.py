@@ -23,6 +23,7 @@ from nasbench.data import make_splits
 from nasbench.hardware.counting import count_flops, count_params
 from nasbench.protocol import builtin_protocols, load_protocol
 from nasbench.provenance import device_name
+from nasbench.spaces import get_space
 from nasbench.spaces.cell.genotype import Genotype
 from nasbench.strategies import STRATEGIES
 from nasbench.strategies.base import SearchContext
@@ -77,10 +78,11 @@ def test_run_json_lines(records, rows, smoke, dataset):
         row = stored[(record["method"], record["seed"])]
         assert record["run_id"] == row["id"] and record["cached"] is False and record["status"] == "finished"
         assert record["strategy"] == STRATEGIES[record["method"]].strategy_class
-        assert record["space"] == "cell" and record["protocol"] == "smoke"
+        assert record["space"] == STRATEGIES[record["method"]].spaces[0] and record["protocol"] == "smoke"
         assert record["protocol_hash"] == smoke.hash and record["data"] == dataset.identity
         assert record["genotype"] == json.loads(row["genotype_json"])
-        assert Genotype.from_dict(record["genotype"]).to_dict() == record["genotype"]
+        space = get_space(record["space"], smoke)
+        assert space.to_dict(space.from_dict(record["genotype"])) == record["genotype"]
         assert (record["val_acc"], record["test_acc"], record["params"], record["flops"]) == \
             (row["val_acc"], row["test_acc"], row["params"], row["flops"])
         assert 0 <= record["test_acc"] <= 1
@@ -111,9 +113,10 @@ def test_random_search_picks_its_best_trial(records, smoke_store, cell_space, sm
         assert record["val_acc"] * n_search_val == pytest.approx(round(record["val_acc"] * n_search_val))
 
 
-def test_stored_params_and_flops_are_the_final_networks(records, cell_space, smoke):
+def test_stored_params_and_flops_are_the_final_networks(records, smoke):
     for record in records:
-        model = cell_space.build(Genotype.from_dict(record["genotype"]), smoke.final.network)
+        space = get_space(record["space"], smoke)
+        model = space.build(space.from_dict(record["genotype"]), smoke.final.network)
         assert record["params"] == count_params(model)
         assert record["flops"] == count_flops(model)
 

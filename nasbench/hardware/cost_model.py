@@ -31,9 +31,9 @@ class CostModel:
         self.table, self.space, self.metric = table, space, metric
         self.config = NetworkConfig(channels=table.network["channels"], cells=table.network["cells"])
         if space.network_record(self.config) != table.network:
-            raise NasbenchError(f"cost table {table.path} was measured for another {space.name} network "
-                                f"({table.network}) than the one costed ({space.network_record(self.config)}); "
-                                f"use a table profiled under the same protocol")
+            raise NasbenchError(f"cost table {table.path or table.file_name() if table.measured else table.path} "
+                                f"was measured for another {space.name} network ({table.network}) than the one "
+                                f"costed ({space.network_record(self.config)}); profile one for this layout")
         self.predictor = table.predictor or LatencyPredictor("sum", 1.0, table.harness_ms or 0.0)
         self.offset = self.predictor.offset_ms if metric == "latency_ms" else 0.0
         self._layout: tuple[float, dict[str, torch.Tensor]] | None = None

@@ -73,7 +73,7 @@ class Checkpoint:
     """Network weights, optimiser moments, torch generator states; empty for black-box methods."""
 
 
-LOSS_FORMS = ("hinge", "add-linear", "mul-log")
+LOSS_FORMS = ("hinge", "add-linear", "mul-log", "mul-log-hinge")
 """How a constraint's expected cost enters a loss (:meth:`Constraint.apply`)."""
 LOG_UNIT_SCALE = {"latency_ms": 1000.0}
 """The log form takes latency in microseconds, so that its log is positive for every
@@ -98,7 +98,7 @@ class Constraint:
     def __post_init__(self) -> None:
         if self.form not in LOSS_FORMS:
             raise NasbenchError(f"unknown constraint loss form {self.form!r}; known: {', '.join(LOSS_FORMS)}")
-        if self.form == "mul-log" and self.target * LOG_UNIT_SCALE.get(self.metric, 1.0) <= 1:
+        if self.form.startswith("mul-log") and self.target * LOG_UNIT_SCALE.get(self.metric, 1.0) <= 1:
             raise NasbenchError(f"the mul-log constraint needs a target above 1 {'us' if self.metric == 'latency_ms' else ''}"
                                 f"(its log is the denominator), got {self.target}")
 
@@ -113,14 +113,21 @@ class Constraint:
           carry over);
         - ``add-linear``: ``loss + weight * (E[C] - target) / target`` (ProxylessNAS' additive
           form: it keeps pushing below the target);
-        - ``mul-log``: ``loss * weight * (log E[C] / log target) ** exponent`` (FBNet's
-          ``CE * alpha * log(LAT) ** beta`` with LAT relative to the target, as ProxylessNAS'
-          multiplicative form writes it; latency in microseconds, see :data:`LOG_UNIT_SCALE`)."""
+        - ``mul-log``: ``loss * weight * (log E[C] / log target) ** exponent`` (ProxylessNAS'
+          multiplicative form, FBNet's ``CE * alpha * log(LAT) ** beta`` divided by a constant;
+          latency in microseconds, see :data:`LOG_UNIT_SCALE`). Its weight and target are
+          constant factors of the whole loss: under Adam they do not move the trade-off, only
+          the exponent does;
+        - ``mul-log-hinge``: as ``mul-log`` with ``E[C]`` floored at the target, so that the
+          latency term pushes only above the target (how a target enters FBNet's loss here:
+          below it the loss is the plain cross-entropy times ``weight``)."""
         expected = self.cost_model.expected(weights)
         if self.form == "hinge":
             return loss + self.weight * torch.relu(expected - self.target) / self.target
         if self.form == "add-linear":
             return loss + self.weight * (expected - self.target) / self.target
+        if self.form == "mul-log-hinge":
+            expected = torch.clamp(expected, min=self.target)
         scale = LOG_UNIT_SCALE.get(self.metric, 1.0)
         return loss * self.weight * (torch.log(expected * scale) / math.log(self.target * scale)) ** self.exponent
 
@@ -132,7 +139,7 @@ class Constraint:
         table = self.cost_model.table
         if self.metric == "latency_ms":
             where = f"@{table.device_fingerprint}/{table.file_name()}"
-        form = "" if self.form == "hinge" else f",form={self.form}" + (f",beta={self.exponent:g}" if self.form == "mul-log" else "")
+        form = "" if self.form == "hinge" else f",form={self.form}" + (f",beta={self.exponent:g}" if self.form.startswith("mul-log") else "")
         return f"{self.metric}<={self.target:g}{where},weight={self.weight:g}{form}"
 
     def describe(self, arch: Hashable) -> dict[str, Any]:

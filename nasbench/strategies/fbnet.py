@@ -1,18 +1,22 @@
 """FBNet (Wu, Dai, Zhang, Wang, Sun, Wu, Tian, Vajda, Jia & Keutzer, "FBNet: Hardware-Aware
 Efficient ConvNet Design via Differentiable Neural Architecture Search", CVPR 2019).
 
-DNAS on the layer-wise space: every layer's output is the sum of its 9 candidate blocks
-weighted by a Gumbel-softmax sample of its architecture parameters, ``softmax((theta + G) / t)``,
+DNAS on the layer-wise space (or on the cell space, every edge in place of a layer): every
+layer's output is the sum of its 9 candidate blocks weighted by a Gumbel-softmax sample of
+its architecture parameters, ``softmax((theta + G) / t)``,
 with the temperature t starting at 5.0 and multiplied by exp(-0.045) every epoch. Each
 epoch first trains the weights on search-train, then the architecture parameters on
 search-validation (the paper's per-epoch alternation, on the protocol's split instead of
 its 80/20), after a warm-up of weights alone. Under a latency constraint the architecture
-descends ``CE * alpha * (log LAT / log target) ** beta``, LAT the expected latency of the
-sample from the table, alpha 0.2 and beta 0.6 as published (see
-:meth:`~nasbench.strategies.base.Constraint.apply` for why LAT is relative to the target
-and in microseconds). The final architecture is sampled from the learned distribution:
+descends ``CE * alpha * (log max(LAT, T) / log T) ** beta``, LAT the expected latency of the
+sample from the table, alpha 0.2 and beta 0.6 as published: FBNet's loss, divided by the
+constant ``log(T) ** beta``, with LAT floored at the target T (``mul-log-hinge``; the
+published form without the floor is ``--constraint-form mul-log``, in which a target is
+only a constant factor; see :meth:`~nasbench.strategies.base.Constraint.apply`, also for
+LAT in microseconds). The final architecture is sampled from the learned distribution:
 six samples (fewer if the protocol's candidate budget is smaller) are trained with the
-candidate recipe and the best on search-validation is kept.
+candidate recipe and the best on search-validation is kept (on cells a sample is an
+operation per edge, each node keeping the two edges whose drawn operation is most probable).
 
 Settings the paper does not state are those of a widely used re-implementation
 (github.com/AnnaAraslanova/FBNet, supernet_functions/config_for_supernet.py): weights by
@@ -27,10 +31,8 @@ from typing import Any
 
 import torch
 
-from nasbench.spaces.fbnet.space import LAYERS_GROUP
-from nasbench.spaces.fbnet.supernet import sample_arch
 from nasbench.strategies.base import SearchResult
-from nasbench.strategies.layerwise import LayerwiseSearch
+from nasbench.strategies.hardware_aware import HardwareAwareSearch
 from nasbench.strategies.snas import gumbel_softmax
 from nasbench.strategies.supernet_search import ArchRecipe, Batch, WeightRecipe
 
@@ -41,12 +43,12 @@ TEMPERATURE_DECAY = 0.045
 SAMPLED_ARCHITECTURES = 6
 
 
-class Fbnet(LayerwiseSearch):
+class Fbnet(HardwareAwareSearch):
     name = "fbnet"
     strategy_class = "GO"
     summary = "FBNet: Gumbel-softmax DNAS over per-layer blocks, latency-aware loss from a cost table"
     published = (("FBNet", "FBNet-B (paper)"),)
-    constraint_forms = {"mul-log": (0.2, 0.6)}
+    constraint_forms = {"mul-log-hinge": (0.2, 0.6), "mul-log": (0.2, 0.6)}
     weight_recipe = FBNET_WEIGHTS
     arch_recipe = FBNET_ARCHITECTURE
     warmup_share = 1 / 9
@@ -68,10 +70,12 @@ class Fbnet(LayerwiseSearch):
         if self.epochs_done < self.supernet_epochs():
             super().step()
         else:
-            self.evaluate(sample_arch(self.supernet.alpha, self.generator))
+            self.evaluate(self.sample_architecture())
 
     def search_weights(self) -> dict[str, torch.Tensor]:
-        return {LAYERS_GROUP: gumbel_softmax(self.supernet.alpha, self.temperature(), self.generator)}
+        """A Gumbel-softmax sample per layer (per edge on cells), differentiable in theta."""
+        t = self.temperature()
+        return {group: gumbel_softmax(alpha, t, self.generator) for group, alpha in self.supernet.alphas.items()}
 
     def search_epoch(self, lr: float) -> tuple[float, float]:
         """The weights over search-train, then the architecture over search-validation
@@ -92,8 +96,9 @@ class Fbnet(LayerwiseSearch):
             with torch.no_grad():
                 return self.loss(batch, weights)
         objective, loss = self.architecture_objective(batch, weights, weights)
-        alpha = self.supernet.alpha
-        (alpha.grad,) = torch.autograd.grad(objective, [alpha])
+        thetas = self.supernet.arch_parameters()
+        for theta, grad in zip(thetas, torch.autograd.grad(objective, thetas, allow_unused=True), strict=True):
+            theta.grad = torch.zeros_like(theta) if grad is None else grad
         self.arch_optimizer.step()
         return loss.detach()
 

@@ -1,9 +1,9 @@
 """ProxylessNAS (Cai, Zhu & Han, "ProxylessNAS: Direct Neural Architecture Search on Target
 Task and Hardware", ICLR 2019), gradient variant (Proxyless-G).
 
-Path-level binarisation on the layer-wise space: every forward pass runs binary gates, not
-a mixture. A weight step samples one block per layer from softmax(alpha) and trains that
-path alone. An architecture step samples two distinct blocks per layer from softmax(alpha),
+Path-level binarisation on the layer-wise space (or on the cell space, every edge in place
+of a layer): every forward pass runs binary gates, not a mixture. A weight step samples one
+block per layer from softmax(alpha) and trains that path alone. An architecture step samples two distinct blocks per layer from softmax(alpha),
 makes one of them active by their renormalised probabilities, runs both (the inactive one
 at gate 0), and turns the gates' gradients into the architecture gradient
 ``dL/dalpha_i = sum_j dL/dg_j p_j (delta_ij - p_i)`` over the pair (the paper's Eq. 4);
@@ -28,8 +28,7 @@ import math
 import torch
 from torch import nn
 
-from nasbench.spaces.fbnet.space import LAYERS_GROUP
-from nasbench.strategies.layerwise import LayerwiseSearch
+from nasbench.strategies.hardware_aware import HardwareAwareSearch
 from nasbench.strategies.supernet_search import ArchRecipe, Batch, WeightRecipe
 
 PROXYLESS_WEIGHTS = WeightRecipe(lr=0.025, lr_min=0.0, momentum=0.9, weight_decay=4e-5, grad_clip=math.inf,
@@ -45,7 +44,7 @@ def binarised_gradient(gate_grads: torch.Tensor, pair_probs: torch.Tensor) -> to
     return pair_probs * (gate_grads - (gate_grads * pair_probs).sum(dim=-1, keepdim=True))
 
 
-class ProxylessNas(LayerwiseSearch):
+class ProxylessNas(HardwareAwareSearch):
     name = "proxylessnas"
     strategy_class = "GO"
     summary = "ProxylessNAS: binarised single-path supernet, two-path architecture gradient, latency loss"
@@ -56,7 +55,7 @@ class ProxylessNas(LayerwiseSearch):
     sparse_weights = True
     alpha_std = 1e-3
     warmup_share = 0.25
-    state_fields = (*LayerwiseSearch.state_fields, "weight_steps")
+    state_fields = (*HardwareAwareSearch.state_fields, "weight_steps")
 
     def __init__(self, context):
         super().__init__(context)
@@ -64,15 +63,16 @@ class ProxylessNas(LayerwiseSearch):
         self.weight_criterion = nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
 
     def search_weights(self) -> dict[str, torch.Tensor]:
-        """One block per layer drawn from softmax(alpha): binary gates."""
-        probs = self.supernet.alpha.detach().softmax(dim=-1)
-        picks = torch.multinomial(probs, 1, generator=self.generator)
-        return {LAYERS_GROUP: torch.zeros_like(probs).scatter_(1, picks, 1.0)}
+        """One block per layer (operation per edge) drawn from softmax(alpha): binary gates."""
+        gates = {}
+        for group, alpha in self.supernet.alphas.items():
+            probs = alpha.detach().softmax(dim=-1)
+            gates[group] = torch.zeros_like(probs).scatter_(1, torch.multinomial(probs, 1, generator=self.generator), 1.0)
+        return gates
 
     def record_weights(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The supernet is scored as the path of each layer's most probable block."""
-        w = weights[LAYERS_GROUP]
-        return {LAYERS_GROUP: torch.zeros_like(w).scatter_(1, w.argmax(dim=-1, keepdim=True), 1.0)}
+        """The supernet is scored as the path of each layer's (edge's) most probable choice."""
+        return {group: torch.zeros_like(w).scatter_(1, w.argmax(dim=-1, keepdim=True), 1.0) for group, w in weights.items()}
 
     def weight_step(self, train: Batch, weights=None) -> torch.Tensor:
         """One SGD step of the sampled path's weights, with label smoothing."""
@@ -98,24 +98,35 @@ class ProxylessNas(LayerwiseSearch):
         return val_loss, self.weight_step(train)
 
     def architecture_step(self, batch: Batch) -> torch.Tensor:
-        alpha = self.supernet.alpha
-        probs = alpha.softmax(dim=-1)
-        pairs = torch.multinomial(probs.detach(), 2, replacement=False, generator=self.generator)
-        pair_probs = alpha.detach().gather(1, pairs).softmax(dim=-1)
-        active = torch.multinomial(pair_probs, 1, generator=self.generator)
-        gates = torch.zeros_like(pair_probs).scatter_(1, active, 1.0).requires_grad_()
-        weights = {LAYERS_GROUP: torch.zeros_like(probs).scatter(1, pairs, gates)}
-        logits = self.supernet(batch.images, weights, True, active=pairs.tolist())
+        """Two sampled paths per layer (edge), one of them active; the binarised gradient of
+        the pairs' parameters plus the expected cost's, Adam, then the pairs' rescaling."""
+        alphas = dict(self.supernet.alphas.items())
+        probs = {group: alpha.softmax(dim=-1) for group, alpha in alphas.items()}
+        pairs, pair_probs, gates, weights = {}, {}, {}, {}
+        for group, alpha in alphas.items():
+            pairs[group] = torch.multinomial(probs[group].detach(), 2, replacement=False, generator=self.generator)
+            pair_probs[group] = alpha.detach().gather(1, pairs[group]).softmax(dim=-1)
+            active = torch.multinomial(pair_probs[group], 1, generator=self.generator)
+            gates[group] = torch.zeros_like(pair_probs[group]).scatter_(1, active, 1.0).requires_grad_()
+            weights[group] = torch.zeros_like(probs[group]).scatter(1, pairs[group], gates[group])
+        logits = self.supernet(batch.images, weights, True, {group: pair.tolist() for group, pair in pairs.items()})
         loss = self.criterion(logits, batch.labels)
         constraint = self.context.constraint
-        objective = loss if constraint is None else constraint.apply(loss, {LAYERS_GROUP: probs})
-        gate_grads, cost_grad = torch.autograd.grad(objective, [gates, alpha], allow_unused=True)
-        grad = torch.zeros_like(alpha) if cost_grad is None else cost_grad
-        alpha.grad = grad.scatter_add(1, pairs, binarised_gradient(gate_grads, pair_probs))
-        before = alpha.detach().gather(1, pairs)
+        objective = loss if constraint is None else constraint.apply(loss, probs)
+        groups = list(alphas)
+        grads = torch.autograd.grad(objective, [gates[g] for g in groups] + [alphas[g] for g in groups],
+                                    allow_unused=True)
+        before = {}
+        for group, gate_grad, cost_grad in zip(groups, grads[:len(groups)], grads[len(groups):]):
+            alpha = alphas[group]
+            grad = torch.zeros_like(alpha) if cost_grad is None else cost_grad
+            gate_grad = torch.zeros_like(gates[group]) if gate_grad is None else gate_grad
+            alpha.grad = grad.scatter_add(1, pairs[group], binarised_gradient(gate_grad, pair_probs[group]))
+            before[group] = alpha.detach().gather(1, pairs[group])
         self.arch_optimizer.step()
         with torch.no_grad():
-            after = alpha.gather(1, pairs)
-            shift = after.logsumexp(dim=-1, keepdim=True) - before.logsumexp(dim=-1, keepdim=True)
-            alpha.scatter_(1, pairs, after - shift)
+            for group, alpha in alphas.items():
+                after = alpha.gather(1, pairs[group])
+                shift = after.logsumexp(dim=-1, keepdim=True) - before[group].logsumexp(dim=-1, keepdim=True)
+                alpha.scatter_(1, pairs[group], after - shift)
         return loss.detach()

@@ -169,12 +169,17 @@ class Supernet(nn.Module):
     def weight_parameters(self) -> list[nn.Parameter]:
         return list(self.named_weight_parameters().values())
 
-    def forward(self, x: torch.Tensor, weights: EdgeWeights, sparse: bool = False) -> torch.Tensor:
-        """Logits under the per-edge operation ``weights`` of each cell type. ``sparse``
-        skips the operations whose weight is exactly zero (a host sync per cell type);
-        otherwise every operation but ``none`` runs (weights that are never zero: softmax)."""
+    def forward(self, x: torch.Tensor, weights: EdgeWeights, sparse: bool = False,
+                active: dict[str, Sequence[Sequence[int]]] | None = None) -> torch.Tensor:
+        """Logits under the per-edge operation ``weights`` of each cell type. Edge e of a
+        cell type runs the operations ``active[group][e]`` (``none`` excluded, it adds
+        nothing); without ``active``, those of non-zero weight if ``sparse`` (a host sync
+        per cell type), else every operation but ``none`` (weights never zero: softmax)."""
         _check_weights(weights)
-        active = {group: active_operations(weights[group]) if sparse else DENSE for group in GROUPS}
+        if active is None:
+            active = {group: active_operations(weights[group]) if sparse else DENSE for group in GROUPS}
+        else:
+            active = {group: [tuple(k for k in edge if k != NONE) for edge in rows] for group, rows in active.items()}
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1, weights[cell.group], active[cell.group])
@@ -198,6 +203,21 @@ def _check_weights(weights: EdgeWeights) -> None:
         if group not in weights or tuple(weights[group].shape) != expected:
             got = tuple(weights[group].shape) if group in weights else "nothing"
             raise ValueError(f"supernet edge weights need a {expected} tensor for {group!r}, got {got}")
+
+
+def sample_genotype(alphas: EdgeWeights, generator: torch.Generator) -> Genotype:
+    """A genotype drawn from the architecture distribution: per edge an operation from
+    softmax(alpha) without ``none`` (no derivation picks it), then DARTS' derivation on
+    those one-hot rows scaled by their probabilities, which keeps each node's two edges
+    whose drawn operation is most probable (FBNet's sampling, on cells)."""
+    weights = {}
+    for group, alpha in alphas.items():
+        probs = alpha.detach().softmax(dim=-1)
+        choosable = probs.clone()
+        choosable[:, NONE] = 0
+        picks = torch.multinomial(choosable, 1, generator=generator)
+        weights[group] = torch.zeros_like(probs).scatter_(1, picks, probs.gather(1, picks))
+    return derive_genotype(weights)
 
 
 def derive_genotype(weights: EdgeWeights) -> Genotype:

@@ -40,25 +40,28 @@ class LayerSupernet(nn.Module):
         return [p for p in self.parameters() if p is not self.alpha]
 
     def forward(self, x: torch.Tensor, weights: dict[str, torch.Tensor], sparse: bool = False,
-                active: Sequence[Sequence[int]] | None = None) -> torch.Tensor:
-        """Logits under per-layer block ``weights``. Layer l runs the blocks ``active[l]``;
-        without ``active``, those of non-zero weight if ``sparse`` (one host sync), else all."""
+                active: dict[str, Sequence[Sequence[int]]] | None = None) -> torch.Tensor:
+        """Logits under per-layer block ``weights``. Layer l runs the blocks
+        ``active["layers"][l]``; without ``active``, those of non-zero weight if ``sparse``
+        (one host sync), else all of them."""
         w = weights[LAYERS_GROUP]
         if active is None:
             everything = [range(len(BLOCK_NAMES))] * len(self.layers)
-            active = [row.nonzero().flatten().tolist() for row in w.detach().ne(0).cpu()] if sparse else everything
+            chosen = [row.nonzero().flatten().tolist() for row in w.detach().ne(0).cpu()] if sparse else everything
+        else:
+            chosen = active[LAYERS_GROUP]
         x = self.stem(x)
         for layer, blocks in enumerate(self.layers):
-            x = sum(w[layer, i] * blocks[i](x) for i in active[layer])
+            x = sum(w[layer, i] * blocks[i](x) for i in chosen[layer])
         return self.classifier(self.head(x))
 
 
-def most_likely(alpha: torch.Tensor) -> LayerArch:
-    """Per layer the block of the largest architecture parameter (ProxylessNAS' derivation)."""
-    return LayerArch(tuple(BLOCK_NAMES[i] for i in alpha.argmax(dim=-1).tolist()))
+def most_likely(weights: dict[str, torch.Tensor]) -> LayerArch:
+    """Per layer the block of the largest weight (ProxylessNAS' derivation)."""
+    return LayerArch(tuple(BLOCK_NAMES[i] for i in weights[LAYERS_GROUP].argmax(dim=-1).tolist()))
 
 
-def sample_arch(alpha: torch.Tensor, generator: torch.Generator) -> LayerArch:
+def sample_arch(alphas: dict[str, torch.Tensor], generator: torch.Generator) -> LayerArch:
     """Per layer a block drawn from softmax(alpha) (FBNet's final sampling)."""
-    picks = torch.multinomial(alpha.detach().softmax(dim=-1), 1, generator=generator).squeeze(1)
+    picks = torch.multinomial(alphas[LAYERS_GROUP].detach().softmax(dim=-1), 1, generator=generator).squeeze(1)
     return LayerArch(tuple(BLOCK_NAMES[i] for i in picks.tolist()))
