@@ -130,7 +130,7 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None]) -> int:
 def check_method_section(cls, row: Any, protocol: Protocol) -> None:
     """Refuse to reuse or resume a stored run made under other settings of the method's
     own protocol section (which the protocol hash leaves out)."""
-    stored, current = json.loads(row["protocol_json"]), protocol.to_dict()
+    stored, current = json.loads(row["protocol_json"]), json.loads(protocol.to_json())
     sections = [("search", cls.protocol_section), (None, space_class(row["space"]).protocol_section)]
     for parent, section in sections:
         if section is None:

@@ -371,15 +371,17 @@ def test_list_methods():
     result = run_cli("list", "methods", "--json")
     (rows,) = result.json_lines()
     assert [r["name"] for r in rows] == list(STRATEGIES)
-    assert all(r["strategy"] == STRATEGIES[r["name"]].strategy_class and r["spaces"] == ["cell"] and r["summary"]
-               for r in rows)
+    assert all(r["strategy"] == STRATEGIES[r["name"]].strategy_class and r["summary"]
+               and r["spaces"] == list(STRATEGIES[r["name"]].spaces) for r in rows)
+    assert {r["name"]: r["spaces"] for r in rows if r["spaces"] != ["cell"]} == \
+        {"fbnet": ["fbnet", "cell"], "proxylessnas": ["fbnet", "cell"]}
     text = run_cli("list", "methods").out.splitlines()
     assert [line.split()[0] for line in text] == list(STRATEGIES)
 
 
 def test_list_spaces_and_protocols():
     (spaces,) = run_cli("list", "spaces", "--json").json_lines()
-    assert [s["name"] for s in spaces] == ["cell"]
+    assert [s["name"] for s in spaces] == ["cell", "fbnet"]
     (protocols,) = run_cli("list", "protocols", "--json").json_lines()
     assert [p["name"] for p in protocols] == builtin_protocols() == ["full", "proxy", "smoke"]
     assert all(p["hash"] == load_protocol(p["name"]).hash for p in protocols)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from nasbench.errors import ConfigError, UnknownNameError
-from nasbench.protocol import METHOD_SECTIONS, Protocol, builtin_protocols, load_protocol
+from nasbench.protocol import METHOD_SECTIONS, SPACE_SECTIONS, Protocol, builtin_protocols, load_protocol
 
 from conftest import REPO_ROOT, SUBPROCESS_ENV
 
@@ -101,7 +101,8 @@ def _get_path(obj, path):
 
 def test_hash_changes_when_any_value_changes():
     smoke = load_protocol("smoke")
-    own = [path for path in _leaf_paths(smoke) if path[:2] in {("search", s) for s in METHOD_SECTIONS}]
+    own = [path for path in _leaf_paths(smoke)
+           if path[:2] in {("search", s) for s in METHOD_SECTIONS} or path[0] in SPACE_SECTIONS]
     paths = [path for path in _leaf_paths(smoke) if path not in own]
     assert len(paths) == 1 + 5 + 13 + 13 + 1 + 4  # seeds, data, candidate, final, candidates, supernet
     hashes = {smoke.hash}
@@ -110,7 +111,8 @@ def test_hash_changes_when_any_value_changes():
         assert changed.hash != smoke.hash, ".".join(path)
         hashes.add(changed.hash)
     assert len(hashes) == len(paths) + 1
-    for path in own:  # the methods' own sections are left out of the hash
+    assert {path[0] for path in own} == {"search", "fbnet"}
+    for path in own:  # the methods' own sections and the spaces' layouts are left out of the hash
         assert _replace_path(smoke, path, _changed(_get_path(smoke, path))).hash == smoke.hash, ".".join(path)
 
 

@@ -146,11 +146,14 @@ def test_a_constrained_run_is_its_own_row_with_its_achieved_cost(tmp_path, data_
     (["--constraint", "flops", "--constraint-weight", "1"],
      "--constraint needs a positive --target (ms for latency, counts for the others)"),
     (["--constraint", "flops", "--target", "1"],
-     "--constraint needs exactly one of --constraint-weight LAMBDA and --snas-setting {mild}"),
+     "--constraint with snas needs --constraint-weight LAMBDA or --snas-setting {mild}"),
+    (["--constraint", "flops", "--target", "1", "--constraint-weight", "1", "--snas-setting", "mild"],
+     "give at most one of --constraint-weight LAMBDA and --snas-setting NAME"),
     (["--constraint", "flops", "--target", "1", "--snas-setting", "wild"], "unknown --snas-setting 'wild'; known: mild"),
     (["--target", "1"], "--target only go with --constraint METRIC"),
     (["--method", "darts", "--constraint", "flops", "--target", "1", "--constraint-weight", "1"],
-     "method darts cannot search under a resource constraint; methods that can: snas"),
+     "darts cannot search under a resource constraint; methods that can: snas (hinge), fbnet (mul-log-hinge/mul-log), "
+     "proxylessnas (mul-log/add-linear)"),
 ])
 def test_bad_constraints_are_refused_before_the_store_is_opened(tmp_path, data_path, options, message):
     store = tmp_path / "never.sqlite"
@@ -168,5 +171,6 @@ def test_a_table_of_another_protocol_is_refused(tmp_path, data_path, cell_space,
     result = run_cli("run", "--method", "snas", "--protocol", "proxy", "--constraint", "flops", "--target", "1",
                      "--constraint-weight", "1", "--table", path, "--store", tmp_path / "never.sqlite",
                      "--data", data_path)
-    assert result.code == 2 and result.err.startswith(f"nasbench: error: cost table {path} is for protocol smoke")
+    assert result.code == 2 and result.err.startswith(f"nasbench: error: cost table {path} is for the cell space under "
+                                                      "protocol smoke")
     assert "--protocol proxy" in result.err and not (tmp_path / "never.sqlite").exists()

@@ -72,12 +72,12 @@ def test_samples_are_diverse(samples):
 
 
 def test_registry():
-    assert sorted(SPACES) == ["cell"]
+    assert sorted(SPACES) == ["cell", "fbnet"]
     assert isinstance(get_space("cell"), CellSpace)
     with pytest.raises(UnknownNameError) as info:
         get_space("nope")
-    assert str(info.value) == "unknown space 'nope'; known: cell"
-    assert info.value.known == ["cell"]
+    assert str(info.value) == "unknown space 'nope'; known: cell, fbnet"
+    assert info.value.known == ["cell", "fbnet"]
 
 
 def test_space_dict_round_trip(samples):
