@@ -46,7 +46,7 @@ CONVENTIONS = (
     f"Δ vs random: mean test error minus that of `{REFERENCE_METHOD}` (architectures drawn at random and "
     "final-trained identically); negative is better. Published columns: the papers' own figures "
     "(full CIFAR-10, their hardware, GPU-days) from baselines/published_results.csv. "
-    "Latency (ms) <device> <backend> t<threads> b<batch>: the found networks' latency predicted by the measured "
+    "Latency (ms) <space> <device> <backend> t<threads> b<batch>: the found networks' latency predicted by the measured "
     "cost table of that device and the run's protocol (its final network, without the auxiliary head), mean over seeds; "
     "empty where the table has no entry for a part of the network (a table holds the parts of 4-node cells, so PNAS' "
     "shorter cells of a small budget have none). "
@@ -106,7 +106,7 @@ def load_tables(tables_dir: Path | None) -> list[CostTable]:
 
 def latency_column(table: CostTable) -> str:
     c = table.conditions
-    return f"latency_ms {table.device_fingerprint} {c['backend']} t{c['threads']} b{c['batch_size']}"
+    return f"latency_ms {table.space} {table.device_fingerprint} {c['backend']} t{c['threads']} b{c['batch_size']}"
 
 
 def with_device_costs(runs: pd.DataFrame, tables: list[CostTable]) -> pd.DataFrame:
@@ -247,13 +247,21 @@ def latency_tradeoff(runs: pd.DataFrame) -> pd.DataFrame:
              "predicted_ms": r["constraint_achieved"], "measured_ms": r["constraint_measured"],
              "device": r["constraint_device"]} for r in constrained.to_dict("records")]
     for r in constrained.drop_duplicates([*SECTION_KEYS, "method"]).to_dict("records"):
-        column = next((c for c in runs.columns if c.startswith(f"latency_ms {r['constraint_device']} ")), None)
+        column = _table_column(r["space"], r["variant"])
         free = runs[(runs["method"] == r["method"]) & (runs["variant"] == "") & (runs["protocol_hash"] == r["protocol_hash"])
                     & (runs["data"] == r["data"])]
         rows += [{**{k: f[k] for k in TRADEOFF_COLUMNS if k in f}, "target_ms": None, "measured_ms": None,
-                  "predicted_ms": None if column is None else f[column], "device": r["constraint_device"]}
+                  "predicted_ms": f.get(column), "device": r["constraint_device"]}
                  for f in free.to_dict("records")]
     return pd.DataFrame(rows, columns=TRADEOFF_COLUMNS)
+
+
+def _table_column(space: str, variant: str) -> str:
+    """The report's latency column of the table a constrained run's variant names
+    (``...@<fingerprint>/<space>-<protocol>-<backend>-t<threads>-b<batch>.json,...``)."""
+    fingerprint, name = variant.split("@", 1)[1].split(",", 1)[0].split("/", 1)
+    backend, threads, batch = name.removesuffix(".json").rsplit("-", 3)[1:]
+    return f"latency_ms {space} {fingerprint} {backend} {threads} {batch}"
 
 
 def pareto_front(points: pd.DataFrame, latency: str) -> pd.DataFrame:

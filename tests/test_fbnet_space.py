@@ -241,6 +241,16 @@ def test_sample_uses_only_the_rng(smoke_space):
     assert len({smoke_space.sample(random.Random(s)) for s in range(20)}) > 15
 
 
+def test_profiled_networks_span_skip_shares_that_uniform_draws_do_not(smoke):
+    space = get_space("fbnet", load_protocol("proxy"))
+    rng = random.Random(0)
+    profiled = [space.skip_share(space.profile_sample(rng))["layers"] for _ in range(200)]
+    uniform = [space.skip_share(space.sample(rng))["layers"] for _ in range(200)]
+    assert min(profiled) <= 0.05 and max(profiled) >= 0.9
+    assert max(uniform) < 0.5 and abs(sum(uniform) / 200 - 1 / 9) < 0.03
+    assert [space.profile_sample(random.Random(3)) for _ in range(2)] == [space.profile_sample(random.Random(3))] * 2
+
+
 def test_mutate_changes_exactly_one_layer(smoke_space):
     rng = random.Random(0)
     arch = smoke_space.sample(rng)

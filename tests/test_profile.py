@@ -218,7 +218,7 @@ def test_report_gives_each_method_its_latency_on_the_profiled_device(profiled, s
     backend, path, out = profiled
     assert main(["report", "--store", str(smoke_store.path), "--out", str(tmp_path), "--tables", str(out)]) == 0
     table = CostTable.load(path)
-    column = f"latency_ms {table.device_fingerprint} {backend} t1 b1"
+    column = f"latency_ms cell {table.device_fingerprint} {backend} t1 b1"
     summary = pd.read_csv(tmp_path / "results.csv").set_index("method")
     model, space = CostModel(table, get_space("cell"), "latency_ms"), get_space("cell")
     runs_csv = pd.read_csv(tmp_path / "runs.csv")
@@ -233,4 +233,4 @@ def test_report_gives_each_method_its_latency_on_the_profiled_device(profiled, s
             continue
         expected = np.mean([model.cost(g) for g in genotypes])
         assert summary.loc[method, column] == pytest.approx(expected, rel=1e-5)
-    assert f"Latency (ms) {table.device_fingerprint} {backend} t1 b1" in (tmp_path / "results.md").read_text()
+    assert f"Latency (ms) cell {table.device_fingerprint} {backend} t1 b1" in (tmp_path / "results.md").read_text()

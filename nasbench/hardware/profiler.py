@@ -227,8 +227,8 @@ def profile(request: ProfileRequest, out_dir: Path, log: Callable[[str], None] =
         items[key.id] = _Item(key.id, backend.prepare(module, backend.inputs(key.input_shapes(backend.batch_size))), [])
     log(f"prepared {len(parts)} parts for {backend.name}")
     rng = random.Random(request.seed)
-    archs = {"calibration": [space.sample(rng) for _ in range(request.calibrate)],
-             "validation": [space.sample(rng) for _ in range(request.validate)]}
+    archs = {"calibration": [space.profile_sample(rng) for _ in range(request.calibrate)],
+             "validation": [space.profile_sample(rng) for _ in range(request.validate)]}
     networks: dict[str, list[tuple[Hashable, Counts, _Item]]] = {}
     image = backend.inputs([(backend.batch_size, 3, space.input_size, space.input_size)])
     for group, group_archs in archs.items():

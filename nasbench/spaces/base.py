@@ -82,6 +82,11 @@ class SearchSpace(ABC, Generic[Arch]):
     def to_dict(self, arch: Arch) -> dict[str, Any]:
         """The JSON form of ``arch``."""
 
+    def profile_sample(self, rng: random.Random) -> Arch:
+        """An architecture for a cost table's calibration and validation networks, which
+        should span the costs searches reach: a uniform draw unless overridden."""
+        return self.sample(rng)
+
     def mutate(self, arch: Arch, rng: random.Random) -> Arch:
         """A different architecture one small change away from ``arch`` (evolution's step),
         using only ``rng``."""

@@ -105,6 +105,16 @@ class FbnetSpace(SearchSpace[LayerArch]):
         """Every layer's block uniformly among the 9."""
         return LayerArch(tuple(rng.choice(BLOCK_NAMES) for _ in self.specs))
 
+    def profile_sample(self, rng: random.Random) -> LayerArch:
+        """Uniform draws cluster around the average network (skip in 1 of 9 layers), but a
+        search under a latency target ends among skip-heavy ones, where a predictor fitted
+        on average networks extrapolates. Each profiled network therefore draws its own skip
+        share, uniform in [0, 1], and its other layers uniformly among the 8 blocks, so the
+        networks span nearly all skips to no skip."""
+        share = rng.random()
+        blocks = [b for b in BLOCK_NAMES if b != "skip"]
+        return LayerArch(tuple("skip" if rng.random() < share else rng.choice(blocks) for _ in self.specs))
+
     def mutate(self, arch: LayerArch, rng: random.Random) -> LayerArch:
         """One layer, uniformly, takes another block."""
         blocks = list(arch.blocks)
