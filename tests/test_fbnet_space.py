@@ -401,16 +401,17 @@ def test_supernet_keeps_alpha_apart_from_the_weights(smoke_space):
 
 # -- profiling for real ------------------------------------------------------------------
 
-def test_profile_and_cost_measure_the_fbnet_space(tmp_path, smoke, smoke_space):
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_profile_and_cost_measure_the_fbnet_space(backend, tmp_path, smoke, smoke_space):
     env = {**os.environ, **SUBPROCESS_ENV}
     out = tmp_path / "tables"
     done = subprocess.run([sys.executable, "-m", "nasbench", "profile", "--space", "fbnet", "--protocol", "smoke",
-                           "--device", "cpu", "--backend", "torch", "--threads", "1", "--calibrate", "4",
+                           "--device", "cpu", "--backend", backend, "--threads", "1", "--calibrate", "4",
                            "--validate", "3", "--rounds", "2", "--min-time", "0.001", "--min-reps", "2",
                            "--no-progress", "--out", str(out)],
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
-    path = out / device_fingerprint(torch.device("cpu")) / "fbnet-smoke-torch-t1-b1.json"
+    path = out / device_fingerprint(torch.device("cpu")) / f"fbnet-smoke-{backend}-t1-b1.json"
     assert path.is_file() and path.with_suffix(".validation.json").is_file()
 
     raw = json.loads(path.read_text())
