@@ -21,6 +21,7 @@ from nasbench.data import NUM_CLASSES, DeviceSplit, SplitData
 from nasbench.errors import NasbenchError
 from nasbench.protocol import SupernetBudget, load_protocol
 from nasbench.spaces import get_space
+from nasbench.spaces.base import SearchSpace
 from nasbench.strategies import STRATEGIES, get_strategy
 from nasbench.strategies.base import SearchContext
 from nasbench.strategies.supernet_search import Batch, SupernetSearch
@@ -35,7 +36,7 @@ def supernet_methods() -> list[str]:
 
 
 def bench_search_step(method: str, *, batch_size: int, cells: int, channels: int, device: torch.device,
-                      repeats: int) -> dict[str, Any]:
+                      repeats: int, space: SearchSpace | None = None) -> dict[str, Any]:
     """Median wall time of one search step over ``repeats`` steps (after warm-up) and the
     peak memory over all steps: allocated CUDA memory on a GPU, the process's peak RSS on
     a CPU; ``memory_before_bytes`` is what was in use before the first step (the supernet,
@@ -44,7 +45,11 @@ def bench_search_step(method: str, *, batch_size: int, cells: int, channels: int
     if not issubclass(cls, SupernetSearch):
         raise NasbenchError(f"method {method} has no supernet search step; "
                             f"methods with one: {', '.join(supernet_methods())}")
-    strategy = cls(search_context(SupernetBudget(channels, cells, epochs=1, batch_size=batch_size), device))
+    space = get_space("cell") if space is None else space
+    if space.name not in cls.spaces:
+        raise NasbenchError(f"method {method} does not search the {space.name} space (it searches: "
+                            f"{', '.join(cls.spaces)})")
+    strategy = cls(search_context(SupernetBudget(channels, cells, epochs=1, batch_size=batch_size), device, space))
     generator = torch.Generator(device=device).manual_seed(0)
     cuda = device.type == "cuda"
     lr = strategy.learning_rate(0)
@@ -65,7 +70,7 @@ def bench_search_step(method: str, *, batch_size: int, cells: int, channels: int
     if baseline is not None:
         peak = max(peak, baseline)  # Linux updates VmHWM lazily: a later read can fall below the RSS at the reset
     return {
-        "method": method, "device": str(device), "threads": torch.get_num_threads(),
+        "method": method, "space": space.name, "device": str(device), "threads": torch.get_num_threads(),
         "batch_size": batch_size, "cells": cells, "channels": channels, "warmup": WARMUP_STEPS, "repeats": repeats,
         "median_s": statistics.median(timed), "min_s": min(timed), "max_s": max(timed),
         "peak_memory_bytes": peak, "memory_before_bytes": baseline, "peak_memory_measure": measure,
@@ -97,14 +102,14 @@ def _proc_status_bytes(field: str) -> int:
     return 1024 * int(re.search(rf"{field}:\s+(\d+) kB", PROC_STATUS.read_text()).group(1))
 
 
-def search_context(supernet: SupernetBudget, device: torch.device) -> SearchContext:
+def search_context(supernet: SupernetBudget, device: torch.device, space: SearchSpace) -> SearchContext:
     """A search context with the given supernet (a search step reads no data of its own:
     two blank images stand in for every split)."""
     smoke = load_protocol("smoke")
     protocol = dataclasses.replace(smoke, search=dataclasses.replace(smoke.search, supernet=supernet))
     images = torch.zeros(2, 3, 32, 32, dtype=torch.uint8, device=device)
     split = DeviceSplit(images, torch.zeros(2, dtype=torch.int64, device=device))
-    return SearchContext(space=get_space("cell"), protocol=protocol, seed=0, data=SplitData(split, split, split, split),
+    return SearchContext(space=space, protocol=protocol, seed=0, data=SplitData(split, split, split, split),
                          device=device, show_progress=False)
 
 

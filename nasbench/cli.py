@@ -131,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("--batch-size", type=_positive, default=32, help="images per batch (default: 32)")
     step.add_argument("--cells", type=_positive, default=8, help="supernet cells (default: 8)")
     step.add_argument("--channels", type=_positive, default=16, help="supernet channels (default: 16)")
+    step.add_argument("--space", default="cell", help="cell (sized by --cells and --channels) or fbnet (the layout of "
+                                                       "--fbnet-protocol)")
+    step.add_argument("--fbnet-protocol", default="proxy", metavar="NAME|FILE",
+                      help="for --space fbnet: the protocol whose [fbnet] layout is timed (default: proxy)")
     step.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default: cpu")
     step.add_argument("--repeats", type=_positive, default=5, help="timed steps after 2 warm-up steps (default: 5)")
     step.add_argument("--json", action="store_true")
@@ -499,14 +503,19 @@ def cmd_cost(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from nasbench.bench import bench_search_step
     from nasbench.provenance import resolve_device
+    from nasbench.protocol import load_protocol
+    from nasbench.spaces import get_space
 
+    space = get_space(args.space, load_protocol(args.fbnet_protocol)) if args.space != "cell" else get_space("cell")
     result = bench_search_step(args.method, batch_size=args.batch_size, cells=args.cells, channels=args.channels,
-                               device=resolve_device(args.device), repeats=args.repeats)
+                               device=resolve_device(args.device), repeats=args.repeats, space=space)
     if args.json:
         _print_json(result)
         return 0
-    print(f"{result['method']} search step, batch {result['batch_size']}, {result['cells']} cells, "
-          f"{result['channels']} channels, {result['device']} ({result['threads']} thread(s)): "
+    size = (f"{result['cells']} cells, {result['channels']} channels" if result["space"] == "cell"
+            else f"the {result['space']} layout of {args.fbnet_protocol}")
+    print(f"{result['method']} search step, batch {result['batch_size']}, {size}, {result['device']} "
+          f"({result['threads']} thread(s)): "
           f"median {1e3 * result['median_s']:.1f} ms over {result['repeats']} steps "
           f"(min {1e3 * result['min_s']:.1f}, max {1e3 * result['max_s']:.1f}); "
           f"peak memory {result['peak_memory_bytes'] / 2**20:.1f} MiB ({result['peak_memory_measure']}"

@@ -87,7 +87,8 @@ def test_expected_cost_forward_and_backward(benchmark, flops_model):
 
 def test_darts_search_step(benchmark):
     """4 channels, 3 cells, batch 16 (``nasbench bench search-step`` times any size)."""
-    strategy = Darts(search_context(SupernetBudget(channels=4, cells=3, epochs=1, batch_size=16), torch.device("cpu")))
+    strategy = Darts(search_context(SupernetBudget(channels=4, cells=3, epochs=1, batch_size=16), torch.device("cpu"),
+                                    get_space("cell")))
     generator = torch.Generator().manual_seed(0)
     train, val = random_batch(16, generator), random_batch(16, generator)
     alphas = [a.detach().clone() for a in strategy.supernet.arch_parameters()]

@@ -88,6 +88,12 @@ class Fbnet(HardwareAwareSearch):
             val_sum += self.architecture_step(batch) * len(batch.labels)
         return (val_sum / len(data.search_val)).item(), (train_sum / len(data.search_train)).item()
 
+    def search_step(self, train: Batch, val: Batch, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The work of one batch pair, as ``nasbench bench search-step`` times it: an
+        architecture update on ``val`` and a weight update on ``train`` (a search epoch
+        does the same updates, grouped by kind)."""
+        return self.architecture_step(val), self.weight_step(train)
+
     def architecture_step(self, batch: Batch) -> torch.Tensor:
         """One Adam step of theta on a Gumbel-softmax sample (past the warm-up); returns the
         batch's cross-entropy."""
