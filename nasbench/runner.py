@@ -129,7 +129,7 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None]) -> int:
 
 def check_method_section(cls, row: Any, protocol: Protocol) -> None:
     """Refuse to reuse or resume a stored run made under other settings of the method's
-    own protocol section (which the protocol hash leaves out)."""
+    own protocol section or of its space's layout section (which the protocol hash leaves out)."""
     stored, current = json.loads(row["protocol_json"]), json.loads(protocol.to_json())
     sections = [("search", cls.protocol_section), (None, space_class(row["space"]).protocol_section)]
     for parent, section in sections:
