@@ -317,7 +317,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "methods":
         rows = [{"name": c.name, "strategy": c.strategy_class, "spaces": list(c.spaces), "summary": c.summary}
                 for c in STRATEGIES.values()]
-        text = [f"{r['name']:14s} {r['strategy']:5s} {r['summary']}" for r in rows]
+        text = [f"{r['name']:14s} {r['strategy']:5s} {','.join(r['spaces']):11s} {r['summary']}" for r in rows]
     elif args.what == "spaces":
         rows = [{"name": c.name, "description": c.description} for c in SPACES.values()]
         text = [f"{r['name']:14s} {r['description']}" for r in rows]

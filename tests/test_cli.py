@@ -377,6 +377,7 @@ def test_list_methods():
         {"fbnet": ["fbnet", "cell"], "proxylessnas": ["fbnet", "cell"]}
     text = run_cli("list", "methods").out.splitlines()
     assert [line.split()[0] for line in text] == list(STRATEGIES)
+    assert [line.split()[2] for line in text] == [",".join(cls.spaces) for cls in STRATEGIES.values()]
 
 
 def test_list_spaces_and_protocols():
