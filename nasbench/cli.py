@@ -485,9 +485,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
         return 0
-    size = ("the protocol's [fbnet] layout" if table.space == "fbnet"
-            else f"{table.network['channels']} channels, {table.network['cells']} cells")
-    print(f"{args.genotype} in the {table.space} network of {size}:")
+    print(f"{args.genotype} in the {table.space} network of {space.describe_network(table.network_config)}:")
     print(f"  params {result['params'] / 1e6:.3f}M, FLOPs {result['flops'] / 1e6:.1f}M (1 multiply-add = 1 FLOP), "
           f"MAC {result['mac_bytes'] / 2**20:.2f} MiB ({result['mac_elements']} elements)")
     if latency is not None:

@@ -439,7 +439,7 @@ def cost_table_rows(tables: list[CostTable]) -> pd.DataFrame:
         base = {
             "table": str(path), "device": c.get("device"), "device_fingerprint": table.device_fingerprint,
             "space": table.space, "protocol": table.protocol, "protocol_hash": table.protocol_hash,
-            "network": f"{table.network['channels']} ch, {table.network['cells']} cells",
+            "network": space_for_table(table).describe_network(table.network_config),
             "backend": f"{c.get('backend')} {c.get('backend_version', '')}".strip(), "threads": c.get("threads"),
             "batch_size": c.get("batch_size"), "entries": len(table.entries), "build_seconds": table.build_seconds,
             "predictor": None if table.predictor is None else table.predictor.describe(),

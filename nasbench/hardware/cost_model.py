@@ -15,7 +15,7 @@ import torch
 from nasbench.errors import NasbenchError
 from nasbench.hardware.parts import PartKey
 from nasbench.hardware.table import CostTable, LatencyPredictor
-from nasbench.spaces.base import NetworkConfig, SearchSpace
+from nasbench.spaces.base import SearchSpace
 
 METRICS = ("latency_ms", "flops", "params", "mac_elements", "mac_bytes")
 
@@ -29,7 +29,7 @@ class CostModel:
         if metric == "latency_ms":
             table.require()
         self.table, self.space, self.metric = table, space, metric
-        self.config = NetworkConfig(channels=table.network["channels"], cells=table.network["cells"])
+        self.config = table.network_config
         if space.network_record(self.config) != table.network:
             raise NasbenchError(f"cost table {table.path or table.file_name() if table.measured else table.path} "
                                 f"was measured for another {space.name} network ({table.network}) than the one "

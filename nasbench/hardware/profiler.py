@@ -320,5 +320,4 @@ def measure_on_table_device(space: SearchSpace, arch: Hashable, table: CostTable
     table.require(device_fingerprint=device_fingerprint(device))
     settings = MeasureSettings(**{k: v for k, v in c["measurement"].items() if k in MeasureSettings.__dataclass_fields__})
     backend = make_backend(c["backend"], device, c["threads"], c["batch_size"], settings)
-    config = NetworkConfig(channels=table.network["channels"], cells=table.network["cells"])
-    return measure_network(space, arch, config, backend)
+    return measure_network(space, arch, table.network_config, backend)

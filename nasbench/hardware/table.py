@@ -14,6 +14,7 @@ from typing import Any
 from nasbench.errors import NasbenchError
 from nasbench.hardware.measure import LatencyStats
 from nasbench.hardware.parts import PartKey
+from nasbench.spaces.base import NetworkConfig
 
 SCHEMA = "nasbench.cost_table/1"
 
@@ -104,6 +105,12 @@ class CostTable:
     @property
     def measured(self) -> bool:
         return self.harness_ms is not None
+
+    @property
+    def network_config(self) -> NetworkConfig:
+        """The size of the network the parts come from (a layout section, where the space
+        has one, is in :attr:`network` too)."""
+        return NetworkConfig(channels=self.network["channels"], cells=self.network["cells"])
 
     @property
     def backend(self) -> str | None:

@@ -66,6 +66,10 @@ class SearchSpace(ABC, Generic[Arch]):
         so that a table is never applied to another layout)."""
         return {"channels": config.channels, "cells": config.cells}
 
+    def describe_network(self, config: NetworkConfig) -> str:
+        """The network of ``config`` in words (for reports and ``nasbench cost``)."""
+        return f"{config.channels} channels, {config.cells} cells"
+
     @abstractmethod
     def sample(self, rng: random.Random) -> Arch:
         """Draw an architecture uniformly at random, using only ``rng``."""

@@ -101,6 +101,12 @@ class FbnetSpace(SearchSpace[LayerArch]):
     def network_record(self, config: NetworkConfig) -> dict[str, Any]:
         return {**super().network_record(config), "fbnet": _layout_dict(self.layout)}
 
+    def describe_network(self, config: NetworkConfig) -> str:
+        """The layout's size: its network does not depend on ``config``'s channels and cells."""
+        widths = [spec.c_out for spec in self.specs]
+        return (f"{len(self.specs)} layers of {min(widths)}-{max(widths)} channels, head {self.layout.head_channels}, "
+                f"{self.layout.resolution} px")
+
     def sample(self, rng: random.Random) -> LayerArch:
         """Every layer's block uniformly among the 9."""
         return LayerArch(tuple(rng.choice(BLOCK_NAMES) for _ in self.specs))
