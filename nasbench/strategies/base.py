@@ -99,8 +99,9 @@ class Constraint:
         if self.form not in LOSS_FORMS:
             raise NasbenchError(f"unknown constraint loss form {self.form!r}; known: {', '.join(LOSS_FORMS)}")
         if self.form.startswith("mul-log") and self.target * LOG_UNIT_SCALE.get(self.metric, 1.0) <= 1:
-            raise NasbenchError(f"the mul-log constraint needs a target above 1 {'us' if self.metric == 'latency_ms' else ''}"
-                                f"(its log is the denominator), got {self.target}")
+            unit = " us" if self.metric == "latency_ms" else ""
+            raise NasbenchError(f"the mul-log constraint needs a target above 1{unit} (its log is the denominator), "
+                                f"got {self.target}")
 
     def apply(self, loss: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
         """``loss`` under the constraint, with ``E[C]`` the expected cost under ``weights``:

@@ -36,7 +36,7 @@ from nasbench.strategies.hardware_aware import HardwareAwareSearch
 from nasbench.strategies.snas import gumbel_softmax
 from nasbench.strategies.supernet_search import ArchRecipe, Batch, WeightRecipe
 
-FBNET_WEIGHTS = WeightRecipe(lr=0.1, lr_min=0.0, momentum=0.9, weight_decay=1e-4, grad_clip=math.inf)
+FBNET_WEIGHTS = WeightRecipe(lr=0.1, lr_min=0.0, momentum=0.9, weight_decay=1e-4, grad_clip=0.0)
 FBNET_ARCHITECTURE = ArchRecipe(lr=0.01, betas=(0.9, 0.999), weight_decay=5e-4)
 TEMPERATURE_START = 5.0
 TEMPERATURE_DECAY = 0.045

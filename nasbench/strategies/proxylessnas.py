@@ -23,15 +23,13 @@ step after every 5th weight step.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from nasbench.strategies.hardware_aware import HardwareAwareSearch
 from nasbench.strategies.supernet_search import ArchRecipe, Batch, WeightRecipe
 
-PROXYLESS_WEIGHTS = WeightRecipe(lr=0.025, lr_min=0.0, momentum=0.9, weight_decay=4e-5, grad_clip=math.inf,
+PROXYLESS_WEIGHTS = WeightRecipe(lr=0.025, lr_min=0.0, momentum=0.9, weight_decay=4e-5, grad_clip=0.0,
                                  nesterov=True)
 PROXYLESS_ARCHITECTURE = ArchRecipe(lr=1e-3, betas=(0.0, 0.999), weight_decay=0.0)
 LABEL_SMOOTHING = 0.1

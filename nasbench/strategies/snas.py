@@ -95,7 +95,7 @@ class Snas(SupernetSearch):
         self.weight_optimizer.zero_grad(set_to_none=True)
         self.arch_optimizer.zero_grad(set_to_none=True)
         objective.backward()
-        nn.utils.clip_grad_norm_(self.supernet.weight_parameters(), self.weight_recipe.grad_clip)
+        self.weight_recipe.clip(self.supernet.weight_parameters())
         nn.utils.clip_grad_norm_(self.supernet.arch_parameters(), ARCH_GRAD_CLIP)
         self.weight_optimizer.step()
         self.arch_optimizer.step()

@@ -40,7 +40,13 @@ class WeightRecipe:
     momentum: float
     weight_decay: float
     grad_clip: float
+    """Maximum gradient norm; 0 disables clipping (no norm is computed), as in the protocol's stages."""
     nesterov: bool = False
+
+    def clip(self, parameters: list[nn.Parameter]) -> None:
+        """Clip the gradients of ``parameters`` to the recipe's norm, if it sets one."""
+        if self.grad_clip > 0:
+            nn.utils.clip_grad_norm_(parameters, self.grad_clip)
 
 
 @dataclass(frozen=True)
@@ -141,7 +147,7 @@ class SupernetSearch(Strategy):
         loss = self.loss(train, weights)
         self.weight_optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(self.supernet.weight_parameters(), self.weight_recipe.grad_clip)
+        self.weight_recipe.clip(self.supernet.weight_parameters())
         self.weight_optimizer.step()
         return loss.detach()
 
