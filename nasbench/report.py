@@ -237,31 +237,23 @@ TRADEOFF_COLUMNS = [*SECTION_KEYS, "method", "variant", "seed", "target_ms", "pr
                     "test_acc", "search_seconds", "device"]
 
 
-def latency_tradeoff(runs: pd.DataFrame) -> pd.DataFrame:
+def latency_tradeoff(runs: pd.DataFrame, tables: list[CostTable]) -> pd.DataFrame:
     """Every latency-constrained run (target, latency its table predicts for the found
     architecture, latency measured end to end on the table's device, test accuracy, search
     time) and, as the no-target point, the unconstrained runs of the same methods with the
-    same table's prediction (no measurement)."""
+    same table's prediction (no measurement, and none where ``tables`` lacks that table)."""
     constrained = runs[runs["constraint_metric"] == "latency_ms"]
     rows = [{**{k: r[k] for k in TRADEOFF_COLUMNS if k in r}, "target_ms": r["constraint_target"],
              "predicted_ms": r["constraint_achieved"], "measured_ms": r["constraint_measured"],
              "device": r["constraint_device"]} for r in constrained.to_dict("records")]
     for r in constrained.drop_duplicates([*SECTION_KEYS, "method"]).to_dict("records"):
-        column = _table_column(r["space"], r["variant"])
+        column = next((latency_column(t) for t in tables if t.measured and f"@{t.reference()}," in r["variant"]), None)
         free = runs[(runs["method"] == r["method"]) & (runs["variant"] == "") & (runs["protocol_hash"] == r["protocol_hash"])
                     & (runs["data"] == r["data"])]
         rows += [{**{k: f[k] for k in TRADEOFF_COLUMNS if k in f}, "target_ms": None, "measured_ms": None,
                   "predicted_ms": f.get(column), "device": r["constraint_device"]}
                  for f in free.to_dict("records")]
     return pd.DataFrame(rows, columns=TRADEOFF_COLUMNS)
-
-
-def _table_column(space: str, variant: str) -> str:
-    """The report's latency column of the table a constrained run's variant names
-    (``...@<fingerprint>/<space>-<protocol>-<backend>-t<threads>-b<batch>.json,...``)."""
-    fingerprint, name = variant.split("@", 1)[1].split(",", 1)[0].split("/", 1)
-    backend, threads, batch = name.removesuffix(".json").rsplit("-", 3)[1:]
-    return f"latency_ms {space} {fingerprint} {backend} {threads} {batch}"
 
 
 def pareto_front(points: pd.DataFrame, latency: str) -> pd.DataFrame:
@@ -507,7 +499,7 @@ def generate(store_path: Path, out_dir: Path, tables_dir: Path | None = None) ->
     summary = summarise(runs)
     trajectories = anytime_trajectories(runs, load_trials(store_path, runs["id"]))
     figures = write_anytime_figures(trajectories, out_dir)
-    tradeoff = latency_tradeoff(runs)
+    tradeoff = latency_tradeoff(runs, cost_tables)
     tradeoff_md, tradeoff_figures = tradeoff_markdown(tradeoff, out_dir)
     paths[0].write_text(to_markdown(summary, store_path, len(runs)) + tradeoff_md + anytime_markdown(figures)
                         + rankings_md + tables_md)

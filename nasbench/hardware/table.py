@@ -120,6 +120,10 @@ class CostTable:
     def device_fingerprint(self) -> str | None:
         return self.conditions.get("device_fingerprint")
 
+    def reference(self) -> str:
+        """``<device fingerprint>/<file name>``: which table, as runs constrained by it name it."""
+        return f"{self.device_fingerprint}/{self.file_name()}"
+
     def file_name(self) -> str:
         c = self.conditions
         return f"{self.space}-{self.protocol}-{c['backend']}-t{c['threads']}-b{c['batch_size']}.json"

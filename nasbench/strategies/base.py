@@ -139,7 +139,7 @@ class Constraint:
         where = ""
         table = self.cost_model.table
         if self.metric == "latency_ms":
-            where = f"@{table.device_fingerprint}/{table.file_name()}"
+            where = f"@{table.reference()}"
         form = "" if self.form == "hinge" else f",form={self.form}" + (f",beta={self.exponent:g}" if self.form.startswith("mul-log") else "")
         return f"{self.metric}<={self.target:g}{where},weight={self.weight:g}{form}"
 

@@ -101,7 +101,8 @@ class Fbnet(HardwareAwareSearch):
         if self.epochs_done < self.warmup_epochs():
             with torch.no_grad():
                 return self.loss(batch, weights)
-        objective, loss = self.architecture_objective(batch, weights, weights)
+        loss = self.loss(batch, weights)
+        objective = self.constrained(loss, weights)
         thetas = self.supernet.arch_parameters()
         for theta, grad in zip(thetas, torch.autograd.grad(objective, thetas, allow_unused=True), strict=True):
             theta.grad = torch.zeros_like(theta) if grad is None else grad

@@ -3,7 +3,9 @@ the FBNet layer-wise space (its :class:`~nasbench.spaces.fbnet.supernet.LayerSup
 row of 9 block weights per layer) or the cell space (DARTS' supernet, one row of 8
 operation weights per edge and cell type). Either way the architecture weights are a dict
 of groups in the cost model's layout, so a latency table's expected cost applies to them
-directly, and the shared loop is :class:`~nasbench.strategies.supernet_search.SupernetSearch`'s."""
+directly, and the shared loop is :class:`~nasbench.strategies.supernet_search.SupernetSearch`'s.
+A constraint enters only the architecture's loss: in the weights' loss it would only rescale
+the learning rate, the expected cost not depending on the weights."""
 from __future__ import annotations
 
 from typing import ClassVar, Hashable
@@ -16,7 +18,7 @@ from nasbench.spaces.cell.supernet import Supernet, derive_genotype, sample_geno
 from nasbench.spaces.fbnet.blocks import BLOCK_NAMES
 from nasbench.spaces.fbnet.space import FbnetSpace
 from nasbench.spaces.fbnet.supernet import LayerSupernet, most_likely, sample_arch
-from nasbench.strategies.supernet_search import Batch, SupernetSearch
+from nasbench.strategies.supernet_search import SupernetSearch
 
 
 class HardwareAwareSearch(SupernetSearch):
@@ -55,13 +57,3 @@ class HardwareAwareSearch(SupernetSearch):
 
     def warmup_epochs(self) -> int:
         return round(self.warmup_share * self.supernet_epochs())
-
-    def architecture_objective(self, batch: Batch, weights: dict[str, torch.Tensor],
-                               cost_weights: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the loss the architecture descends, its cross-entropy): the cross-entropy under
-        ``weights``, under the run's constraint, if any, with the expected cost under
-        ``cost_weights``. The constraint does not enter the weights' loss, where it would
-        only rescale the learning rate (the expected cost does not depend on the weights)."""
-        loss = self.loss(batch, weights)
-        constraint = self.context.constraint
-        return (loss if constraint is None else constraint.apply(loss, cost_weights)), loss

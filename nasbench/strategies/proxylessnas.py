@@ -109,8 +109,7 @@ class ProxylessNas(HardwareAwareSearch):
             weights[group] = torch.zeros_like(probs[group]).scatter(1, pairs[group], gates[group])
         logits = self.supernet(batch.images, weights, True, {group: pair.tolist() for group, pair in pairs.items()})
         loss = self.criterion(logits, batch.labels)
-        constraint = self.context.constraint
-        objective = loss if constraint is None else constraint.apply(loss, probs)
+        objective = self.constrained(loss, probs)
         groups = list(alphas)
         grads = torch.autograd.grad(objective, [gates[g] for g in groups] + [alphas[g] for g in groups],
                                     allow_unused=True)

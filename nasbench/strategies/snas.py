@@ -84,8 +84,7 @@ class Snas(SupernetSearch):
     def objective(self, batch: Batch, weights: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(the loss both parameter sets descend, its cross-entropy part)."""
         loss = self.loss(batch, weights)
-        constraint = self.context.constraint
-        return (loss if constraint is None else constraint.apply(loss, weights)), loss
+        return self.constrained(loss, weights), loss
 
     def search_step(self, train: Batch, val: Batch, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
         """One sample, one backward pass, both optimisers step; the validation batch only

@@ -140,6 +140,12 @@ class SupernetSearch(Strategy):
         logits = self.supernet(*inputs) if params is None else torch.func.functional_call(self.supernet, params, inputs)
         return self.criterion(logits, batch.labels)
 
+    def constrained(self, loss: torch.Tensor, weights: EdgeWeights) -> torch.Tensor:
+        """``loss`` under the run's resource constraint, with the expected cost under
+        ``weights``; ``loss`` itself in an unconstrained run."""
+        constraint = self.context.constraint
+        return loss if constraint is None else constraint.apply(loss, weights)
+
     def weight_step(self, train: Batch, weights: EdgeWeights | None = None) -> torch.Tensor:
         """One SGD step of the network weights under fixed edge weights: ``weights``, else
         :meth:`search_weights`."""
