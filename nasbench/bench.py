@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from nasbench.data import NUM_CLASSES, DeviceSplit, SplitData
+from nasbench.data import NUM_CLASSES, DeviceSplit, SplitData, network_memory_format
 from nasbench.errors import NasbenchError
 from nasbench.protocol import SupernetBudget, load_protocol
 from nasbench.spaces import get_space
@@ -114,7 +114,9 @@ def search_context(supernet: SupernetBudget, device: torch.device, space: Search
 
 
 def random_batch(batch_size: int, generator: torch.Generator) -> Batch:
-    """Normal noise images of CIFAR-10's size and random labels, on the generator's device."""
+    """Normal noise images of CIFAR-10's size, in the memory format augmentation gives a
+    search, and random labels, on the generator's device."""
     device = generator.device
-    return Batch(torch.randn(batch_size, 3, 32, 32, device=device, generator=generator),
+    images = torch.randn(batch_size, 3, 32, 32, device=device, generator=generator)
+    return Batch(images.contiguous(memory_format=network_memory_format(device)),
                  torch.randint(0, NUM_CLASSES, (batch_size,), device=device, generator=generator))

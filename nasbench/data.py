@@ -219,6 +219,14 @@ class SplitData:
         )
 
 
+def network_memory_format(device: torch.device) -> torch.memory_format:
+    """The memory format networks train and evaluate in: channels-last on a CPU, where
+    oneDNN's depthwise convolutions and pooling run several times faster in it than in
+    NCHW (a DARTS search step 1.8x faster, ``nasbench bench search-step``); NCHW elsewhere,
+    where that gain is not measured."""
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
 class Augmentation:
     """Standard CIFAR augmentation on whole batches: zero-pad 4 and random 32x32 crop,
     horizontal flip, per-channel normalisation, then optional cutout (as in DARTS)."""
@@ -227,8 +235,12 @@ class Augmentation:
         self.padding, self.flip, self.cutout = crop_padding, flip, cutout
         self.mean = torch.tensor(CIFAR10_MEAN, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(CIFAR10_STD, device=device).view(1, 3, 1, 1)
+        self.memory_format = network_memory_format(torch.device(device))
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """Float images in the device's :func:`network_memory_format`, which the networks'
+        layers then keep."""
+        images = images.contiguous(memory_format=self.memory_format)
         return (images.float().div_(255.0) - self.mean) / self.std
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -256,7 +268,7 @@ class Augmentation:
             in_y = (ys >= cy - half) & (ys < cy + half)
             in_x = (xs >= cx - half) & (xs < cx + half)
             hole = in_y.view(n, 1, h, 1) & in_x.view(n, 1, 1, w)
-            x = x.masked_fill(hole, 0.0)
+            x.masked_fill_(hole, 0.0)  # in place: keeps the memory format
         return x
 
 

@@ -15,6 +15,7 @@ from nasbench.spaces.cell.genotype import Genotype
 from nasbench.spaces.cell.network import reduction_positions
 from nasbench.spaces.cell.ops import SEARCH_OPERATIONS, make_operation
 from nasbench.spaces.cell.supernet import EDGES, GROUPS, NONE, Supernet, derive_genotype, drop_leading_relu
+from nasbench.spaces.layers import weighted_sum
 
 SKIP = SEARCH_OPERATIONS.index("skip_connect")
 
@@ -239,3 +240,17 @@ def test_random_genotypes_round_trip(cell_space):
         derived = derive_genotype(one_hot(genotype))
         for original, got in ((genotype.normal, derived.normal), (genotype.reduce, derived.reduce)):
             assert [sorted(got[i:i + 2]) for i in range(0, 8, 2)] == [sorted(original[i:i + 2]) for i in range(0, 8, 2)]
+
+
+def test_weighted_sum_is_the_sum_of_weighted_outputs_with_their_gradients():
+    torch.manual_seed(0)
+    weights = torch.randn(3, requires_grad=True)
+    outputs = [torch.randn(2, 4, 3, 3, requires_grad=True) for _ in range(3)]
+    ours = weighted_sum(zip(weights, outputs))
+    expected = sum(w * o for w, o in zip(weights, outputs))
+    torch.testing.assert_close(ours, expected)
+    grads = torch.autograd.grad(ours.square().sum(), [weights, *outputs])
+    expected_grads = torch.autograd.grad(expected.square().sum(), [weights, *outputs])
+    for ours_grad, expected_grad in zip(grads, expected_grads):
+        torch.testing.assert_close(ours_grad, expected_grad)
+    assert weighted_sum([]) is None

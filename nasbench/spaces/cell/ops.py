@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from nasbench.errors import UnknownNameError
+from nasbench.spaces.layers import PointwiseConv2d
 
 
 class ReLUConvBN(nn.Sequential):
@@ -89,8 +90,8 @@ class FactorizedReduce(nn.Module):
         if c_out % 2:
             raise ValueError(f"FactorizedReduce needs an even number of output channels, got {c_out}")
         self.relu = nn.ReLU(inplace=False)
-        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
-        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.conv_1 = PointwiseConv2d(c_in, c_out // 2, stride=2)
+        self.conv_2 = PointwiseConv2d(c_in, c_out // 2, stride=2)
         self.bn = nn.BatchNorm2d(c_out, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

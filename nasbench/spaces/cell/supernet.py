@@ -37,6 +37,7 @@ from nasbench.spaces.cell.network import (
     STEM_MULTIPLIER, CellSpec, ClassifierHead, cell_preprocessing, make_stem, plan_network,
 )
 from nasbench.spaces.cell.ops import SEARCH_OPERATIONS, make_operation
+from nasbench.spaces.layers import weighted_sum
 
 EDGES = supernet_edges()
 """(node, source) of the 14 edges of a cell, in the order of the architecture parameters' rows."""
@@ -90,12 +91,10 @@ class MixedOp(nn.Module):
     def forward(self, x: State, weights: torch.Tensor, active: tuple[int, ...]) -> torch.Tensor | None:
         """``sum_k weights[k] * op_k(x)`` over the ``active`` operations; None when no
         operation is active (the edge contributes nothing)."""
-        out = None
-        for k in active:
-            name = SEARCH_OPERATIONS[k]
-            term = weights[k] * self.ops[name](x.relu if self.takes_relu[name] else x.raw)
-            out = term if out is None else out + term
-        return out
+        return weighted_sum((weights[k], self._operation(SEARCH_OPERATIONS[k], x)) for k in active)
+
+    def _operation(self, name: str, x: State) -> torch.Tensor:
+        return self.ops[name](x.relu if self.takes_relu[name] else x.raw)
 
 
 MixedOpFactory = Callable[[int, int], nn.Module]

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from nasbench.errors import UnknownNameError
-from nasbench.spaces.layers import channel_shuffle
+from nasbench.spaces.layers import PointwiseConv2d, channel_shuffle
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,9 @@ BLOCK_NAMES = tuple(BLOCKS)
 
 
 def conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1, relu: bool = True) -> nn.Sequential:
-    layers = [nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(c_out)]
+    conv = (PointwiseConv2d(c_in, c_out, stride, groups) if kernel == 1
+            else nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False))
+    layers = [conv, nn.BatchNorm2d(c_out)]
     return nn.Sequential(*layers, nn.ReLU(inplace=True)) if relu else nn.Sequential(*layers)
 
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from nasbench.spaces.fbnet.blocks import BLOCK_NAMES, Classifier, make_block, make_head_conv, make_stem
 from nasbench.spaces.fbnet.space import LAYERS_GROUP, FbnetSpace, LayerArch
+from nasbench.spaces.layers import weighted_sum
 
 
 class LayerSupernet(nn.Module):
@@ -52,7 +53,7 @@ class LayerSupernet(nn.Module):
             chosen = active[LAYERS_GROUP]
         x = self.stem(x)
         for layer, blocks in enumerate(self.layers):
-            x = sum(w[layer, i] * blocks[i](x) for i in chosen[layer])
+            x = weighted_sum((w[layer, i], blocks[i](x)) for i in chosen[layer])
         return self.classifier(self.head(x))
 
 
