@@ -123,6 +123,22 @@ class RandomWsBudget:
 
 
 @dataclass(frozen=True)
+class EnasBudget:
+    """ENAS' controller phase after each epoch of shared-weight training: ``controller_steps``
+    policy updates, each over ``controller_aggregate`` sampled architectures rewarded by their
+    accuracy on one search-validation batch; its final choice: the best of
+    ``derive_samples`` sampled architectures, each on one search-validation batch."""
+
+    controller_steps: int
+    controller_aggregate: int
+    derive_samples: int
+
+    def check(self, where: str) -> None:
+        _require(min(self.controller_steps, self.controller_aggregate, self.derive_samples) >= 1, where,
+                 "all values must be >= 1")
+
+
+@dataclass(frozen=True)
 class SearchBudget:
     candidates: int
     """Architectures a black-box method (random search, evolution, PNAS, NAS-RL) may
@@ -130,6 +146,7 @@ class SearchBudget:
     supernet: SupernetBudget
     evolution: EvolutionBudget | None = None
     random_ws: RandomWsBudget | None = None
+    enas: EnasBudget | None = None
 
     def check(self, where: str) -> None:
         _require(self.candidates >= 1, where, "candidates must be >= 1")

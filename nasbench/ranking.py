@@ -58,7 +58,7 @@ def check_ranking(method: str, samples: int) -> type[SupernetSearch]:
     ``samples`` architectures can be ranked; else a one-line error."""
     cls = STRATEGIES.get(method)
     if cls is None:
-        raise NasbenchError(f"--supernet: unknown method {method!r} (ENAS is not implemented yet); "
+        raise NasbenchError(f"--supernet: unknown method {method!r}; "
                             f"supernet methods: {', '.join(supernet_methods())}")
     if not issubclass(cls, SupernetSearch):
         raise NasbenchError(f"--supernet: method {method!r} trains no weight-sharing supernet; "

@@ -9,8 +9,9 @@ Beside them: ``anytime.csv`` (black-box methods' best search-validation accuracy
 trained candidate, per seed) with one figure per results section,
 ``anytime_<protocol>_<hash>_<data>.png`` (named after the section so a second protocol adds a
 file instead of renaming one), ``supernet_history.csv`` (the supernet methods' per-epoch
-records) and, once ``nasbench rank`` has stored some, ``rankings.csv`` (the ranking quality of
-weight sharing, also a section of ``results.md``). Figures are written without metadata that
+records), ``controller_history.csv`` (the RL controllers' reward curves, per update) and,
+once ``nasbench rank`` has stored some, ``rankings.csv`` (the ranking quality of weight
+sharing, also a section of ``results.md``). Figures are written without metadata that
 changes between runs, so regenerating an unchanged store gives the same bytes.
 """
 from __future__ import annotations
@@ -422,6 +423,20 @@ def supernet_history(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 
 
+CONTROLLER_COLUMNS = [*ROW_KEYS, "seed", "run_id", "epoch", "update", "reward", "entropy"]
+
+
+def controller_history(runs: pd.DataFrame) -> pd.DataFrame:
+    """The reward curve of every RL search with a controller: per controller update, the
+    mean reward (entropy bonus included) and entropy of its samples."""
+    rows = [{**{k: run[k] for k in ROW_KEYS}, "seed": run["seed"], "run_id": run["id"], "epoch": epoch["epoch"],
+             "update": update, "reward": reward, "entropy": entropy}
+            for run in runs.to_dict("records")
+            for epoch in json.loads(run["details_json"] or "{}").get("controller_epochs", [])
+            for update, (reward, entropy) in enumerate(zip(epoch["rewards"], epoch["entropies"]), start=1)]
+    return pd.DataFrame(rows, columns=CONTROLLER_COLUMNS)
+
+
 def cost_table_rows(tables: list[CostTable]) -> pd.DataFrame:
     """One row per (cost table, validation predictor), read from the table files."""
     rows = []
@@ -517,4 +532,6 @@ def generate(store_path: Path, out_dir: Path, tables_dir: Path | None = None) ->
         paths += tradeoff_figures
     paths.append(out_dir / "supernet_history.csv")
     supernet_history(runs).to_csv(paths[-1], index=False, float_format="%.6g")
+    paths.append(out_dir / "controller_history.csv")
+    controller_history(runs).to_csv(paths[-1], index=False, float_format="%.6g")
     return paths

@@ -1,6 +1,7 @@
 """Reports from a store whose numbers are chosen by hand (written through the Store API)."""
 from __future__ import annotations
 
+import json
 import math
 
 import matplotlib.image
@@ -63,7 +64,7 @@ def made(tmp_path_factory):
 def test_files(made):
     _, out, paths, _ = made
     assert paths == [out / name for name in ("results.md", "results.csv", "runs.csv", "anytime.csv",
-                                             "supernet_history.csv")]  # no trials, so no anytime figure
+                                             "supernet_history.csv", "controller_history.csv")]  # no trials, so no anytime figure
     assert all(p.is_file() for p in paths)
 
 
@@ -172,7 +173,7 @@ def searched(tmp_path_factory):
 
 def test_anytime_csv_has_best_so_far_and_cumulative_seconds(searched):
     _, out, paths = searched
-    assert paths[3:] == [out / "anytime.csv", out / FIGURE, out / "supernet_history.csv"]
+    assert paths[3:] == [out / "anytime.csv", out / FIGURE, out / "supernet_history.csv", out / "controller_history.csv"]
     anytime = pd.read_csv(out / "anytime.csv")
     assert set(anytime["method"]) == {"random"}  # the only method with trials; the superseded run's are gone
     seed_0, seed_1 = (anytime[anytime["seed"] == s] for s in (0, 1))
@@ -258,6 +259,11 @@ def test_smoke_store_report_ties_history_to_genotypes(smoke_store, tmp_path):
     assert set(runs.loc[last.index, "method"]) >= {"darts", "snas"}
     for column in ("skip_normal", "skip_reduce"):
         assert last[column].tolist() == pytest.approx(runs.loc[last.index, column].tolist(), nan_ok=True)
+    controller = pd.read_csv(tmp_path / "a" / "controller_history.csv")
+    assert set(controller["method"]) == {"enas"} and set(controller["seed"]) == {0, 1}
+    for run_id, curve in controller.groupby("run_id"):
+        epochs = json.loads(runs.loc[run_id, "details_json"])["controller_epochs"]
+        assert curve["reward"].tolist() == pytest.approx([r for e in epochs for r in e["rewards"]], rel=1e-5)
     figures = [p for p in paths if p.suffix == ".png"]
     assert len(figures) == 1
     generate(smoke_store.path, tmp_path / "b")

@@ -183,12 +183,12 @@ def test_derive_seed():
 
 
 def test_registry():
-    assert sorted(STRATEGIES) == ["darts", "darts-2nd", "evolution", "fbnet", "gdas", "pc-darts", "pnas",
+    assert sorted(STRATEGIES) == ["darts", "darts-2nd", "enas", "evolution", "fbnet", "gdas", "pc-darts", "pnas",
                                   "proxylessnas", "random", "random-arch", "random-ws", "snas"]
     assert get_strategy("random") is RandomSearch and get_strategy("random-arch") is RandomArchitecture
     with pytest.raises(UnknownNameError) as info:
-        get_strategy("enas")
-    assert str(info.value) == ("unknown method 'enas'; known: darts, darts-2nd, evolution, fbnet, gdas, pc-darts, "
+        get_strategy("nas-rl")
+    assert str(info.value) == ("unknown method 'nas-rl'; known: darts, darts-2nd, enas, evolution, fbnet, gdas, pc-darts, "
                                "pnas, proxylessnas, random, random-arch, random-ws, snas")
     for name, cls in STRATEGIES.items():
         assert cls.name == name and cls.strategy_class in STRATEGY_CLASSES and cls.summary

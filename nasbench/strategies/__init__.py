@@ -5,6 +5,7 @@ from __future__ import annotations
 from nasbench.errors import UnknownNameError
 from nasbench.strategies.base import Strategy
 from nasbench.strategies.darts import Darts, DartsSecondOrder
+from nasbench.strategies.enas import Enas
 from nasbench.strategies.evolution import RegularizedEvolution
 from nasbench.strategies.fbnet import Fbnet
 from nasbench.strategies.gdas import Gdas
@@ -17,7 +18,7 @@ from nasbench.strategies.snas import Snas
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (RandomSearch, RandomArchitecture, Darts, DartsSecondOrder, Snas, Gdas, PcDarts,
-                                RegularizedEvolution, Pnas, RandomWeightSharing, Fbnet, ProxylessNas)
+                                RegularizedEvolution, Pnas, RandomWeightSharing, Fbnet, ProxylessNas, Enas)
 }
 
 
