@@ -35,6 +35,8 @@ def test_pointwise_conv_computes_what_a_strided_1x1_conv_computes(memory_format,
     for ours, theirs in zip(*results):
         torch.testing.assert_close(ours, theirs)
     assert results[0][1].is_contiguous(memory_format=memory_format)  # the gradient keeps the input's format
+    with torch.no_grad():  # inference takes the strided convolution itself
+        torch.testing.assert_close(pointwise(x), reference(x))
 
 
 def _networks(smoke):

@@ -26,18 +26,19 @@ def weighted_sum(terms: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> torch.Te
 
 
 class PointwiseConv2d(nn.Conv2d):
-    """A 1x1 convolution that applies its stride by subsampling the input, then convolves
-    at stride 1: the same arithmetic as a strided 1x1 convolution, but it keeps oneDNN's
-    strided 1x1 weight-gradient kernel out of training. That kernel writes past its
-    workspace for channels-last inputs with fewer channels than its SIMD block (oneDNN
-    issue 6035, jit_1x1 on AVX2/AVX-512), which corrupted the heap in the smoke protocol."""
+    """A 1x1 convolution that, when its weight gradient will be computed, applies its stride
+    by subsampling the input and convolving at stride 1: the same arithmetic, but it keeps
+    oneDNN's strided 1x1 weight-gradient kernel out of training. That kernel writes past its
+    workspace for channels-last inputs with fewer channels than its SIMD block (oneDNN issue
+    6035, jit_1x1 on AVX2/AVX-512), which corrupted the heap in the smoke protocol. Without
+    gradients (inference, cost tables) it is the strided convolution, as fast as before."""
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1, groups: int = 1):
         super().__init__(c_in, c_out, 1, stride=stride, groups=groups, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride != (1, 1):
+        if self.stride != (1, 1) and torch.is_grad_enabled() and self.weight.requires_grad:
             # a 1x1 average pool subsamples, and its gradient keeps the input's memory
             # format (a slice's gradient is NCHW, which made the ReLU before it 2.4x slower)
-            x = nn.functional.avg_pool2d(x, 1, self.stride)
-        return nn.functional.conv2d(x, self.weight, groups=self.groups)
+            return nn.functional.conv2d(nn.functional.avg_pool2d(x, 1, self.stride), self.weight, groups=self.groups)
+        return nn.functional.conv2d(x, self.weight, stride=self.stride, groups=self.groups)
