@@ -259,7 +259,8 @@ def test_report_writes_its_files(report, smoke, records):
     out, result = report
     figure = f"anytime_smoke_{smoke.hash}_{records[0]['data']}.png"  # random and evolution have trials
     assert result.out.splitlines() == [str(out / name) for name in (
-        "results.md", "results.csv", "runs.csv", "anytime.csv", figure, "supernet_history.csv")]
+        "results.md", "results.csv", "runs.csv", "anytime.csv", figure, "supernet_history.csv",
+        "controller_history.csv")]
 
 
 def test_report_numbers_equal_the_store(report, rows, smoke):
