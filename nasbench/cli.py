@@ -566,7 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Subnormal floats (below 1.2e-38) are flushed to zero on the CPU: a low-temperature
     # Gumbel-softmax (SNAS) weighs operations by them, and arithmetic on them made a SNAS
-    # search step 3.9x slower (nasbench bench search-step --method snas: 14.4 s, 3.7 s flushed).
+    # search step 3.8x slower (nasbench bench search-step --method snas: 14.4 s, 3.8 s flushed).
     torch.set_flush_denormal(True)
     try:
         return COMMANDS[args.command](args)

@@ -222,7 +222,7 @@ class SplitData:
 def network_memory_format(device: torch.device) -> torch.memory_format:
     """The memory format networks train and evaluate in: channels-last on a CPU, where
     oneDNN's depthwise convolutions and pooling run several times faster in it than in
-    NCHW (a DARTS search step 1.8x faster, ``nasbench bench search-step``); NCHW elsewhere,
+    NCHW (a DARTS search step 1.7x faster, ``nasbench bench search-step``); NCHW elsewhere,
     where that gain is not measured."""
     return torch.channels_last if device.type == "cpu" else torch.contiguous_format
 
