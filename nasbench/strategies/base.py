@@ -217,6 +217,10 @@ class Strategy(ABC):
     def result(self) -> SearchResult:
         """The chosen architecture, once :meth:`finished`."""
 
+    def method_settings(self) -> Any:
+        """This method's ``[search.<protocol_section>]`` settings, or an error saying how to add them."""
+        return self.context.protocol.method_section(self.protocol_section)
+
     def steps_done(self) -> int:
         return len(self.trials)
 

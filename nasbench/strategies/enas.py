@@ -7,9 +7,10 @@ samples. Then the controller (:class:`~nasbench.strategies.controller.CellContro
 ``controller_steps`` REINFORCE updates, each over ``controller_aggregate`` sampled
 architectures, rewarded by their accuracy on one search-validation batch under the shared
 weights (batch norm in eval mode) plus an entropy bonus, against an exponential moving
-average of the rewards (:class:`~nasbench.strategies.controller.PolicyGradient`). At the end, ``derive_samples`` architectures are sampled
-and the one with the highest accuracy on a search-validation batch is the result
-(Sect. 2.2: "sample several models ... take only the model with the highest reward").
+average of the rewards (:class:`~nasbench.strategies.controller.PolicyGradient`). At the
+end, ``derive_samples`` architectures are sampled and the one with the highest accuracy on
+a search-validation batch is the result (Sect. 2.2: "sample several models ... take only
+the model with the highest reward").
 
 Settings (Sect. 3.2): shared weights by SGD with Nesterov momentum, learning rate by cosine
 annealing with warm restarts from 0.05 to 0.001 (T0 = 10, Tmul = 2), weight decay 1e-4; the
@@ -61,7 +62,7 @@ class Enas(SupernetSearch):
 
     def __init__(self, context: SearchContext):
         super().__init__(context)
-        self.settings = context.protocol.method_section("enas")
+        self.settings = self.method_settings()
         torch.manual_seed(derive_seed(context.seed, "controller"))
         # the controller stays on the CPU: a small policy taking one decision at a time
         self.controller = CellController()

@@ -25,7 +25,7 @@ class RegularizedEvolution(Strategy):
 
     def __init__(self, context):
         super().__init__(context)
-        self.settings = context.protocol.method_section("evolution")
+        self.settings = self.method_settings()
         self.population: list[int] = []
         """Indices into ``trials`` of the living members, oldest first."""
 

@@ -76,7 +76,7 @@ class RandomWeightSharing(SupernetSearch):
 
     def __init__(self, context: SearchContext):
         super().__init__(context)
-        self.settings = context.protocol.method_section("random_ws")
+        self.settings = self.method_settings()
         self.scores: list[dict[str, Any]] = []
         """Stage 2: per sampled architecture its index, genotype and accuracy on its batches."""
         self.finalist_scores: list[dict[str, Any]] = []
