@@ -131,10 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("--batch-size", type=_positive, default=32, help="images per batch (default: 32)")
     step.add_argument("--cells", type=_positive, default=8, help="supernet cells (default: 8)")
     step.add_argument("--channels", type=_positive, default=16, help="supernet channels (default: 16)")
-    step.add_argument("--space", default="cell", help="cell (sized by --cells and --channels) or fbnet (the layout of "
-                                                       "--fbnet-protocol)")
-    step.add_argument("--fbnet-protocol", default="proxy", metavar="NAME|FILE",
-                      help="for --space fbnet: the protocol whose [fbnet] layout is timed (default: proxy)")
+    step.add_argument("--space", default="cell", help="cell (sized by --cells and --channels), fbnet (the layout of "
+                                                       "--layout-protocol) or enas-macro (the depth of --layout-protocol's "
+                                                       "[enas_macro], --channels wide)")
+    step.add_argument("--layout-protocol", default="proxy", metavar="NAME|FILE",
+                      help="for --space fbnet or enas-macro: the protocol whose [fbnet] or [enas_macro] layout is timed "
+                           "(default: proxy)")
     step.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default: cpu")
     step.add_argument("--repeats", type=_positive, default=5, help="timed steps after 2 warm-up steps (default: 5)")
     step.add_argument("--json", action="store_true")
@@ -503,15 +505,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from nasbench.provenance import resolve_device
     from nasbench.protocol import load_protocol
     from nasbench.spaces import get_space
+    from nasbench.spaces.base import NetworkConfig
 
-    space = get_space(args.space, load_protocol(args.fbnet_protocol)) if args.space != "cell" else get_space("cell")
+    space = get_space(args.space, load_protocol(args.layout_protocol)) if args.space != "cell" else get_space("cell")
     result = bench_search_step(args.method, batch_size=args.batch_size, cells=args.cells, channels=args.channels,
                                device=resolve_device(args.device), repeats=args.repeats, space=space)
     if args.json:
         _print_json(result)
         return 0
     size = (f"{result['cells']} cells, {result['channels']} channels" if result["space"] == "cell"
-            else f"the {result['space']} layout of {args.fbnet_protocol}")
+            else f"the {result['space']} layout of {args.layout_protocol} "
+                 f"({space.describe_network(NetworkConfig(args.channels, args.cells))})")
     print(f"{result['method']} search step, batch {result['batch_size']}, {size}, {result['device']} "
           f"({result['threads']} thread(s)): "
           f"median {1e3 * result['median_s']:.1f} ms over {result['repeats']} steps "

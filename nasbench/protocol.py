@@ -139,6 +139,33 @@ class EnasBudget:
 
 
 @dataclass(frozen=True)
+class NasRlBudget:
+    """NAS-RL's controller schedule (Zoph & Le, ICLR 2017, Sect. 4.1): one policy update per
+    ``children_per_update`` trained children (the paper's m = 8 per controller replica), and
+    child depth starting at ``start_layers`` (the paper: 6) and growing by 2 at even
+    intervals of the candidate budget until the space's ``max_layers`` (the paper: every
+    1,600 of 12,800 samples, 6 to 20 layers)."""
+
+    children_per_update: int
+    start_layers: int
+
+    def check(self, where: str) -> None:
+        _require(self.children_per_update >= 1 and self.start_layers >= 1, where,
+                 "children_per_update and start_layers must be >= 1")
+
+
+@dataclass(frozen=True)
+class NasnetBudget:
+    """NASNet's controller schedule (Zoph et al., CVPR 2018, Appendix A.3): one PPO update
+    per ``children_per_update`` trained children (the paper: minibatches of 20 architectures)."""
+
+    children_per_update: int
+
+    def check(self, where: str) -> None:
+        _require(self.children_per_update >= 1, where, "children_per_update must be >= 1")
+
+
+@dataclass(frozen=True)
 class SearchBudget:
     candidates: int
     """Architectures a black-box method (random search, evolution, PNAS, NAS-RL) may
@@ -147,6 +174,8 @@ class SearchBudget:
     evolution: EvolutionBudget | None = None
     random_ws: RandomWsBudget | None = None
     enas: EnasBudget | None = None
+    nas_rl: NasRlBudget | None = None
+    nasnet: NasnetBudget | None = None
 
     def check(self, where: str) -> None:
         _require(self.candidates >= 1, where, "candidates must be >= 1")
@@ -191,7 +220,60 @@ class FbnetLayout:
                  f"resolution must be a multiple of the layout's total stride {total_stride}")
 
 
-SPACE_SECTIONS = ("fbnet",)
+@dataclass(frozen=True)
+class NasRlLayout:
+    """The NAS-RL space's layer choices (Zoph & Le, ICLR 2017, Sect. 4.1): filter heights and
+    widths among 1, 3, 5, 7 (fixed), a filter count among ``filter_counts`` (the paper: 24,
+    36, 48, 64), a stride among ``strides`` per direction (the paper's first setting: 1 only;
+    its second: 1, 2, 3), and at most ``max_layers`` layers (the paper's depth schedule ends
+    at 20 layers on CIFAR-10)."""
+
+    max_layers: int
+    filter_counts: tuple[int, ...]
+    strides: tuple[int, ...]
+
+    def check(self, where: str) -> None:
+        _require(self.max_layers >= 1, where, "max_layers must be >= 1")
+        _require(len(self.filter_counts) >= 1 and all(c >= 1 for c in self.filter_counts), where,
+                 "filter_counts must list at least one count >= 1")
+        _require(len(self.strides) >= 1 and all(s >= 1 for s in self.strides), where,
+                 "strides must list at least one stride >= 1")
+
+
+@dataclass(frozen=True)
+class MetaqnnLayout:
+    """The MetaQNN space's layer sizes (Baker et al., ICLR 2017, Table 1): at most
+    ``max_layers`` layers before the termination (the paper's layer-depth limit: 12; the
+    official code's CIFAR-10 settings allow 18), convolutions of ``conv_filters`` filters
+    (the paper: 64, 128, 256, 512) and fully connected layers of ``fc_neurons`` neurons
+    (the paper: 512, 256, 128). Receptive fields, pooling options and representation-size
+    bins are the paper's in every layout."""
+
+    max_layers: int
+    conv_filters: tuple[int, ...]
+    fc_neurons: tuple[int, ...]
+
+    def check(self, where: str) -> None:
+        _require(self.max_layers >= 1, where, "max_layers must be >= 1")
+        for name in ("conv_filters", "fc_neurons"):
+            values = getattr(self, name)
+            _require(len(values) >= 1 and all(v >= 1 for v in values) and len(set(values)) == len(values), where,
+                     f"{name} must list distinct sizes >= 1")
+
+
+@dataclass(frozen=True)
+class EnasMacroLayout:
+    """ENAS' macro space's depth (Pham et al., ICML 2018, Sect. 2.3: "In our experiments,
+    L = 12"): ``layers`` layers, with pooling after layers L/3 and 2L/3 (the official
+    general_child.py). The width is the network config's channels."""
+
+    layers: int
+
+    def check(self, where: str) -> None:
+        _require(self.layers >= 3, where, "layers must be >= 3 (the network pools after layers L/3 and 2L/3)")
+
+
+SPACE_SECTIONS = ("fbnet", "nasrl_macro", "metaqnn", "enas_macro")
 """Optional top-level sections that lay out a search space other than the cell space:
 stored with every run, left out of the hash, like the methods' sections."""
 
@@ -209,6 +291,12 @@ class Protocol:
     search: SearchBudget
     fbnet: FbnetLayout | None = None
     """The FBNet space's layout, for the methods that search it (fbnet, proxylessnas)."""
+    nasrl_macro: NasRlLayout | None = None
+    """The NAS-RL space's layer choices (nas-rl)."""
+    metaqnn: MetaqnnLayout | None = None
+    """The MetaQNN space's layer sizes (metaqnn)."""
+    enas_macro: EnasMacroLayout | None = None
+    """ENAS' macro space's depth (enas on enas-macro)."""
 
     def check(self, where: str) -> None:
         _require(len(self.seeds) >= 1, where, "seeds must list at least one seed")

@@ -30,7 +30,7 @@ from nasbench.baselines_data import published_row
 from nasbench.hardware.cost_model import CostModel
 from nasbench.hardware.table import CostTable, MissingEntryError
 from nasbench.ranking import load_rankings, rankings_markdown
-from nasbench.spaces import get_space, space_for_table
+from nasbench.spaces import get_space, space_class, space_for_table
 from nasbench.store import Store, iter_finished
 from nasbench.strategies import STRATEGIES
 
@@ -77,20 +77,26 @@ def _constraint_columns(details_json: str | None) -> dict[str, object]:
 
 
 def _skip_columns(space: str, genotype_json: str) -> dict[str, float]:
-    """The found cells' share of skip connections, read from the stored genotype so that every
-    method is measured alike; NaN for a cell the method does not search (GDAS-FRC's fixed
-    reduction cell) or a space without cells."""
-    cells = get_space("cell")
-    shares = cells.skip_share(cells.from_dict(json.loads(genotype_json))) if space == cells.name else {}
+    """The found cells' share of skip connections (identities), read from the stored
+    architecture so that every method is measured alike; NaN for a cell the method does not
+    search (GDAS-FRC's fixed reduction cell) or a space without normal and reduction cells."""
+    shares = {}
+    if space_class(space).protocol_section is None:  # the cell spaces need no protocol to be read
+        cells = get_space(space)
+        shares = cells.skip_share(cells.from_dict(json.loads(genotype_json)))
     return {f"skip_{cell}": shares.get(cell, math.nan) for cell in ("normal", "reduce")}
 
 
-def _published(method: str) -> dict[str, object]:
+def _published(method: str, space: str) -> dict[str, object]:
+    """The published row a method's run on ``space`` is compared with: ``published`` lists
+    one per space, in the order of ``spaces``; none where it lists fewer."""
     cls = STRATEGIES.get(method)
-    if cls is None or not cls.published:
+    published = cls.published if cls is not None and space in cls.spaces else ()
+    index = cls.spaces.index(space) if published else 0
+    if index >= len(published):
         return {"published_test_error": None, "published_params_m": None,
                 "published_search_cost_gpu_days": None, "published_source": None}
-    row = published_row(*cls.published[0])
+    row = published_row(*published[index])
     return {
         "published_test_error": row["test_error"],
         "published_params_m": row["params_m"],
@@ -151,6 +157,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     grouped = runs.groupby(ROW_KEYS, sort=False)
     table = grouped.agg(
         strategy=("strategy_class", "first"),
+        space=("space", "first"),
         n=("seed", "nunique"),
         seeds=("seed", lambda s: ",".join(str(v) for v in sorted(s))),
         test_error_mean=("test_error", "mean"),
@@ -174,7 +181,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         row.test_error_mean - reference[(row.protocol_hash, row.data)] if (row.protocol_hash, row.data) in reference.index else None
         for row in table.itertuples()
     ]
-    published = pd.DataFrame([_published(m) for m in table["method"]])
+    published = pd.DataFrame([_published(m, space) for m, space in zip(table["method"], table["space"])])
     return pd.concat([table, published], axis=1)
 
 

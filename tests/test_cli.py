@@ -375,7 +375,9 @@ def test_list_methods():
     assert all(r["strategy"] == STRATEGIES[r["name"]].strategy_class and r["summary"]
                and r["spaces"] == list(STRATEGIES[r["name"]].spaces) for r in rows)
     assert {r["name"]: r["spaces"] for r in rows if r["spaces"] != ["cell"]} == \
-        {"fbnet": ["fbnet", "cell"], "proxylessnas": ["fbnet", "cell"]}
+        {"fbnet": ["fbnet", "cell"], "proxylessnas": ["fbnet", "cell"], "random": ["cell", "nasnet"],
+         "evolution": ["cell", "nasnet"], "enas": ["cell", "enas-macro"], "metaqnn": ["metaqnn"],
+         "nas-rl": ["nasrl-macro"], "nasnet": ["nasnet"]}
     text = run_cli("list", "methods").out.splitlines()
     assert [line.split()[0] for line in text] == list(STRATEGIES)
     assert [line.split()[2] for line in text] == [",".join(cls.spaces) for cls in STRATEGIES.values()]
@@ -383,7 +385,7 @@ def test_list_methods():
 
 def test_list_spaces_and_protocols():
     (spaces,) = run_cli("list", "spaces", "--json").json_lines()
-    assert [s["name"] for s in spaces] == ["cell", "fbnet"]
+    assert [s["name"] for s in spaces] == ["cell", "fbnet", "nasrl-macro", "nasnet", "metaqnn", "enas-macro"]
     (protocols,) = run_cli("list", "protocols", "--json").json_lines()
     assert [p["name"] for p in protocols] == builtin_protocols() == ["full", "proxy", "smoke"]
     assert all(p["hash"] == load_protocol(p["name"]).hash for p in protocols)

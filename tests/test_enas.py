@@ -32,15 +32,15 @@ def test_controller_writes_valid_genotypes_and_scores_its_own_decisions():
     samples = [controller(generator) for _ in range(20)]
     for sample in samples:
         assert len(sample.decisions) == DECISIONS
-        for cell in (sample.genotype.normal, sample.genotype.reduce):
+        for cell in (sample.arch.normal, sample.arch.reduce):
             sources = [source for _, source in cell]
             assert all(a != b for a, b in zip(sources[::2], sources[1::2]))  # two distinct inputs per node
         assert sample.log_prob.item() < 0 and sample.entropy.item() > 0
         replayed = controller(decisions=sample.decisions)
-        assert replayed.genotype == sample.genotype
+        assert replayed.arch == sample.arch
         torch.testing.assert_close(replayed.log_prob, sample.log_prob)
         torch.testing.assert_close(replayed.entropy, sample.entropy)
-    assert len({s.genotype for s in samples}) == len(samples)  # an untrained controller explores
+    assert len({s.arch for s in samples}) == len(samples)  # an untrained controller explores
     with pytest.raises(ValueError, match="either a generator"):
         controller()
 
@@ -84,7 +84,7 @@ def test_controller_learns_the_architecture_a_reward_favours():
     with torch.no_grad():
         per_decision = math.exp(controller(decisions=target).log_prob.item() / DECISIONS)
         hits = sum(controller(generator).decisions == target for _ in range(50))
-    assert controller(decisions=target).genotype.normal == (("sep_conv_3x3", 0), ("sep_conv_3x3", 1)) * NODES
+    assert controller(decisions=target).arch.normal == (("sep_conv_3x3", 0), ("sep_conv_3x3", 1)) * NODES
     assert per_decision > 0.9
     assert hits >= 10
 

@@ -306,16 +306,16 @@ def test_bad_constraint_options_are_one_line_errors(tmp_path, data_path, argv, m
 
 @pytest.mark.parametrize("method", ["fbnet", "proxylessnas"])
 def test_bench_times_a_search_step_on_the_fbnet_layout(method):
-    result = run_cli("bench", "search-step", "--method", method, "--space", "fbnet", "--fbnet-protocol", "smoke",
+    result = run_cli("bench", "search-step", "--method", method, "--space", "fbnet", "--layout-protocol", "smoke",
                      "--batch-size", "2", "--repeats", "1", "--json")
     assert result.code == 0, result.err
     (record,) = result.json_lines()
     assert record["method"] == method and record["space"] == "fbnet" and 0 < record["median_s"]
-    text = run_cli("bench", "search-step", "--method", method, "--space", "fbnet", "--fbnet-protocol", "smoke",
+    text = run_cli("bench", "search-step", "--method", method, "--space", "fbnet", "--layout-protocol", "smoke",
                    "--batch-size", "2", "--repeats", "1")
-    assert text.out.startswith(f"{method} search step, batch 2, the fbnet layout of smoke, cpu")
+    assert text.out.startswith(f"{method} search step, batch 2, the fbnet layout of smoke (7 layers of 4-16 channels")
 
 
 def test_bench_refuses_a_space_the_method_does_not_search():
-    result = run_cli("bench", "search-step", "--method", "darts", "--space", "fbnet", "--fbnet-protocol", "smoke")
+    result = run_cli("bench", "search-step", "--method", "darts", "--space", "fbnet", "--layout-protocol", "smoke")
     assert result.code == 2 and "darts does not search the fbnet space" in result.err

@@ -72,12 +72,12 @@ def test_samples_are_diverse(samples):
 
 
 def test_registry():
-    assert sorted(SPACES) == ["cell", "fbnet"]
+    assert sorted(SPACES) == ["cell", "enas-macro", "fbnet", "metaqnn", "nasnet", "nasrl-macro"]
     assert isinstance(get_space("cell"), CellSpace)
     with pytest.raises(UnknownNameError) as info:
         get_space("nope")
-    assert str(info.value) == "unknown space 'nope'; known: cell, fbnet"
-    assert info.value.known == ["cell", "fbnet"]
+    assert str(info.value) == "unknown space 'nope'; known: cell, enas-macro, fbnet, metaqnn, nasnet, nasrl-macro"
+    assert info.value.known == ["cell", "enas-macro", "fbnet", "metaqnn", "nasnet", "nasrl-macro"]
 
 
 def test_space_dict_round_trip(samples):

@@ -9,6 +9,7 @@ import torch
 
 from nasbench.baselines_data import published_row
 from nasbench.errors import DataError, UnknownNameError
+from nasbench.spaces import SPACES
 from nasbench.strategies import STRATEGIES, get_strategy
 from nasbench.strategies.base import STRATEGY_CLASSES, SearchContext, Trial, derive_seed
 from nasbench.strategies.random_search import RandomArchitecture, RandomSearch
@@ -183,16 +184,18 @@ def test_derive_seed():
 
 
 def test_registry():
-    assert sorted(STRATEGIES) == ["darts", "darts-2nd", "enas", "evolution", "fbnet", "gdas", "pc-darts", "pnas",
-                                  "proxylessnas", "random", "random-arch", "random-ws", "snas"]
+    assert sorted(STRATEGIES) == ["darts", "darts-2nd", "enas", "evolution", "fbnet", "gdas", "metaqnn", "nas-rl",
+                                  "nasnet", "pc-darts", "pnas", "proxylessnas", "random", "random-arch", "random-ws",
+                                  "snas"]
     assert get_strategy("random") is RandomSearch and get_strategy("random-arch") is RandomArchitecture
     with pytest.raises(UnknownNameError) as info:
-        get_strategy("nas-rl")
-    assert str(info.value) == ("unknown method 'nas-rl'; known: darts, darts-2nd, enas, evolution, fbnet, gdas, pc-darts, "
-                               "pnas, proxylessnas, random, random-arch, random-ws, snas")
+        get_strategy("amoebanet")
+    assert str(info.value) == ("unknown method 'amoebanet'; known: darts, darts-2nd, enas, evolution, fbnet, gdas, "
+                               "metaqnn, nas-rl, nasnet, pc-darts, pnas, proxylessnas, random, random-arch, random-ws, "
+                               "snas")
     for name, cls in STRATEGIES.items():
         assert cls.name == name and cls.strategy_class in STRATEGY_CLASSES and cls.summary
-        assert "cell" in cls.spaces
+        assert cls.spaces and set(cls.spaces) <= set(SPACES)  # a method may search a space of its own (metaqnn)
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))

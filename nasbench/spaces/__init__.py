@@ -6,9 +6,14 @@ from typing import Any
 from nasbench.errors import UnknownNameError
 from nasbench.spaces.base import SearchSpace
 from nasbench.spaces.cell.space import CellSpace
+from nasbench.spaces.enas_macro.space import EnasMacroSpace
 from nasbench.spaces.fbnet.space import FbnetSpace
+from nasbench.spaces.metaqnn.space import MetaqnnSpace
+from nasbench.spaces.nasnet.space import NasnetSpace
+from nasbench.spaces.nasrl_macro.space import NasRlSpace
 
-SPACES: dict[str, type[SearchSpace]] = {cls.name: cls for cls in (CellSpace, FbnetSpace)}
+SPACES: dict[str, type[SearchSpace]] = {cls.name: cls for cls in (CellSpace, FbnetSpace, NasRlSpace, NasnetSpace,
+                                                                     MetaqnnSpace, EnasMacroSpace)}
 
 
 def space_class(name: str) -> type[SearchSpace]:

@@ -53,8 +53,9 @@ class SearchSpace(ABC, Generic[Arch]):
 
     @classmethod
     def for_protocol(cls, protocol: Any) -> "SearchSpace":
-        """The space as ``protocol`` lays it out."""
-        return cls()
+        """The space as ``protocol`` lays it out: built from its ``[<protocol_section>]``
+        where the space has one."""
+        return cls() if cls.protocol_section is None else cls(protocol.space_section(cls.protocol_section))
 
     @classmethod
     def for_network(cls, network: dict[str, Any]) -> "SearchSpace":

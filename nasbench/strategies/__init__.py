@@ -9,6 +9,9 @@ from nasbench.strategies.enas import Enas
 from nasbench.strategies.evolution import RegularizedEvolution
 from nasbench.strategies.fbnet import Fbnet
 from nasbench.strategies.gdas import Gdas
+from nasbench.strategies.metaqnn import MetaQnn
+from nasbench.strategies.nas_rl import NasRl
+from nasbench.strategies.nasnet import Nasnet
 from nasbench.strategies.pc_darts import PcDarts
 from nasbench.strategies.pnas import Pnas
 from nasbench.strategies.random_search import RandomArchitecture, RandomSearch
@@ -18,7 +21,8 @@ from nasbench.strategies.snas import Snas
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (RandomSearch, RandomArchitecture, Darts, DartsSecondOrder, Snas, Gdas, PcDarts,
-                                RegularizedEvolution, Pnas, RandomWeightSharing, Fbnet, ProxylessNas, Enas)
+                                RegularizedEvolution, Pnas, RandomWeightSharing, Fbnet, ProxylessNas, Enas,
+                                NasRl, Nasnet, MetaQnn)
 }
 
 

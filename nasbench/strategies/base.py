@@ -190,7 +190,8 @@ class Strategy(ABC):
     summary: ClassVar[str]
     spaces: ClassVar[tuple[str, ...]] = ("cell",)
     published: ClassVar[tuple[tuple[str, str], ...]] = ()
-    """(method, variant) rows of baselines/published_results.csv this method reproduces."""
+    """(method, variant) rows of baselines/published_results.csv this method reproduces, one
+    per space in the order of ``spaces`` (fewer: no published figure on the later spaces)."""
     state_fields: ClassVar[tuple[str, ...]] = ()
     constraint_forms: ClassVar[dict[str, tuple[float | None, float]]] = {}
     """The :data:`LOSS_FORMS` the method can search under a resource :class:`Constraint` with,

@@ -18,10 +18,11 @@ the first) and the 7 DARTS operations without ``none``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Hashable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from nasbench.spaces.cell.genotype import Genotype
 from nasbench.spaces.cell.space import NODES, SAMPLED_OPERATIONS
@@ -44,73 +45,127 @@ BASELINE_DECAY = 0.99
 
 @dataclass(frozen=True)
 class Sample:
-    """A genotype the controller wrote, with the summed log-probability and entropy of its
-    decisions (tensors in the controller's graph when it was not run under no_grad)."""
+    """An architecture a controller wrote (a cell-space genotype, a NASNet or NAS-RL
+    architecture), with its decisions (to score them again) and their summed log-probability
+    and entropy (tensors in the controller's graph when it was not run under no_grad)."""
 
-    genotype: Genotype
+    arch: Hashable
     decisions: tuple[int, ...]
     log_prob: torch.Tensor
     entropy: torch.Tensor
 
 
-class CellController(nn.Module):
-    """ENAS' micro-search controller, writing genotypes of the cell space."""
+class Decisions:
+    """A controller's decisions in order: each drawn from ``generator``, or replayed from
+    ``replay`` (an earlier sample's decisions, to score them under the current policy), with
+    the running sums of their log-probabilities and entropies."""
 
-    def __init__(self, hidden: int = HIDDEN, temperature: float = TEMPERATURE, tanh_constant: float = TANH_CONSTANT):
+    def __init__(self, generator: torch.Generator | None, replay: tuple[int, ...] | None, like: torch.Tensor):
+        if (generator is None) == (replay is None):
+            raise ValueError("give either a generator to sample from or the decisions to score")
+        self.generator = generator
+        self.replay = None if replay is None else iter(replay)
+        self.taken: list[int] = []
+        self.log_prob = self.entropy = like.new_zeros(())
+
+    def categorical(self, logits: torch.Tensor, forbidden: int | None = None) -> int:
+        """One choice among ``logits`` (softmax), never ``forbidden``."""
+        if forbidden is not None:
+            logits = logits.index_fill(-1, torch.tensor([forbidden], device=logits.device), float("-inf"))
+        log_probs = logits.log_softmax(-1)
+        choice = (int(torch.multinomial(log_probs.exp(), 1, generator=self.generator)) if self.replay is None
+                  else next(self.replay))
+        self.log_prob = self.log_prob + log_probs[choice]
+        self.entropy = self.entropy - (log_probs.exp() * log_probs.nan_to_num(neginf=0.0)).sum()
+        self.taken.append(choice)
+        return choice
+
+    def bernoulli(self, logits: torch.Tensor) -> torch.Tensor:
+        """One yes/no choice per entry of ``logits``, yes with probability sigmoid(logit)
+        (NAS-RL's skip connections): 1.0 for yes, 0.0 for no."""
+        if self.replay is None:
+            chosen = torch.bernoulli(torch.sigmoid(logits).detach(), generator=self.generator)
+        else:
+            chosen = torch.tensor([next(self.replay) for _ in range(len(logits))], dtype=logits.dtype)
+        # a Bernoulli's log-likelihood and entropy are (minus) cross-entropies with logits
+        self.log_prob = self.log_prob - F.binary_cross_entropy_with_logits(logits, chosen, reduction="sum")
+        self.entropy = self.entropy + F.binary_cross_entropy_with_logits(logits, torch.sigmoid(logits),
+                                                                         reduction="sum")
+        self.taken.extend(int(c) for c in chosen.tolist())
+        return chosen
+
+
+class AnchorController(nn.Module):
+    """What ENAS' controllers share: one LSTM, its start input, logits and embeddings of the
+    ``operations`` choices, the anchor-point attention over earlier steps, the paper's
+    squashing of logits and its initialisation."""
+
+    def __init__(self, operations: int, hidden: int, temperature: float = 1.0, tanh_constant: float | None = None):
         super().__init__()
         self.temperature, self.tanh_constant = temperature, tanh_constant
         self.lstm = nn.LSTMCell(hidden, hidden)
         self.start = nn.Parameter(torch.empty(1, hidden))
-        self.op_embedding = nn.Embedding(len(SAMPLED_OPERATIONS), hidden)
-        self.op_logits = nn.Linear(hidden, len(SAMPLED_OPERATIONS), bias=False)
+        self.op_embedding = nn.Embedding(operations, hidden)
+        self.op_logits = nn.Linear(hidden, operations, bias=False)
         self.attn_anchor = nn.Linear(hidden, hidden, bias=False)
         self.attn_query = nn.Linear(hidden, hidden, bias=False)
         self.attn_score = nn.Linear(hidden, 1, bias=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Every parameter uniform in [-0.1, 0.1] (ENAS, Sect. 3.2; NASNet, Appendix A.2);
+        subclasses that add modules call it again."""
         for p in self.parameters():
             nn.init.uniform_(p, -INIT_RANGE, INIT_RANGE)
+
+    def squash(self, logits: torch.Tensor) -> torch.Tensor:
+        """``tanh_constant * tanh(logits / temperature)``; the logits unchanged without a
+        tanh constant (NASNet's controller has none)."""
+        if self.tanh_constant is None:
+            return logits
+        return self.tanh_constant * torch.tanh(logits / self.temperature)
+
+    def cell_input_anchors(self, inputs: torch.Tensor, state: Any) -> tuple[list[torch.Tensor], list[torch.Tensor], Any]:
+        """A cell's two inputs as anchors to attend to: zero anchors, keys from two LSTM
+        steps; with the LSTM state after them."""
+        anchors, keys = [], []
+        for _ in range(2):
+            state = self.lstm(inputs, state)
+            anchors.append(torch.zeros_like(state[0]))
+            keys.append(self.attn_anchor(state[0]))
+        return anchors, keys, state
+
+    def attention(self, keys: list[torch.Tensor], query: torch.Tensor) -> torch.Tensor:
+        """One score per earlier anchor, from its key and the current LSTM output."""
+        return self.attn_score(torch.tanh(torch.cat(keys) + self.attn_query(query))).view(-1)
+
+
+class CellController(AnchorController):
+    """ENAS' micro-search controller, writing genotypes of the cell space."""
+
+    def __init__(self, hidden: int = HIDDEN, temperature: float = TEMPERATURE, tanh_constant: float = TANH_CONSTANT):
+        super().__init__(len(SAMPLED_OPERATIONS), hidden, temperature, tanh_constant)
 
     def forward(self, generator: torch.Generator | None = None, decisions: tuple[int, ...] | None = None) -> Sample:
         """Sample a genotype from ``generator``, or score the given ``decisions`` (what an
         earlier sample returned): their log-probability and entropy under the current policy."""
-        if (generator is None) == (decisions is None):
-            raise ValueError("give either a generator to sample from or the decisions to score")
-        replay = iter(decisions) if decisions is not None else None
-        taken: list[int] = []
-        log_prob = entropy = self.start.new_zeros(())
+        decide = Decisions(generator, decisions, self.start)
         state = None
         inputs = self.start
         cells = {}
-
-        def decide(logits: torch.Tensor, forbidden: int | None = None) -> int:
-            nonlocal log_prob, entropy
-            logits = self.tanh_constant * torch.tanh(logits / self.temperature)
-            if forbidden is not None:
-                logits = logits.index_fill(-1, torch.tensor([forbidden], device=logits.device), float("-inf"))
-            log_probs = logits.log_softmax(-1)
-            choice = (int(torch.multinomial(log_probs.exp(), 1, generator=generator)) if replay is None
-                      else next(replay))
-            log_prob = log_prob + log_probs[choice]
-            entropy = entropy - (log_probs.exp() * log_probs.nan_to_num(neginf=0.0)).sum()
-            taken.append(choice)
-            return choice
-
         for cell_type in CELL_TYPES:
-            anchors, keys = [], []
-            for _ in range(2):  # the cell inputs: zero anchors, keys from the LSTM
-                state = self.lstm(inputs, state)
-                anchors.append(torch.zeros_like(state[0]))
-                keys.append(self.attn_anchor(state[0]))
+            anchors, keys, state = self.cell_input_anchors(inputs, state)
             edges = []
             for _ in range(NODES):
                 sources = []
                 for _ in range(2):
                     state = self.lstm(inputs, state)
-                    scores = self.attn_score(torch.tanh(torch.cat(keys) + self.attn_query(state[0]))).view(-1)
-                    sources.append(decide(scores, forbidden=sources[0] if sources else None))
+                    scores = self.squash(self.attention(keys, state[0]))
+                    sources.append(decide.categorical(scores, forbidden=sources[0] if sources else None))
                     inputs = anchors[sources[-1]]
                 for source in sources:
                     state = self.lstm(inputs, state)
-                    op = decide(self.op_logits(state[0]).view(-1))
+                    op = decide.categorical(self.squash(self.op_logits(state[0]).view(-1)))
                     inputs = self.op_embedding.weight[op].unsqueeze(0)
                     edges.append((SAMPLED_OPERATIONS[op], source))
                 state = self.lstm(inputs, state)  # the node's anchor
@@ -120,7 +175,7 @@ class CellController(nn.Module):
             cells[cell_type] = tuple(edges)
         concat = tuple(range(2, NODES + 2))
         genotype = Genotype(normal=cells["normal"], normal_concat=concat, reduce=cells["reduce"], reduce_concat=concat)
-        return Sample(genotype, tuple(taken), log_prob, entropy)
+        return Sample(genotype, tuple(decide.taken), decide.log_prob, decide.entropy)
 
 
 class PolicyGradient:
@@ -128,13 +183,16 @@ class PolicyGradient:
     log-probability times its advantage, reward minus baseline, descended by Adam over the
     mean of ``samples`` samples per update. The reward includes the entropy bonus; the
     baseline is the rewards' exponential moving average, starting at 0 and updated before it
-    is subtracted (ENAS' official code)."""
+    is subtracted (ENAS' official code). A ``penalty`` of a sample, differentiable in the
+    controller's parameters, is descended along with it (ENAS' skip-connection KL in its macro
+    search, :func:`~nasbench.strategies.macro_controller.skip_penalty`)."""
 
-    def __init__(self, controller: CellController, lr: float, entropy_weight: float = ENTROPY_WEIGHT,
-                 baseline_decay: float = BASELINE_DECAY):
+    def __init__(self, controller: nn.Module, lr: float, entropy_weight: float = ENTROPY_WEIGHT,
+                 baseline_decay: float = BASELINE_DECAY, penalty: Callable[[Any], torch.Tensor] | None = None):
         self.controller = controller
         self.optimizer = torch.optim.Adam(controller.parameters(), lr=lr)
         self.entropy_weight, self.baseline_decay = entropy_weight, baseline_decay
+        self.penalty = penalty
         self.baseline = 0.0
 
     def update(self, generator: torch.Generator, reward: Callable[[Sample], float], samples: int) -> list[dict[str, float]]:
@@ -144,13 +202,29 @@ class PolicyGradient:
         scored = []
         for _ in range(samples):
             sample = self.controller(generator)
-            entropy = sample.entropy.item()
-            total = reward(sample) + self.entropy_weight * entropy
-            self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * total
-            (-(total - self.baseline) * sample.log_prob / samples).backward()
-            scored.append({"reward": total, "entropy": entropy})
+            scored.append(self._accumulate(sample, reward(sample), samples))
         self.optimizer.step()
         return scored
+
+    def update_scored(self, scored: list[tuple[Any, float]]) -> list[dict[str, float]]:
+        """One policy update over samples rewarded earlier, as (the sample's decisions scored
+        again by the controller, its reward) pairs: for methods whose rewards take minutes
+        (a trained child network each), so that the samples outlive a checkpoint."""
+        self.optimizer.zero_grad(set_to_none=True)
+        totals = [self._accumulate(sample, reward, len(scored)) for sample, reward in scored]
+        self.optimizer.step()
+        return totals
+
+    def _accumulate(self, sample: Any, reward: float, samples: int) -> dict[str, float]:
+        """Add one sample's REINFORCE gradient, of the mean over ``samples``."""
+        entropy = sample.entropy.item()
+        total = reward + self.entropy_weight * entropy
+        self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * total
+        loss = -(total - self.baseline) * sample.log_prob
+        if self.penalty is not None:
+            loss = loss + self.penalty(sample)
+        (loss / samples).backward()
+        return {"reward": total, "entropy": entropy}
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "baseline": self.baseline}

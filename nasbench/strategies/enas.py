@@ -1,33 +1,47 @@
-"""ENAS on the cell space (Pham et al., "Efficient Neural Architecture Search via Parameter
-Sharing", ICML 2018): the micro search, whose space is the shared cell space.
+"""ENAS (Pham et al., "Efficient Neural Architecture Search via Parameter Sharing", ICML 2018)
+on either of its search spaces: the micro search on the shared cell space, the macro search
+on the enas-macro space (Sect. 2.3-2.4). What differs between them, the controller, the
+supernet and how an architecture becomes a path of it, is an :class:`EnasSpace`
+(:data:`ENAS_SPACES`); the search itself is one.
 
 Every epoch has two phases (Sect. 2.2). First the shared weights: one pass over
 search-train, each batch training the single path of an architecture the controller
-samples. Then the controller (:class:`~nasbench.strategies.controller.CellController`):
-``controller_steps`` REINFORCE updates, each over ``controller_aggregate`` sampled
-architectures, rewarded by their accuracy on one search-validation batch under the shared
-weights (batch norm in eval mode) plus an entropy bonus, against an exponential moving
-average of the rewards (:class:`~nasbench.strategies.controller.PolicyGradient`). At the
-end, ``derive_samples`` architectures are sampled and the one with the highest accuracy on
-a search-validation batch is the result (Sect. 2.2: "sample several models ... take only
-the model with the highest reward").
+samples. Then the controller (:class:`~nasbench.strategies.controller.CellController`,
+:class:`~nasbench.strategies.macro_controller.MacroController`): ``controller_steps``
+REINFORCE updates, each over ``controller_aggregate`` sampled architectures, rewarded by
+their accuracy on one search-validation batch under the shared weights (batch norm in eval
+mode) plus an entropy bonus, against an exponential moving average of the rewards
+(:class:`~nasbench.strategies.controller.PolicyGradient`; in the macro search also the KL
+penalty on the skip connections). At the end, ``derive_samples`` architectures are sampled
+and the one with the highest accuracy on a search-validation batch is the result (Sect. 2.2:
+"sample several models ... take only the model with the highest reward").
 
-Settings (Sect. 3.2): shared weights by SGD with Nesterov momentum, learning rate by cosine
-annealing with warm restarts from 0.05 to 0.001 (T0 = 10, Tmul = 2), weight decay 1e-4; the
-official code clips their gradient norm at 5 (``child_grad_bound``); the controller by Adam
-at 3.5e-4.
+Settings (Sect. 3.2), the paper's for both searches: shared weights by SGD with Nesterov
+momentum, learning rate by cosine annealing with warm restarts from 0.05 to 0.001 (T0 = 10,
+Tmul = 2), weight decay 1e-4; the official code clips their gradient norm at 5
+(``child_grad_bound``); the controller by Adam at 3.5e-4. The official macro search script
+departs from them (minimum learning rate 5e-4, weight decay 2.5e-4, controller Adam at 1e-3,
+50 updates of 20 samples per epoch); the protocol's ``[search.enas]`` section sets the
+controller phase for both spaces, and the supernet's size comes from ``[search.supernet]``
+(on enas-macro: its channels, at the ``[enas_macro]`` layout's depth).
 """
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable, Iterator
 
 import torch
+from torch import nn
 
 from nasbench.data import endless_batches
-from nasbench.spaces.cell.genotype import Genotype
+from nasbench.protocol import SupernetBudget
+from nasbench.spaces.base import SearchSpace
+from nasbench.spaces.cell.supernet import Supernet
+from nasbench.spaces.enas_macro import supernet as macro_supernet
 from nasbench.strategies.base import SearchContext, SearchResult, TensorState, derive_seed
-from nasbench.strategies.controller import CellController, PolicyGradient, Sample
+from nasbench.strategies.controller import CellController, PolicyGradient
+from nasbench.strategies.macro_controller import MacroController, skip_penalty
 from nasbench.strategies.random_ws import path_weights
 from nasbench.strategies.supernet_search import Batch, SupernetSearch, WeightRecipe
 from nasbench.training import cosine_annealing
@@ -47,28 +61,61 @@ def cosine_with_restarts(lr: float, lr_min: float, epoch: int, period: int, mult
     return cosine_annealing(lr, lr_min, epoch, period)
 
 
+@dataclass(frozen=True)
+class EnasSpace:
+    """What ENAS needs of a space it searches: a controller whose samples (``.arch``, with
+    ``log_prob`` and ``entropy``) are architectures of the space, the shared-weight supernet,
+    the supernet weights that run one architecture's path, and any penalty of a sample that
+    the policy descends besides REINFORCE."""
+
+    controller: Callable[[SearchSpace], nn.Module]
+    supernet: Callable[[SearchSpace, SupernetBudget], nn.Module]
+    path: Callable[[Hashable, torch.device], dict[str, torch.Tensor]]
+    penalty: Callable[[Any], torch.Tensor] | None = None
+
+
+ENAS_SPACES: dict[str, EnasSpace] = {
+    "cell": EnasSpace(controller=lambda space: CellController(),
+                      supernet=lambda space, budget: Supernet(budget.channels, budget.cells),
+                      path=path_weights),
+    "enas-macro": EnasSpace(controller=lambda space: MacroController(space.layers),
+                            supernet=lambda space, budget: macro_supernet.MacroSupernet(space.layers, budget.channels),
+                            path=macro_supernet.path_weights, penalty=skip_penalty),
+}
+"""The spaces ENAS searches, the micro search's first."""
+
+
 class Enas(SupernetSearch):
-    """ENAS' micro search: an LSTM controller samples single paths of the shared supernet
-    and learns from their validation accuracy."""
+    """ENAS' micro and macro searches: an LSTM controller samples single paths of the shared
+    supernet and learns from their validation accuracy."""
 
     name = "enas"
     strategy_class = "RL"
     summary = "ENAS: an LSTM controller samples paths of a shared supernet, trained by REINFORCE on their accuracy"
-    published = (("ENAS", "micro search space + cutout"),)
+    spaces = tuple(ENAS_SPACES)
+    published = (("ENAS", "micro search space + cutout"), ("ENAS", "macro search space"))
     protocol_section = "enas"
     weight_recipe = ENAS_WEIGHTS
     sparse_weights = True
     state_fields = ("epochs_done", "history")
 
     def __init__(self, context: SearchContext):
+        self.enas_space = ENAS_SPACES[context.space.name]  # make_supernet, called by the base, reads it
         super().__init__(context)
         self.settings = self.method_settings()
         torch.manual_seed(derive_seed(context.seed, "controller"))
         # the controller stays on the CPU: a small policy taking one decision at a time
-        self.controller = CellController()
-        self.policy = PolicyGradient(self.controller, lr=CONTROLLER_LR)
+        self.controller = self.enas_space.controller(context.space)
+        self.policy = PolicyGradient(self.controller, lr=CONTROLLER_LR, penalty=self.enas_space.penalty)
         self.controller_generator = torch.Generator().manual_seed(derive_seed(context.seed, "controller samples"))
-        self.epoch_updates: list[dict[str, float]] = []
+        self.epoch_updates: list[dict[str, Any]] = []
+
+    def make_supernet(self, budget: SupernetBudget) -> nn.Module:
+        return self.enas_space.supernet(self.context.space, budget)
+
+    def path(self, arch: Hashable) -> dict[str, torch.Tensor]:
+        """The supernet weights that run exactly ``arch``."""
+        return self.enas_space.path(arch, self.context.device)
 
     def learning_rate(self, epoch: int) -> float:
         recipe = self.weight_recipe
@@ -78,7 +125,7 @@ class Enas(SupernetSearch):
         """The single path of an architecture the controller samples (no gradient to it)."""
         with torch.no_grad():
             sample = self.controller(self.controller_generator)
-        return path_weights(sample.genotype, self.context.device)
+        return self.path(sample.arch)
 
     # -- the controller ----------------------------------------------------------------
     def validation_batches(self, generator: torch.Generator) -> Iterator[Batch]:
@@ -87,34 +134,40 @@ class Enas(SupernetSearch):
         for images, labels in endless_batches(split, self.context.protocol.search.supernet.batch_size, generator):
             yield Batch(self.augment.normalise(images), labels)
 
-    def shared_weight_score(self, genotype: Genotype, batch: Batch) -> tuple[float, float]:
-        """(accuracy, loss) of ``genotype``'s path on ``batch``, batch norm in eval mode."""
+    def shared_weight_score(self, arch: Hashable, batch: Batch) -> tuple[float, float]:
+        """(accuracy, loss) of ``arch``'s path on ``batch``, batch norm in eval mode."""
         self.supernet.eval()
         with torch.no_grad():
-            logits = self.supernet(batch.images, path_weights(genotype, self.context.device), True)
+            logits = self.supernet(batch.images, self.path(arch), True)
             accuracy = (logits.argmax(1) == batch.labels).float().mean()
             scores = torch.stack([accuracy, self.criterion(logits, batch.labels)]).tolist()  # one host sync
         self.supernet.train()
         return scores[0], scores[1]
 
-    def controller_step(self, batches: Iterator[Batch], samples: int) -> dict[str, float]:
+    def controller_step(self, batches: Iterator[Batch], samples: int) -> dict[str, Any]:
         """One policy update over ``samples`` architectures, each rewarded by its accuracy on
-        the next of ``batches``; returns the mean reward, entropy and validation loss."""
-        losses = []
+        the next of ``batches``; returns the mean reward, entropy, validation loss and, per
+        group of the space, share of skip connections of the samples."""
+        losses, shares = [], []
 
-        def accuracy(sample: Sample) -> float:
-            accuracy, loss = self.shared_weight_score(sample.genotype, next(batches))
+        def accuracy(sample: Any) -> float:
+            accuracy, loss = self.shared_weight_score(sample.arch, next(batches))
             losses.append(loss)
+            shares.append(self.context.space.skip_share(sample.arch))
             return accuracy
 
         scored = self.policy.update(self.controller_generator, accuracy, samples)
         return {"reward": sum(s["reward"] for s in scored) / samples,
-                "entropy": sum(s["entropy"] for s in scored) / samples, "val_loss": sum(losses) / samples}
+                "entropy": sum(s["entropy"] for s in scored) / samples, "val_loss": sum(losses) / samples,
+                "skip_share": {group: sum(s[group] for s in shares) / samples for group in shares[0]}}
 
     # -- the epoch -------------------------------------------------------------------
     def search_epoch(self, lr: float) -> tuple[float, float]:
         """Shared weights over search-train, then the controller's updates; returns the mean
         validation loss of the controller's samples and the mean training loss."""
+        # dropout (the macro networks') draws from the global generator: seeded per epoch,
+        # so that a search resumed at an epoch boundary draws the same masks
+        torch.manual_seed(derive_seed(self.context.seed, "dropout", self.epochs_done))
         train_sum, train_seen = torch.zeros((), device=self.context.device), 0
         for train in self.batches(self.context.data.search_train):
             train_sum += self.weight_step(train) * len(train.labels)
@@ -133,11 +186,12 @@ class Enas(SupernetSearch):
         return torch.tensor(update["val_loss"]), train_loss
 
     def _record(self, lr: float, train_loss: float, val_loss: float) -> dict[str, Any]:
-        """The epoch's losses and the controller's reward curve (one point per update)."""
+        """The epoch's losses and the controller's reward curve, with the skip share of its
+        samples (the KL penalty's target in the macro search), one point per update."""
         updates = self.epoch_updates
         return {"epoch": self.epochs_done + 1, "lr": lr, "train_loss": train_loss, "val_loss": val_loss,
                 "rewards": [u["reward"] for u in updates], "entropies": [u["entropy"] for u in updates],
-                "baseline": self.policy.baseline}
+                "skip_shares": [u["skip_share"] for u in updates], "baseline": self.policy.baseline}
 
     # -- the result ------------------------------------------------------------------
     def result(self) -> SearchResult:
@@ -149,9 +203,9 @@ class Enas(SupernetSearch):
         candidates = []
         for index in range(self.settings.derive_samples):
             with torch.no_grad():
-                genotype = self.controller(generator).genotype
-            accuracy, _ = self.shared_weight_score(genotype, next(batches))
-            candidates.append({"index": index, "arch": genotype.to_dict(), "val_acc": accuracy})
+                arch = self.controller(generator).arch
+            accuracy, _ = self.shared_weight_score(arch, next(batches))
+            candidates.append({"index": index, "arch": self.context.space.to_dict(arch), "val_acc": accuracy})
         best = max(candidates, key=lambda c: (c["val_acc"], -c["index"]))
         return SearchResult(self.context.space.from_dict(best["arch"]), best["val_acc"], details={
             "controller_epochs": self.history, "derive_candidates": candidates})

@@ -19,6 +19,7 @@ class RegularizedEvolution(Strategy):
     name = "evolution"
     strategy_class = "EA"
     summary = "regularized (aging) evolution: tournament selection, one mutation per child, oldest removed"
+    spaces = ("cell", "nasnet")
     published = (("AmoebaNet-A", "small, 3.2M (no cutout per DARTS Table 1; SNAS table labels it +cutout)"),)
     protocol_section = "evolution"
     state_fields = ("population",)

@@ -12,6 +12,7 @@ class RandomSearch(Strategy):
     name = "random"
     strategy_class = "RS"
     summary = "random search: best of N uniformly drawn architectures on search-validation"
+    spaces = ("cell", "nasnet")
     published = (("Random search baseline (DARTS paper)", "best of 24 + cutout"),)
 
     def budget(self) -> int:

@@ -7,6 +7,7 @@ after the second reduction cell, global average pooling and a linear classifier.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -89,6 +90,16 @@ def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
     return x * mask / keep
 
 
+def apply_operation(op: nn.Module, x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
+    """``op(x)``, its output dropped as a path with probability ``drop_prob`` in training;
+    never an identity's, which has no weights to regularise (NASNet's official code drops
+    every operation's output but the identity's, as DARTS does)."""
+    h = op(x)
+    if training and drop_prob > 0.0 and not isinstance(op, Identity):
+        h = drop_path(h, drop_prob)
+    return h
+
+
 def make_stem(c_out: int) -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out))
 
@@ -124,13 +135,8 @@ class Cell(nn.Module):
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float = 0.0) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         for first in range(0, len(self.ops), 2):
-            branches = []
-            for position in (first, first + 1):
-                op = self.ops[position]
-                h = op(states[self.sources[position]])
-                if self.training and drop_prob > 0.0 and not isinstance(op, Identity):
-                    h = drop_path(h, drop_prob)
-                branches.append(h)
+            branches = [apply_operation(self.ops[p], states[self.sources[p]], drop_prob, self.training)
+                         for p in (first, first + 1)]
             states.append(self.node_sum(*branches))
         return self.combine(*(states[i] for i in self.concat))
 
@@ -223,21 +229,27 @@ class ClassifierHead(nn.Module):
         return self.classifier(self.global_pooling(x).flatten(1))
 
 
-class EvalNetwork(nn.Module):
-    """A genotype's network. ``forward`` gives logits; ``forward_train`` also gives the
-    auxiliary logits (None without an auxiliary head). ``drop_path_prob`` is set by the
-    trainer epoch by epoch."""
+class PlannedCell(Protocol):
+    """What :class:`CifarNetwork` needs to know of a planned cell: its output channels."""
 
-    def __init__(self, genotype: Genotype, channels: int, cells: int, num_classes: int = 10,
-                 auxiliary: bool = False):
+    @property
+    def c_out(self) -> int: ...
+
+
+class CifarNetwork(nn.Module):
+    """DARTS' CIFAR layout around cells of any space: the stem, the cells built from
+    ``specs`` in order (each maps ``(s0, s1, drop_prob)`` to its output), the auxiliary
+    head after the second reduction cell, the classifier. ``forward`` gives logits;
+    ``forward_train`` also gives the auxiliary logits (None without an auxiliary head).
+    ``drop_path_prob`` is set by the trainer epoch by epoch."""
+
+    def __init__(self, channels: int, specs: Sequence[PlannedCell], build: Callable[[Any], nn.Module],
+                 num_classes: int, auxiliary: bool):
         super().__init__()
-        self.genotype = genotype
         self.drop_path_prob = 0.0
-        c_stem = STEM_MULTIPLIER * channels
-        self.stem = make_stem(c_stem)
-        specs = plan_network(genotype, channels, cells)
-        self.aux_position = reduction_positions(cells)[1]
-        self.cells = nn.ModuleList(build_cell(spec) for spec in specs)
+        self.stem = make_stem(STEM_MULTIPLIER * channels)
+        self.aux_position = reduction_positions(len(specs))[1]
+        self.cells = nn.ModuleList(build(spec) for spec in specs)
         self.auxiliary_head = AuxiliaryHead(specs[self.aux_position].c_out, num_classes) if auxiliary else None
         self.head = ClassifierHead(specs[-1].c_out, num_classes)
 
@@ -255,3 +267,12 @@ class EvalNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._run(x, with_aux=False)[0]
+
+
+class EvalNetwork(CifarNetwork):
+    """A genotype's network."""
+
+    def __init__(self, genotype: Genotype, channels: int, cells: int, num_classes: int = 10,
+                 auxiliary: bool = False):
+        super().__init__(channels, plan_network(genotype, channels, cells), build_cell, num_classes, auxiliary)
+        self.genotype = genotype

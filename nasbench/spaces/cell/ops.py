@@ -17,12 +17,14 @@ from nasbench.spaces.layers import PointwiseConv2d
 
 
 class ReLUConvBN(nn.Sequential):
-    """ReLU, a plain convolution and batch norm: the cells' input preprocessing."""
+    """ReLU, a plain convolution and batch norm: the cells' input preprocessing (and the
+    NASNet space's plain and dilated convolutions)."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True,
+                 dilation: int = 1):
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, dilation=dilation, bias=False),
             nn.BatchNorm2d(c_out, affine=affine),
         )
 
@@ -49,14 +51,15 @@ class SeparableConv(nn.Sequential):
         )
 
 
-class FactorizedConv7(nn.Sequential):
-    """A 1x7 then 7x1 convolution (NASNet/AmoebaNet's ``conv_7x1_1x7``)."""
+class FactorizedConv(nn.Sequential):
+    """A 1xk then kx1 convolution (NASNet/AmoebaNet's ``conv_7x1_1x7``; NASNet's space also
+    has k = 3)."""
 
-    def __init__(self, c: int, stride: int, affine: bool = True):
+    def __init__(self, c: int, kernel: int, stride: int, affine: bool = True):
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(c, c, (1, 7), stride=(1, stride), padding=(0, 3), bias=False),
-            nn.Conv2d(c, c, (7, 1), stride=(stride, 1), padding=(3, 0), bias=False),
+            nn.Conv2d(c, c, (1, kernel), stride=(1, stride), padding=(0, kernel // 2), bias=False),
+            nn.Conv2d(c, c, (kernel, 1), stride=(stride, 1), padding=(kernel // 2, 0), bias=False),
             nn.BatchNorm2d(c, affine=affine),
         )
 
@@ -151,7 +154,7 @@ OPERATIONS: dict[str, OperationFactory] = {
     "sep_conv_7x7": lambda c, stride, affine: SeparableConv(c, c, 7, stride, 3, affine),
     "dil_conv_3x3": lambda c, stride, affine: DilatedConv(c, c, 3, stride, 2, 2, affine),
     "dil_conv_5x5": lambda c, stride, affine: DilatedConv(c, c, 5, stride, 4, 2, affine),
-    "conv_7x1_1x7": lambda c, stride, affine: FactorizedConv7(c, stride, affine),
+    "conv_7x1_1x7": lambda c, stride, affine: FactorizedConv(c, 7, stride, affine),
 }
 """Every operation a genotype may name. The search space uses the eight DARTS ones
 (:data:`SEARCH_OPERATIONS`); ``sep_conv_7x7`` and ``conv_7x1_1x7`` exist for the

@@ -15,7 +15,7 @@ from nasbench.spaces.base import NetworkConfig, SearchSpace
 from nasbench.spaces.fbnet.blocks import BLOCK_NAMES, Classifier, make_block, make_head_conv, make_stem
 
 if TYPE_CHECKING:  # the protocol module imports the spaces' base
-    from nasbench.protocol import FbnetLayout, Protocol
+    from nasbench.protocol import FbnetLayout
 
 LAYERS_GROUP = "layers"
 """The one group of architecture weights: a (layers, blocks) tensor."""
@@ -87,10 +87,6 @@ class FbnetSpace(SearchSpace[LayerArch]):
         self.layout = layout
         self.specs = plan_layers(layout)
         self.input_size = layout.resolution
-
-    @classmethod
-    def for_protocol(cls, protocol: "Protocol") -> "FbnetSpace":
-        return cls(protocol.space_section("fbnet"))
 
     @classmethod
     def for_network(cls, network: dict[str, Any]) -> "FbnetSpace":

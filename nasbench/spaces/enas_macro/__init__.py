@@ -1,0 +1,1 @@
+"""ENAS' macro search space: whole networks of L layers with skip connections."""

@@ -1,0 +1,1 @@
+"""The MetaQNN space: plain layer sequences (Baker et al., ICLR 2017)."""

@@ -1,0 +1,100 @@
+"""What NAS-RL and NASNet share: a controller samples an architecture, the child network is
+trained from scratch by the protocol's candidate stage, and after every batch of children
+the controller takes one policy update on their rewards (Zoph & Le, ICLR 2017, Sect. 3.2;
+Zoph et al., CVPR 2018, Appendix A.3).
+
+The children of a batch wait in ``pending`` as their decisions, the log-probability the
+controller gave them when it sampled them, and their reward, all JSON: a run stopped in the
+middle of a batch resumes with them, and the update scores the decisions again under the
+controller's current weights.
+"""
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import torch
+from torch import nn
+
+from nasbench.strategies.base import SearchContext, SearchResult, Strategy, TensorState, derive_seed
+
+
+class ChildTrainingRl(Strategy):
+    """A controller trained by reinforcement learning on children trained from scratch.
+    Subclasses build the controller and its policy optimiser, turn a validation accuracy
+    into a reward, and take the update; the controller returns samples with ``arch``,
+    ``decisions``, ``log_prob`` and ``entropy``."""
+
+    strategy_class = "RL"
+    state_fields = ("pending", "history")
+
+    def __init__(self, context: SearchContext):
+        super().__init__(context)
+        self.settings = self.method_settings()
+        torch.manual_seed(derive_seed(context.seed, "controller"))
+        # a small policy taking one decision at a time: it stays on the CPU
+        self.controller = self.build_controller()
+        self.policy = self.build_policy()
+        self.controller_generator = torch.Generator().manual_seed(derive_seed(context.seed, "controller samples"))
+        self.pending: list[dict[str, Any]] = []
+        """Children trained since the last update: decisions, sampling log-probability, entropy, reward."""
+        self.history: list[dict[str, Any]] = []
+
+    @abstractmethod
+    def build_controller(self) -> nn.Module:
+        """The controller, its weights drawn from torch's (seeded) generator."""
+
+    @abstractmethod
+    def build_policy(self) -> Any:
+        """The controller's optimiser, with ``baseline``, ``state_dict`` and ``load_state_dict``."""
+
+    @abstractmethod
+    def reward(self, val_acc: float) -> float:
+        """A child's reward for its validation accuracy."""
+
+    @abstractmethod
+    def policy_update(self, children: list[dict[str, Any]]) -> None:
+        """One update of the controller on ``children`` (the pending ones)."""
+
+    def before_sample(self, index: int) -> None:
+        """Adjust the controller before it samples child ``index`` (e.g. NAS-RL's depth)."""
+
+    def budget(self) -> int:
+        return self.context.protocol.search.candidates
+
+    def step(self) -> None:
+        self.before_sample(len(self.trials))
+        with torch.no_grad():
+            sample = self.controller(self.controller_generator)
+        trial = self.evaluate(sample.arch)
+        if trial.val_acc is not None:  # a child that failed to train gives no reward
+            self.pending.append({"decisions": list(sample.decisions), "log_prob": sample.log_prob.item(),
+                                 "entropy": sample.entropy.item(), "reward": self.reward(trial.val_acc)})
+        if len(self.pending) == self.settings.children_per_update or (self.finished() and self.pending):
+            self.update_controller()
+
+    def update_controller(self) -> None:
+        """One policy update over the pending children; its record joins the reward curve."""
+        self.policy_update(self.pending)
+        count = len(self.pending)
+        self.history.append({"epoch": len(self.history) + 1, "children": count,
+                             "rewards": [sum(c["reward"] for c in self.pending) / count],
+                             "entropies": [sum(c["entropy"] for c in self.pending) / count],
+                             "baseline": self.policy.baseline})
+        self.pending = []
+
+    def result(self) -> SearchResult:
+        """The child with the best validation accuracy (the papers train their best
+        children further; the shared final training does that here)."""
+        best = self.best_trial()
+        return SearchResult(self.context.space.from_dict(best.arch), best.val_acc, details={
+            "controller_epochs": self.history, "child_trainings": len(self.trials)})
+
+    def tensor_state(self) -> TensorState:
+        return {"controller": self.controller.state_dict(), "policy": self.policy.state_dict(),
+                "controller_generator": self.controller_generator.get_state()}
+
+    def load_tensor_state(self, tensors: TensorState) -> None:
+        self.controller.load_state_dict(tensors["controller"])
+        self.policy.load_state_dict(tensors["policy"])
+        self.controller_generator.set_state(tensors["controller_generator"])
