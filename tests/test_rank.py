@@ -262,7 +262,7 @@ def test_a_finished_runs_stored_supernet_is_used(tmp_path, data_path, tiny_proto
 # -- bad input --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("method, samples, message", [
-    ("nas-rl", 4, "--supernet: unknown method 'nas-rl'; supernet methods: "),
+    ("amoebanet", 4, "--supernet: unknown method 'amoebanet'; supernet methods: "),
     ("random", 4, "--supernet: method 'random' trains no weight-sharing supernet; supernet methods: "),
     ("random-ws", 1, "--samples must be at least 2 (a ranking orders architectures), got 1"),
     ("random-ws", -3, "--samples must be at least 2 (a ranking orders architectures), got -3"),
