@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store(run)
     run.add_argument("--space", help="the space every method searches (default: each method's first; "
                                      "`nasbench list methods` shows them)")
+    run.add_argument("--workers", type=_positive, default=1,
+                     help="candidates trained at once, in processes, by the methods that train them from scratch "
+                          "(random, nas-rl, nasnet); the results are those of 1 (default: 1)")
     run.add_argument("--force", action="store_true", help="run again even if the store has the run finished")
     run.add_argument("--json", action="store_true", help="print one JSON object per (method, seed)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -206,7 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.data, args.data_dir)
     request = RunRequest(methods=methods, protocol=protocol, seeds=args.seeds or protocol.seeds, dataset=dataset,
                          device=device, store_path=args.store, force=args.force, show_progress=not args.no_progress,
-                         constraint=constraint, space=args.space)
+                         constraint=constraint, space=args.space, workers=args.workers)
 
     def emit(record: dict[str, Any]) -> None:
         if args.json:

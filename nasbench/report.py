@@ -235,7 +235,8 @@ def to_markdown(summary: pd.DataFrame, store_path: Path, n_runs: int) -> str:
             "Published search (GPU-days)": [_fmt(v, 1) for v in section["published_search_cost_gpu_days"]],
         })
         lines.append(table.to_markdown(index=False, disable_numparse=True))
-        sources = section.dropna(subset=["published_source"])
+        # one mention per method and source, however many variants (constraints, spaces) it has rows for
+        sources = section.dropna(subset=["published_source"]).drop_duplicates(["method", "published_source"])
         if len(sources):
             lines += ["", "Published figures: " + "; ".join(f"{m}: {s}" for m, s in zip(sources["method"], sources["published_source"]))]
     return "\n".join(lines) + "\n"

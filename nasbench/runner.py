@@ -45,6 +45,9 @@ class RunRequest:
     space: str | None = None
     """The space every method searches (each must support it); None: each method's own
     first space. A method on another space than its first is stored as its own variant."""
+    workers: int = 1
+    """Candidates trained at once by the methods that train them from scratch (not part of a
+    run's identity: the results do not depend on it)."""
 
 
 def method_space(cls, space: str | None) -> str:
@@ -150,7 +153,8 @@ def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitDat
                             f"{data.image_size}-pixel ones; such a layout is for cost tables (`nasbench profile`), "
                             f"not for runs on this data")
     context = SearchContext(space=space, protocol=request.protocol, seed=key.seed, data=data, device=request.device,
-                            show_progress=request.show_progress, constraint=request.constraint)
+                            show_progress=request.show_progress, constraint=request.constraint,
+                            workers=request.workers)
     strategy = cls(context)
     previous = None if request.force else store.find(key, UNFINISHED)
     elapsed_before = 0.0

@@ -214,3 +214,19 @@ def test_run_stores_nas_rl_as_rl_with_its_child_trainings(smoke_store):
         assert row["test_acc"] is not None and row["params"] > 0
         details = json.loads(row["details_json"])
         assert details["child_trainings"] == 2 and len(details["controller_epochs"]) == 2
+
+
+def test_children_trained_in_parallel_are_those_trained_one_at_a_time(space, tiny, tiny_data):
+    """Two worker processes train each batch's two children at once: the same trials, the
+    same controller and the same result as one at a time, in half the steps."""
+    protocol = dataclasses.replace(tiny, search=dataclasses.replace(
+        tiny.search, candidates=4, nas_rl=dataclasses.replace(tiny.search.nas_rl, children_per_update=2)))
+    serial = NasRl(context(space, protocol, tiny_data, seed=5))
+    expected = serial.run()
+    parallel = NasRl(context(space, protocol, tiny_data, seed=5, workers=2))
+    parallel.step()
+    assert parallel.steps_done() == 2 and len(parallel.history) == 1
+    assert parallel.run() == expected
+    strip = [dataclasses.replace(t, seconds=0.0) for t in serial.trials]
+    assert [dataclasses.replace(t, seconds=0.0) for t in parallel.trials] == strip
+    assert parallel.history == serial.history

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import multiprocessing
 import random
 import time
 import traceback
 from abc import ABC, abstractmethod
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Hashable
 
@@ -167,6 +169,8 @@ class SearchContext:
     show_progress: bool = True
     constraint: Constraint | None = None
     """Only for methods with ``accepts_constraint``; the runner refuses it for the others."""
+    workers: int = 1
+    """Candidates :meth:`train_candidates` may train at once, each in its own process."""
 
     def train_candidate(self, arch: Hashable, index: int) -> float:
         """Train ``arch`` with the protocol's candidate stage on search-train and return
@@ -177,6 +181,62 @@ class SearchContext:
         result = train_network(model, stage, self.data.search_train, self.data.search_val, seed,
                                description=f"candidate {index}", show_progress=self.show_progress)
         return result.accuracy
+
+    def train_candidates(self, archs: list[tuple[int, Hashable]]) -> list["CandidateOutcome"]:
+        """:meth:`train_candidate` for each ``(index, arch)``, up to ``workers`` at once in
+        processes (torch's threads shared out among them). Each candidate's seed depends on
+        its index alone, so the outcomes do not depend on ``workers``. A candidate that
+        raises is an outcome with its error, except for a :class:`NasbenchError` (bad input,
+        missing data), which ends the run."""
+        if self.workers == 1 or len(archs) == 1:
+            outcomes = [candidate_outcome(self, arch, index) for index, arch in archs]
+        else:
+            workers = min(self.workers, len(archs))
+            portable = (self.space, self.protocol, self.seed, self.data, self.device)
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=torch.set_num_threads,
+                                     initargs=(max(1, torch.get_num_threads() // workers),)) as pool:
+                outcomes = list(pool.map(_outcome_in_worker, [portable] * len(archs),
+                                         [arch for _, arch in archs], [index for index, _ in archs]))
+        for outcome in outcomes:
+            if outcome.stop is not None:
+                raise NasbenchError(outcome.stop)
+        return outcomes
+
+
+@dataclass(frozen=True)
+class CandidateOutcome:
+    """What training one candidate gave: its search-validation accuracy, or its error."""
+
+    val_acc: float | None
+    seconds: float
+    error: str | None = None
+    stop: str | None = None
+    """An error the user must act on (a :class:`NasbenchError`'s message): it ends the run."""
+
+
+def candidate_outcome(context: SearchContext, arch: Hashable, index: int) -> CandidateOutcome:
+    """Train one candidate; its failure is an outcome, not an exception, unless it is a
+    :class:`NasbenchError`, which propagates."""
+    start = time.perf_counter()
+    try:
+        return CandidateOutcome(context.train_candidate(arch, index), time.perf_counter() - start)
+    except NasbenchError:
+        raise
+    except Exception as err:  # a failed candidate is data, not the end of the search
+        return CandidateOutcome(None, time.perf_counter() - start,
+                                "".join(traceback.format_exception_only(err)).strip())
+
+
+def _outcome_in_worker(portable: tuple, arch: Hashable, index: int) -> CandidateOutcome:
+    """:func:`candidate_outcome` in a worker process, from the context's picklable part; a
+    :class:`NasbenchError` comes back as the outcome's ``stop`` (its subclasses do not pickle)."""
+    space, protocol, seed, data, device = portable
+    context = SearchContext(space=space, protocol=protocol, seed=seed, data=data, device=device, show_progress=False)
+    try:
+        return candidate_outcome(context, arch, index)
+    except NasbenchError as err:
+        return CandidateOutcome(None, 0.0, str(err), stop=str(err))
 
 
 class Strategy(ABC):
@@ -233,27 +293,28 @@ class Strategy(ABC):
         with progress_bar(total=self.budget(), initial=self.steps_done(), desc=f"search {self.name}",
                           unit="step", enabled=self.context.show_progress) as bar:
             while not self.finished():
+                done = self.steps_done()
                 self.step()
                 self.context.on_checkpoint(self.checkpoint())
-                bar.update()
+                bar.update(self.steps_done() - done)
         self.status = "finished"
         return self.result()
 
     # -- black-box helpers ---------------------------------------------------------
     def evaluate(self, arch: Hashable) -> Trial:
         """Train a candidate and record the trial; a failure becomes a trial with its error."""
-        index = len(self.trials)
-        start = time.perf_counter()
-        try:
-            val_acc, error = self.context.train_candidate(arch, index), None
-        except NasbenchError:
-            raise
-        except Exception as err:  # a failed candidate is data, not the end of the search
-            val_acc, error = None, "".join(traceback.format_exception_only(err)).strip()
-        trial = Trial(index, self.context.space.to_dict(arch), val_acc, time.perf_counter() - start, error)
-        self.trials.append(trial)
-        self.context.on_trial(trial)
-        return trial
+        return self.evaluate_all([arch])[0]
+
+    def evaluate_all(self, archs: list[Hashable]) -> list[Trial]:
+        """Train candidates, up to ``context.workers`` at once, and record their trials in order."""
+        first = len(self.trials)
+        outcomes = self.context.train_candidates(list(enumerate(archs, start=first)))
+        trials = [Trial(index, self.context.space.to_dict(arch), outcome.val_acc, outcome.seconds, outcome.error)
+                  for index, (arch, outcome) in enumerate(zip(archs, outcomes), start=first)]
+        for trial in trials:
+            self.trials.append(trial)
+            self.context.on_trial(trial)
+        return trials
 
     def best_trial(self) -> Trial:
         scored = [t for t in self.trials if t.val_acc is not None]

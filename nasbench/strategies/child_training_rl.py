@@ -63,13 +63,20 @@ class ChildTrainingRl(Strategy):
         return self.context.protocol.search.candidates
 
     def step(self) -> None:
-        self.before_sample(len(self.trials))
-        with torch.no_grad():
-            sample = self.controller(self.controller_generator)
-        trial = self.evaluate(sample.arch)
-        if trial.val_acc is not None:  # a child that failed to train gives no reward
-            self.pending.append({"decisions": list(sample.decisions), "log_prob": sample.log_prob.item(),
-                                 "entropy": sample.entropy.item(), "reward": self.reward(trial.val_acc)})
+        """The next children of the current batch, as many as ``context.workers`` trains at
+        once (all sampled before any is trained: the policy does not change within a batch,
+        so this is the order one at a time would give), then the update if the batch is full."""
+        count = min(self.context.workers, self.settings.children_per_update - len(self.pending),
+                    self.budget() - len(self.trials))
+        samples = []
+        for offset in range(count):
+            self.before_sample(len(self.trials) + offset)
+            with torch.no_grad():
+                samples.append(self.controller(self.controller_generator))
+        for sample, trial in zip(samples, self.evaluate_all([s.arch for s in samples])):
+            if trial.val_acc is not None:  # a child that failed to train gives no reward
+                self.pending.append({"decisions": list(sample.decisions), "log_prob": sample.log_prob.item(),
+                                     "entropy": sample.entropy.item(), "reward": self.reward(trial.val_acc)})
         if len(self.pending) == self.settings.children_per_update or (self.finished() and self.pending):
             self.update_controller()
 

@@ -19,7 +19,9 @@ class RandomSearch(Strategy):
         return self.context.protocol.search.candidates
 
     def step(self) -> None:
-        self.evaluate(self.context.space.sample(self.rng))
+        """As many draws as ``context.workers`` trains at once."""
+        count = min(self.context.workers, self.budget() - len(self.trials))
+        self.evaluate_all([self.context.space.sample(self.rng) for _ in range(count)])
 
     def result(self) -> SearchResult:
         best = self.best_trial()
