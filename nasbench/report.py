@@ -91,12 +91,11 @@ def _published(method: str, space: str) -> dict[str, object]:
     """The published row a method's run on ``space`` is compared with: ``published`` lists
     one per space, in the order of ``spaces``; none where it lists fewer."""
     cls = STRATEGIES.get(method)
-    published = cls.published if cls is not None and space in cls.spaces else ()
-    index = cls.spaces.index(space) if published else 0
-    if index >= len(published):
+    index = cls.spaces.index(space) if cls is not None and space in cls.spaces else None
+    if index is None or index >= len(cls.published):
         return {"published_test_error": None, "published_params_m": None,
                 "published_search_cost_gpu_days": None, "published_source": None}
-    row = published_row(*published[index])
+    row = published_row(*cls.published[index])
     return {
         "published_test_error": row["test_error"],
         "published_params_m": row["params_m"],

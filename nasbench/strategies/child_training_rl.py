@@ -16,10 +16,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from nasbench.strategies.base import SearchContext, SearchResult, Strategy, TensorState, derive_seed
+from nasbench.strategies.base import SearchContext, SearchResult, Strategy, TensorState
+from nasbench.strategies.controller import HoldsController
 
 
-class ChildTrainingRl(Strategy):
+class ChildTrainingRl(HoldsController, Strategy):
     """A controller trained by reinforcement learning on children trained from scratch.
     Subclasses build the controller and its policy optimiser, turn a validation accuracy
     into a reward, and take the update; the controller returns samples with ``arch``,
@@ -31,11 +32,7 @@ class ChildTrainingRl(Strategy):
     def __init__(self, context: SearchContext):
         super().__init__(context)
         self.settings = self.method_settings()
-        torch.manual_seed(derive_seed(context.seed, "controller"))
-        # a small policy taking one decision at a time: it stays on the CPU
-        self.controller = self.build_controller()
-        self.policy = self.build_policy()
-        self.controller_generator = torch.Generator().manual_seed(derive_seed(context.seed, "controller samples"))
+        self.init_controller(context.seed, self.build_controller, self.build_policy)
         self.pending: list[dict[str, Any]] = []
         """Children trained since the last update: decisions, sampling log-probability, entropy, reward."""
         self.history: list[dict[str, Any]] = []
@@ -45,7 +42,7 @@ class ChildTrainingRl(Strategy):
         """The controller, its weights drawn from torch's (seeded) generator."""
 
     @abstractmethod
-    def build_policy(self) -> Any:
+    def build_policy(self, controller: nn.Module) -> Any:
         """The controller's optimiser, with ``baseline``, ``state_dict`` and ``load_state_dict``."""
 
     @abstractmethod
@@ -98,10 +95,7 @@ class ChildTrainingRl(Strategy):
             "controller_epochs": self.history, "child_trainings": len(self.trials)})
 
     def tensor_state(self) -> TensorState:
-        return {"controller": self.controller.state_dict(), "policy": self.policy.state_dict(),
-                "controller_generator": self.controller_generator.get_state()}
+        return self.controller_tensors()
 
     def load_tensor_state(self, tensors: TensorState) -> None:
-        self.controller.load_state_dict(tensors["controller"])
-        self.policy.load_state_dict(tensors["policy"])
-        self.controller_generator.set_state(tensors["controller_generator"])
+        self.load_controller_tensors(tensors)

@@ -26,6 +26,7 @@ from torch.nn import functional as F
 
 from nasbench.spaces.cell.genotype import Genotype
 from nasbench.spaces.cell.space import NODES, SAMPLED_OPERATIONS
+from nasbench.strategies.base import TensorState, derive_seed
 
 HIDDEN = 100
 """LSTM units (Pham et al., Sect. 2.1: "an LSTM with 100 hidden units")."""
@@ -176,6 +177,33 @@ class CellController(AnchorController):
         concat = tuple(range(2, NODES + 2))
         genotype = Genotype(normal=cells["normal"], normal_concat=concat, reduce=cells["reduce"], reduce_concat=concat)
         return Sample(genotype, tuple(decide.taken), decide.log_prob, decide.entropy)
+
+
+class HoldsController:
+    """What an RL strategy holds beside its search: the controller, the optimiser of its
+    policy and the generator it samples from, all three drawn from the run seed, and their
+    share of the strategy's checkpoint."""
+
+    controller: nn.Module
+    policy: Any
+    controller_generator: torch.Generator
+
+    def init_controller(self, seed: int, controller: Callable[[], nn.Module], policy: Callable[[nn.Module], Any]) -> None:
+        """Build the controller (its weights from the run seed) and its policy optimiser."""
+        torch.manual_seed(derive_seed(seed, "controller"))
+        # a small policy taking one decision at a time: it stays on the CPU
+        self.controller = controller()
+        self.policy = policy(self.controller)
+        self.controller_generator = torch.Generator().manual_seed(derive_seed(seed, "controller samples"))
+
+    def controller_tensors(self) -> TensorState:
+        return {"controller": self.controller.state_dict(), "policy": self.policy.state_dict(),
+                "controller_generator": self.controller_generator.get_state()}
+
+    def load_controller_tensors(self, tensors: TensorState) -> None:
+        self.controller.load_state_dict(tensors["controller"])
+        self.policy.load_state_dict(tensors["policy"])
+        self.controller_generator.set_state(tensors["controller_generator"])
 
 
 class PolicyGradient:

@@ -40,7 +40,7 @@ from nasbench.spaces.base import SearchSpace
 from nasbench.spaces.cell.supernet import Supernet
 from nasbench.spaces.enas_macro import supernet as macro_supernet
 from nasbench.strategies.base import SearchContext, SearchResult, TensorState, derive_seed
-from nasbench.strategies.controller import CellController, PolicyGradient
+from nasbench.strategies.controller import CellController, HoldsController, PolicyGradient
 from nasbench.strategies.macro_controller import MacroController, skip_penalty
 from nasbench.strategies.random_ws import path_weights
 from nasbench.strategies.supernet_search import Batch, SupernetSearch, WeightRecipe
@@ -85,7 +85,7 @@ ENAS_SPACES: dict[str, EnasSpace] = {
 """The spaces ENAS searches, the micro search's first."""
 
 
-class Enas(SupernetSearch):
+class Enas(HoldsController, SupernetSearch):
     """ENAS' micro and macro searches: an LSTM controller samples single paths of the shared
     supernet and learns from their validation accuracy."""
 
@@ -103,11 +103,9 @@ class Enas(SupernetSearch):
         self.enas_space = ENAS_SPACES[context.space.name]  # make_supernet, called by the base, reads it
         super().__init__(context)
         self.settings = self.method_settings()
-        torch.manual_seed(derive_seed(context.seed, "controller"))
-        # the controller stays on the CPU: a small policy taking one decision at a time
-        self.controller = self.enas_space.controller(context.space)
-        self.policy = PolicyGradient(self.controller, lr=CONTROLLER_LR, penalty=self.enas_space.penalty)
-        self.controller_generator = torch.Generator().manual_seed(derive_seed(context.seed, "controller samples"))
+        self.init_controller(context.seed, lambda: self.enas_space.controller(context.space),
+                             lambda controller: PolicyGradient(controller, lr=CONTROLLER_LR,
+                                                               penalty=self.enas_space.penalty))
         self.epoch_updates: list[dict[str, Any]] = []
 
     def make_supernet(self, budget: SupernetBudget) -> nn.Module:
@@ -212,12 +210,8 @@ class Enas(SupernetSearch):
 
     # -- state -----------------------------------------------------------------------
     def tensor_state(self) -> TensorState:
-        return {**super().tensor_state(), "controller": self.controller.state_dict(),
-                "policy": self.policy.state_dict(),
-                "controller_generator": self.controller_generator.get_state()}
+        return {**super().tensor_state(), **self.controller_tensors()}
 
     def load_tensor_state(self, tensors: TensorState) -> None:
         super().load_tensor_state(tensors)
-        self.controller.load_state_dict(tensors["controller"])
-        self.policy.load_state_dict(tensors["policy"])
-        self.controller_generator.set_state(tensors["controller_generator"])
+        self.load_controller_tensors(tensors)

@@ -39,7 +39,7 @@ from torch.nn import functional as F
 
 from nasbench.spaces.enas_macro.network import OPERATIONS
 from nasbench.spaces.enas_macro.space import MacroArch
-from nasbench.strategies.controller import HIDDEN, TANH_CONSTANT, TEMPERATURE, AnchorController, Decisions
+from nasbench.strategies.controller import HIDDEN, TANH_CONSTANT, TEMPERATURE, AnchorController, Decisions, Sample
 
 SKIP_TARGET = 0.4
 """The prior belief that a skip connection is formed (Sect. 3.2; ``controller_skip_target``)."""
@@ -48,15 +48,11 @@ SKIP_WEIGHT = 0.8
 
 
 @dataclass(frozen=True)
-class MacroSample:
-    """An architecture the controller wrote, with the summed log-probability and entropy of
-    its decisions and the mean KL divergence of its skip decisions from the target
-    (tensors in the controller's graph when it was not run under no_grad)."""
+class MacroSample(Sample):
+    """A :class:`~nasbench.strategies.controller.Sample` of the macro space, with the mean
+    KL divergence of its skip decisions from the target (in the controller's graph when it
+    was not run under no_grad)."""
 
-    arch: MacroArch
-    decisions: tuple[int, ...]
-    log_prob: torch.Tensor
-    entropy: torch.Tensor
     skip_kl: torch.Tensor
 
 

@@ -132,8 +132,8 @@ class NasRl(ChildTrainingRl):
     def build_controller(self) -> ChainController:
         return ChainController(self.context.space)
 
-    def build_policy(self) -> PolicyGradient:
-        return PolicyGradient(self.controller, lr=CONTROLLER_LR, entropy_weight=0.0, baseline_decay=BASELINE_DECAY)
+    def build_policy(self, controller: ChainController) -> PolicyGradient:
+        return PolicyGradient(controller, lr=CONTROLLER_LR, entropy_weight=0.0, baseline_decay=BASELINE_DECAY)
 
     def reward(self, val_acc: float) -> float:
         return val_acc ** REWARD_POWER

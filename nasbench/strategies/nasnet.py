@@ -131,8 +131,8 @@ class Nasnet(ChildTrainingRl):
     def build_controller(self) -> NasnetController:
         return NasnetController()
 
-    def build_policy(self) -> ProximalPolicy:
-        return ProximalPolicy(self.controller)
+    def build_policy(self, controller: NasnetController) -> ProximalPolicy:
+        return ProximalPolicy(controller)
 
     def reward(self, val_acc: float) -> float:
         return val_acc
