@@ -1,21 +1,26 @@
 """NASNet's search: its controller (valid architectures of the NASNet space, replayed
 decisions, the paper's initialisation), PPO (the baseline, learning a favoured
-architecture), the minibatches of children, resuming, and `nasbench run` on the smoke protocol."""
+architecture), the minibatches of children, resuming, and `nasbench run` on the smoke
+protocol, on its own space and on the shared cell space."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
 
+import pandas as pd
 import pytest
 import torch
 
+from nasbench.report import load_runs, summarise
 from nasbench.spaces import get_space
+from nasbench.spaces.cell.genotype import Genotype
+from nasbench.spaces.cell.space import NODES, SAMPLED_OPERATIONS
 from nasbench.spaces.nasnet.arch import BLOCKS, COMBINATIONS, OPERATIONS, decision_sizes
 from nasbench.strategies.controller import INIT_RANGE
-from nasbench.strategies.nasnet import Nasnet, NasnetController, ProximalPolicy
+from nasbench.strategies.nasnet import NASNET_CONTROLLERS, Nasnet, NasnetController, ProximalPolicy
 
-from conftest import store_rows
+from conftest import run_cli, store_rows, store_trials
 from test_darts import context, stored
 
 
@@ -80,6 +85,26 @@ def test_ppo_learns_the_architecture_a_reward_favours():
     assert str(controller(decisions=target).arch).count("sep_conv_3x3(h_i)") == 4 * BLOCKS
 
 
+def test_on_the_cell_space_the_controller_writes_genotypes_with_plain_logits():
+    """On the shared cell space a block has four decisions (two distinct inputs, two of the
+    seven DARTS operations; always added), and NASNet's logits are not squashed: its
+    untrained controller is near uniform. (It is ENAS' micro controller, whose learning of a
+    favoured genotype tests/test_enas.py checks; PPO's is checked above.)"""
+    torch.manual_seed(0)
+    controller = NASNET_CONTROLLERS["cell"]()
+    assert controller.tanh_constant is None and controller.lstm.hidden_size == 100
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        samples = [controller(generator) for _ in range(20)]
+    for sample in samples:
+        assert isinstance(sample.arch, Genotype) and len(sample.decisions) == 2 * NODES * 4
+        assert all(a != b for a, b in zip(sample.arch.normal[::2], sample.arch.normal[1::2]))
+        assert controller(decisions=sample.decisions).log_prob.item() == pytest.approx(sample.log_prob.item(), abs=1e-5)
+    uniform = sum(math.log(n) for node in range(NODES) for n in (node + 2, node + 1,
+                                                                 len(SAMPLED_OPERATIONS), len(SAMPLED_OPERATIONS)))
+    assert all(abs(-s.log_prob.item() - 2 * uniform) < 1.0 for s in samples)
+
+
 def test_the_controller_updates_after_each_minibatch_of_children(space, tiny, tiny_data):
     protocol = dataclasses.replace(tiny, search=dataclasses.replace(
         tiny.search, candidates=3, nasnet=dataclasses.replace(tiny.search.nasnet, children_per_update=2)))
@@ -116,3 +141,25 @@ def test_run_stores_nasnet_as_rl_with_its_child_trainings(smoke_store):
         assert row["test_acc"] is not None and row["params"] > 0
         details = json.loads(row["details_json"])
         assert details["child_trainings"] == 2 and len(details["controller_epochs"]) == 2
+
+
+def test_run_searches_the_shared_cell_space_and_reports_it_beside_random_search(tmp_path, data_path):
+    """`nasbench run --method nasnet --space cell` trains cell-space children by the same
+    candidate stage as random search: both land in one report table, NASNet's row without
+    NASNet-A's published figures (those are of its own space)."""
+    store = tmp_path / "cell.sqlite"
+    for method in (("--method", "nasnet", "--space", "cell"), ("--method", "random")):
+        result = run_cli("run", *method, "--protocol", "smoke", "--seeds", "0", "--store", store,
+                         "--data", data_path, "--no-progress")
+        assert result.code == 0, result.err
+    nasnet, random = store_rows(store)
+    assert nasnet["space"] == random["space"] == "cell" and nasnet["variant"] == "space=cell"
+    assert nasnet["status"] == "finished" and nasnet["strategy_class"] == "RL" and nasnet["test_acc"] is not None
+    Genotype.from_json(nasnet["genotype_json"])
+    trials = store_trials(store, nasnet["id"])
+    assert len(trials) == len(store_trials(store, random["id"]))
+    assert json.loads(nasnet["details_json"])["child_trainings"] == len(trials)
+    summary = summarise(load_runs(store))
+    assert set(summary["space"]) == {"cell"}
+    row = summary[summary["method"] == "nasnet"].iloc[0]
+    assert row["space"] == "cell" and pd.isna(row["published_source"])

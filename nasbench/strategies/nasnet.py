@@ -12,16 +12,24 @@ architectures (``[search.nasnet]``). The reward is the child's validation accura
 candidate stage (the paper: 20 epochs, N = 2), one after another. The found cells train by
 the shared final recipe, whose drop path probability rises linearly over training: NASNet's
 ScheduledDropPath (Appendix A.5), applied inside the NASNet space's networks.
+
+On the shared cell space (``--space cell``), where ENAS' micro search and the gradient
+methods also search, the same controller and PPO write cell-space genotypes: the cell
+space's blocks (nodes) always add their two edges and read two distinct states, so a block
+has four decisions, not five, and the ops are the seven DARTS ones without ``none``
+(:data:`NASNET_CONTROLLERS`). That is ENAS' micro controller with NASNet's plain logits.
+Children there train by the protocol's candidate stage like random search's, so the two
+compare on equal terms.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from nasbench.spaces.nasnet.arch import BLOCKS, CELL_TYPES, COMBINATIONS, OPERATIONS, NasnetArch
 from nasbench.strategies.child_training_rl import ChildTrainingRl
-from nasbench.strategies.controller import AnchorController, Decisions, Sample
+from nasbench.strategies.controller import AnchorController, CellController, Decisions, Sample
 
 HIDDEN = 100
 CONTROLLER_LR = 3.5e-4
@@ -119,19 +127,26 @@ class ProximalPolicy:
         self.baseline = state["baseline"]
 
 
+NASNET_CONTROLLERS: dict[str, Callable[[], AnchorController]] = {
+    "nasnet": NasnetController,
+    "cell": lambda: CellController(HIDDEN, temperature=1.0, tanh_constant=None),
+}
+"""NASNet's controller for each space it searches, its own first."""
+
+
 class Nasnet(ChildTrainingRl):
     """NASNet: PPO on an LSTM controller writing NASNet cells, every child trained from scratch."""
 
     name = "nasnet"
-    summary = "NASNet: LSTM controller + PPO, children of the NASNet cell space trained from scratch"
-    spaces = ("nasnet",)
+    summary = "NASNet: LSTM controller + PPO, children of the NASNet (or the shared) cell space trained from scratch"
+    spaces = tuple(NASNET_CONTROLLERS)
     published = (("NASNet-A", "6@768 + cutout"),)
     protocol_section = "nasnet"
 
-    def build_controller(self) -> NasnetController:
-        return NasnetController()
+    def build_controller(self) -> AnchorController:
+        return NASNET_CONTROLLERS[self.context.space.name]()
 
-    def build_policy(self, controller: NasnetController) -> ProximalPolicy:
+    def build_policy(self, controller: AnchorController) -> ProximalPolicy:
         return ProximalPolicy(controller)
 
     def reward(self, val_acc: float) -> float:
