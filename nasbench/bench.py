@@ -1,13 +1,19 @@
-"""Timing a supernet method's search step (``nasbench bench search-step``).
+"""Timing a method's inner loop.
 
-One search step is what a supernet method does per training batch: an architecture
-update on a validation batch and a weight update on a training batch. It is timed on
-random images of the requested size, after warm-up, so the figure isolates the method's
-arithmetic from data loading and augmentation.
+``nasbench bench search-step``: one search step is what a supernet method does per
+training batch, an architecture update on a validation batch and a weight update on a
+training batch. It is timed on random images of the requested size, after warm-up, so the
+figure isolates the method's arithmetic from data loading and augmentation.
+
+``nasbench bench candidates``: what the child-training methods (NAS-RL, NASNet, random
+search) spend most of their search on, training candidates by the protocol's candidate
+stage on the real data, ``--workers`` at once, so that the speed-up of parallel children
+(``nasbench run --workers``) is measured, not assumed.
 """
 from __future__ import annotations
 
 import dataclasses
+import random
 import re
 import resource
 import statistics
@@ -17,9 +23,9 @@ from typing import Any
 
 import torch
 
-from nasbench.data import NUM_CLASSES, DeviceSplit, SplitData, network_memory_format
+from nasbench.data import NUM_CLASSES, Dataset, DeviceSplit, SplitData, make_splits, network_memory_format
 from nasbench.errors import NasbenchError
-from nasbench.protocol import SupernetBudget, load_protocol
+from nasbench.protocol import Protocol, SupernetBudget, load_protocol
 from nasbench.spaces import get_space
 from nasbench.spaces.base import SearchSpace
 from nasbench.strategies import STRATEGIES, get_strategy
@@ -120,3 +126,33 @@ def random_batch(batch_size: int, generator: torch.Generator) -> Batch:
     images = torch.randn(batch_size, 3, 32, 32, device=device, generator=generator)
     return Batch(images.contiguous(memory_format=network_memory_format(device)),
                  torch.randint(0, NUM_CLASSES, (batch_size,), device=device, generator=generator))
+
+
+def bench_candidates(space: SearchSpace, protocol: Protocol, dataset: Dataset, *, candidates: int, workers: int,
+                     device: torch.device, seed: int = 0) -> dict[str, Any]:
+    """Wall time to train ``candidates`` architectures drawn at random from ``space`` by the
+    protocol's candidate stage, in batches of ``workers`` trained at once, as a
+    child-training method hands them over (its worker processes started once, as in a
+    run); with the sum of the candidates' own training times, so that what parallelism
+    saves and what it costs (starting the workers, sharing the cores) both show."""
+    data = SplitData.build(dataset, make_splits(dataset, protocol.data), device)
+    context = SearchContext(space=space, protocol=protocol, seed=seed, data=data, device=device,
+                            show_progress=False, workers=workers)
+    rng = random.Random(seed)
+    archs = [space.sample(rng) for _ in range(candidates)]
+    outcomes = []
+    start = time.perf_counter()
+    try:
+        for first in range(0, candidates, workers):
+            outcomes += context.train_candidates(list(enumerate(archs[first:first + workers], start=first)))
+    finally:
+        context.close_workers()
+    seconds = time.perf_counter() - start
+    return {
+        "space": space.name, "protocol": protocol.name, "device": str(device),
+        "candidates": candidates, "workers": workers, "threads_per_worker": context.threads_per_worker(), "epochs": protocol.candidate.epochs,
+        "seconds": seconds, "seconds_per_candidate": seconds / candidates,
+        "candidate_seconds_sum": sum(o.seconds for o in outcomes),
+        "failed": sum(o.error is not None for o in outcomes),
+        "val_acc": [o.val_acc for o in outcomes],
+    }

@@ -143,6 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default: cpu")
     step.add_argument("--repeats", type=_positive, default=5, help="timed steps after 2 warm-up steps (default: 5)")
     step.add_argument("--json", action="store_true")
+    children = benchmarks.add_parser("candidates", help="candidates trained by the protocol's candidate stage, "
+                                                        "--workers at once (the child-training methods' search)")
+    children.add_argument("--space", default="cell", help="the space the candidates are drawn from (default: cell)")
+    children.add_argument("--protocol", default="proxy", metavar="NAME|FILE",
+                          help="whose candidate stage, data splits and space layout (default: proxy)")
+    children.add_argument("--candidates", type=_positive, default=4, help="architectures to train (default: 4)")
+    children.add_argument("--workers", type=_positive, default=1, help="trained at once, each in its own process "
+                                                                       "(default: 1)")
+    children.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default: cpu")
+    children.add_argument("--json", action="store_true")
+    _add_data(children)
     return parser
 
 
@@ -504,6 +515,31 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    return {"search-step": _bench_search_step, "candidates": _bench_candidates}[args.benchmark](args)
+
+
+def _bench_candidates(args: argparse.Namespace) -> int:
+    from nasbench.bench import bench_candidates
+    from nasbench.data import load_dataset
+    from nasbench.protocol import load_protocol
+    from nasbench.provenance import resolve_device
+    from nasbench.spaces import get_space
+
+    protocol = load_protocol(args.protocol)
+    space = get_space(args.space, protocol)
+    result = bench_candidates(space, protocol, load_dataset(args.data, args.data_dir), candidates=args.candidates,
+                              workers=args.workers, device=resolve_device(args.device))
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"{result['candidates']} candidates of the {result['space']} space, {result['protocol']} candidate stage "
+          f"({result['epochs']} epochs), {result['workers']} at once, {result['device']} "
+          f"({result['threads_per_worker']} thread(s) each): {result['seconds']:.1f} s, {result['seconds_per_candidate']:.1f} s per candidate "
+          f"(their own training times sum to {result['candidate_seconds_sum']:.1f} s; {result['failed']} failed)")
+    return 0
+
+
+def _bench_search_step(args: argparse.Namespace) -> int:
     from nasbench.bench import bench_search_step
     from nasbench.provenance import resolve_device
     from nasbench.protocol import load_protocol

@@ -19,7 +19,7 @@ from nasbench.spaces.nasrl_macro.space import FILTER_SIZES, ConvLayer, LayerChai
 from nasbench.strategies.controller import PolicyGradient
 from nasbench.strategies.nas_rl import INIT_RANGE, ChainController, NasRl, depth_schedule
 
-from conftest import store_rows
+from conftest import run_cli, store_rows
 from test_darts import context, stored
 
 CONFIG = NetworkConfig(channels=4, cells=3)
@@ -218,15 +218,40 @@ def test_run_stores_nas_rl_as_rl_with_its_child_trainings(smoke_store):
 
 def test_children_trained_in_parallel_are_those_trained_one_at_a_time(space, tiny, tiny_data):
     """Two worker processes train each batch's two children at once: the same trials, the
-    same controller and the same result as one at a time, in half the steps."""
+    same controller and the same result as one at a time, in half the steps. The processes
+    start at the first batch, serve every batch after it, and stop when the search ends."""
     protocol = dataclasses.replace(tiny, search=dataclasses.replace(
-        tiny.search, candidates=4, nas_rl=dataclasses.replace(tiny.search.nas_rl, children_per_update=2)))
+        tiny.search, candidates=6, nas_rl=dataclasses.replace(tiny.search.nas_rl, children_per_update=2)))
     serial = NasRl(context(space, protocol, tiny_data, seed=5))
     expected = serial.run()
     parallel = NasRl(context(space, protocol, tiny_data, seed=5, workers=2))
+    assert parallel.context.pool is None
     parallel.step()
     assert parallel.steps_done() == 2 and len(parallel.history) == 1
+    pool = parallel.context.pool
+    processes = dict(pool._processes)  # pid: process
+    parallel.step()
+    assert parallel.context.pool is pool and pool._processes == processes and len(processes) == 2
     assert parallel.run() == expected
+    assert parallel.context.pool is None and not any(p.is_alive() for p in processes.values())
     strip = [dataclasses.replace(t, seconds=0.0) for t in serial.trials]
     assert [dataclasses.replace(t, seconds=0.0) for t in parallel.trials] == strip
     assert parallel.history == serial.history
+
+
+def test_bench_candidates_times_parallel_children_with_the_results_of_one_at_a_time(data_path):
+    """`nasbench bench candidates` trains the same candidates, with the same accuracies, one
+    at a time and two at once, and says how long each took."""
+    records = []
+    for workers in ("1", "2"):
+        result = run_cli("bench", "candidates", "--protocol", "smoke", "--candidates", "2", "--workers", workers,
+                         "--data", data_path, "--json")
+        assert result.code == 0, result.err
+        records.extend(result.json_lines())
+    one, two = records
+    assert (one["workers"], two["workers"]) == (1, 2) and one["candidates"] == two["candidates"] == 2
+    assert one["failed"] == two["failed"] == 0 and len(one["val_acc"]) == 2
+    assert one["val_acc"] == two["val_acc"]
+    assert all(r["seconds"] > 0 and r["candidate_seconds_sum"] > 0 and r["threads_per_worker"] >= 1 for r in records)
+    text = run_cli("bench", "candidates", "--space", "no-such-space", "--protocol", "smoke", "--data", data_path)
+    assert text.code == 2 and "no-such-space" in text.err and len(text.err.strip().splitlines()) == 1

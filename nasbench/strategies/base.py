@@ -171,6 +171,8 @@ class SearchContext:
     """Only for methods with ``accepts_constraint``; the runner refuses it for the others."""
     workers: int = 1
     """Candidates :meth:`train_candidates` may train at once, each in its own process."""
+    pool: ProcessPoolExecutor | None = field(default=None, init=False, repr=False, compare=False)
+    """The ``workers`` processes, from the first parallel batch until :meth:`close_workers`."""
 
     def train_candidate(self, arch: Hashable, index: int) -> float:
         """Train ``arch`` with the protocol's candidate stage on search-train and return
@@ -191,17 +193,34 @@ class SearchContext:
         if self.workers == 1 or len(archs) == 1:
             outcomes = [candidate_outcome(self, arch, index) for index, arch in archs]
         else:
-            workers = min(self.workers, len(archs))
-            portable = (self.space, self.protocol, self.seed, self.data, self.device)
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=torch.set_num_threads,
-                                     initargs=(max(1, torch.get_num_threads() // workers),)) as pool:
-                outcomes = list(pool.map(_outcome_in_worker, [portable] * len(archs),
-                                         [arch for _, arch in archs], [index for index, _ in archs]))
+            outcomes = list(self.worker_pool().map(_outcome_in_worker, [arch for _, arch in archs],
+                                                   [index for index, _ in archs]))
         for outcome in outcomes:
             if outcome.stop is not None:
                 raise NasbenchError(outcome.stop)
         return outcomes
+
+    def worker_pool(self) -> ProcessPoolExecutor:
+        """The worker processes, started at the first call and kept until :meth:`close_workers`:
+        starting them (torch's import, the context's data) took about 4 s, once per batch
+        when each batch started its own (``nasbench bench candidates``)."""
+        if self.pool is None:
+            portable = (self.space, self.protocol, self.seed, self.data, self.device)
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_start_worker,
+                                            initargs=(self.threads_per_worker(), portable))
+        return self.pool
+
+    def threads_per_worker(self) -> int:
+        """torch's threads shared out among the workers (all of them with one worker, which
+        trains in this process)."""
+        return max(1, torch.get_num_threads() // self.workers)
+
+    def close_workers(self) -> None:
+        """Stop the worker processes, if any were started."""
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
 
 
 @dataclass(frozen=True)
@@ -228,13 +247,25 @@ def candidate_outcome(context: SearchContext, arch: Hashable, index: int) -> Can
                                 "".join(traceback.format_exception_only(err)).strip())
 
 
-def _outcome_in_worker(portable: tuple, arch: Hashable, index: int) -> CandidateOutcome:
-    """:func:`candidate_outcome` in a worker process, from the context's picklable part; a
-    :class:`NasbenchError` comes back as the outcome's ``stop`` (its subclasses do not pickle)."""
+_WORKER_CONTEXT: SearchContext | None = None
+"""In a worker process: the search context its candidates train in."""
+
+
+def _start_worker(threads: int, portable: tuple) -> None:
+    """Set up a worker process: its share of torch's threads and the context, rebuilt from
+    its picklable part (space, protocol, seed, data, device), once for all its candidates."""
+    global _WORKER_CONTEXT
+    torch.set_num_threads(threads)
     space, protocol, seed, data, device = portable
-    context = SearchContext(space=space, protocol=protocol, seed=seed, data=data, device=device, show_progress=False)
+    _WORKER_CONTEXT = SearchContext(space=space, protocol=protocol, seed=seed, data=data, device=device,
+                                    show_progress=False)
+
+
+def _outcome_in_worker(arch: Hashable, index: int) -> CandidateOutcome:
+    """:func:`candidate_outcome` in a worker process; a :class:`NasbenchError` comes back as
+    the outcome's ``stop`` (its subclasses do not pickle)."""
     try:
-        return candidate_outcome(context, arch, index)
+        return candidate_outcome(_WORKER_CONTEXT, arch, index)
     except NasbenchError as err:
         return CandidateOutcome(None, 0.0, str(err), stop=str(err))
 
@@ -292,11 +323,14 @@ class Strategy(ABC):
         self.status = "running"
         with progress_bar(total=self.budget(), initial=self.steps_done(), desc=f"search {self.name}",
                           unit="step", enabled=self.context.show_progress) as bar:
-            while not self.finished():
-                done = self.steps_done()
-                self.step()
-                self.context.on_checkpoint(self.checkpoint())
-                bar.update(self.steps_done() - done)
+            try:
+                while not self.finished():
+                    done = self.steps_done()
+                    self.step()
+                    self.context.on_checkpoint(self.checkpoint())
+                    bar.update(self.steps_done() - done)
+            finally:
+                self.context.close_workers()
         self.status = "finished"
         return self.result()
 
