@@ -149,8 +149,8 @@ def bench_candidates(space: SearchSpace, protocol: Protocol, dataset: Dataset, *
         context.close_workers()
     seconds = time.perf_counter() - start
     return {
-        "space": space.name, "protocol": protocol.name, "device": str(device),
-        "candidates": candidates, "workers": workers, "threads_per_worker": context.threads_per_worker(), "epochs": protocol.candidate.epochs,
+        "space": space.name, "protocol": protocol.name, "device": str(device), "candidates": candidates,
+        "workers": workers, "threads_per_worker": context.threads_per_worker(), "epochs": protocol.candidate.epochs,
         "seconds": seconds, "seconds_per_candidate": seconds / candidates,
         "candidate_seconds_sum": sum(o.seconds for o in outcomes),
         "failed": sum(o.error is not None for o in outcomes),

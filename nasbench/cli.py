@@ -534,8 +534,8 @@ def _bench_candidates(args: argparse.Namespace) -> int:
         return 0
     print(f"{result['candidates']} candidates of the {result['space']} space, {result['protocol']} candidate stage "
           f"({result['epochs']} epochs), {result['workers']} at once, {result['device']} "
-          f"({result['threads_per_worker']} thread(s) each): {result['seconds']:.1f} s, {result['seconds_per_candidate']:.1f} s per candidate "
-          f"(their own training times sum to {result['candidate_seconds_sum']:.1f} s; {result['failed']} failed)")
+          f"({result['threads_per_worker']} thread(s) each): {result['seconds']:.1f} s, "
+          f"{result['seconds_per_candidate']:.1f} s per candidate (their own training times sum to {result['candidate_seconds_sum']:.1f} s; {result['failed']} failed)")
     return 0
 
 
