@@ -83,6 +83,28 @@ def test_the_predictor_stays_affine_where_per_operation_scales_only_fit_noise():
     assert predictor.scale == pytest.approx(1.1, rel=0.05)
 
 
+def test_the_predictor_never_scales_a_part_below_zero():
+    """Calibration latencies that fall as an operation's share grows (noise, on a loaded
+    machine) fit that operation a negative scale by plain least squares; the table's
+    predictor clips it at 0 and so predicts no negative latency for a network of it alone.
+    Latencies that fall with the whole sum clip the affine scale the same way."""
+    rng = np.random.default_rng(2)
+    calibration = []
+    for _ in range(12):
+        sums = {name: float(rng.uniform(0.5, 3.0)) for name in ("sep_conv_3x3", "max_pool_3x3", "skip_connect")}
+        latency = 1.5 * sums["sep_conv_3x3"] + 1.2 * sums["max_pool_3x3"] - 0.8 * sums["skip_connect"] + 6.0
+        calibration.append(_arch_measurement(latency, sums, 4.0, 0.0, 40))
+    predictor = fit_predictor(calibration, 0.0)
+    assert predictor.kind == "per_operation"
+    assert predictor.op_scales["skip_connect"] == 0.0 and min(predictor.op_scales.values()) >= 0
+    skips_ms = 30.0  # a network of skip connections alone (plain least squares: 6 - 0.8 * 30 ms)
+    assert predictor.offset_ms + predictor.scale * 4.0 + predictor.op_scales["skip_connect"] * skips_ms > 0
+    falling = [_arch_measurement(10.0 - a.part_sum_ms / 4, a.op_sums_ms, 4.0, 0.0, 40) for a in calibration]
+    affine = fit_predictor(falling[:5], 0.0)
+    assert affine.kind == "affine" and affine.scale == 0.0
+    assert affine.offset_ms == pytest.approx(np.mean([a.latency.p50_ms for a in falling[:5]]))
+
+
 def test_the_predictor_recovers_per_operation_scales():
     """Whole networks made of three operations that cost 1.5x, 1.2x and 1.0x their
     isolated time, plus 2 ms of network overhead: the fit finds exactly those."""

@@ -17,7 +17,7 @@ from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 import torch
-from scipy import stats
+from scipy import optimize, stats
 
 from nasbench.hardware.counting import count_flops, count_params
 from nasbench.hardware.mac import DTYPE_BYTES, count_mac
@@ -115,6 +115,16 @@ def _fit(features: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(design, target, rcond=None)[0]
 
 
+def _fit_scales(features: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Least squares like :func:`_fit`, with every scale at least 0 (the offset free): a part
+    cannot make a network faster, and noisy calibration measurements (few rounds, a loaded
+    machine) had fitted negative scales that predicted negative latencies. The offset
+    minimises the error at any scales, so the scales are fitted on centred data."""
+    mean_features, mean_target = features.mean(axis=0), target.mean()
+    scales, _ = optimize.nnls(features - mean_features, target - mean_target)
+    return np.append(scales, mean_target - mean_features @ scales)
+
+
 def _loo_mape_pct(features: np.ndarray, target: np.ndarray, measured: np.ndarray) -> float:
     """Leave-one-out mean absolute error, in % of ``measured``, of the least-squares fit
     of ``target`` (the closed form through the hat matrix's diagonal)."""
@@ -126,8 +136,9 @@ def _loo_mape_pct(features: np.ndarray, target: np.ndarray, measured: np.ndarray
 
 def fit_predictor(calibration: list[ArchMeasurement], harness_ms: float) -> LatencyPredictor:
     """The table's predictor, fitted on the calibration architectures' whole-network
-    latencies. ``per_operation`` and ``affine`` compete on their leave-one-out error on
-    the calibration set, and the better one is kept: per-operation scales fit an eager
+    latencies, with scales of at least 0 (:func:`_fit_scales`). ``per_operation`` and
+    ``affine`` compete on their leave-one-out error on the calibration set (that of the
+    unconstrained fit), and the better one is kept: per-operation scales fit an eager
     backend's dispatch and cache effects, but can overfit a fusing backend (onnxruntime)
     whose parts do not add up operation by operation. Fewer than two architectures give
     the plain ``sum``; too few for one scale per operation give ``affine``."""
@@ -135,7 +146,7 @@ def fit_predictor(calibration: list[ArchMeasurement], harness_ms: float) -> Late
         return LatencyPredictor("sum", 1.0, harness_ms)
     measured = np.array([a.latency.p50_ms for a in calibration])
     pooled = np.array([[a.part_sum_ms - harness_ms] for a in calibration])
-    scale, offset = _fit(pooled, measured)
+    scale, offset = _fit_scales(pooled, measured)
     affine = LatencyPredictor("affine", float(scale), float(offset), len(calibration))
     names = sorted({name for a in calibration for name in a.op_sums_ms})
     if len(calibration) < len(names) + 3:
@@ -146,7 +157,7 @@ def fit_predictor(calibration: list[ArchMeasurement], harness_ms: float) -> Late
               "per_operation": _loo_mape_pct(features, target, measured)}
     if errors["affine"] <= errors["per_operation"]:
         return dataclasses.replace(affine, loo_mape_pct=errors)
-    *op_scales, offset = _fit(features, target)
+    *op_scales, offset = _fit_scales(features, target)
     return LatencyPredictor("per_operation", float(scale), float(offset), len(calibration),
                             {name: float(value) for name, value in zip(names, op_scales)}, errors)
 

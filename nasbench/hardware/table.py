@@ -59,7 +59,7 @@ class LatencyPredictor:
     """Whole-network latency from the parts: ``offset_ms + sum(scale(part) * (p50 - harness))``.
 
     ``kind`` ``sum``: scale 1, offset = the harness overhead (the plain corrected sum).
-    ``affine``: one ``scale`` and the offset fitted by least squares on whole-network
+    ``affine``: one ``scale`` (at least 0) and the offset fitted by least squares on whole-network
     measurements of ``fitted_on`` random architectures; the offset absorbs the
     per-network overhead the parts cannot see (the cells' Python glue, one top-level call).
     ``per_operation``: as ``affine``, then one scale per operation name
