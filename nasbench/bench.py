@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from nasbench.data import NUM_CLASSES, Dataset, DeviceSplit, SplitData, make_splits, network_memory_format
+from nasbench.data import NUM_CLASSES, Dataset, DeviceSplit, SplitData, network_memory_format
 from nasbench.errors import NasbenchError
 from nasbench.protocol import Protocol, SupernetBudget, load_protocol
 from nasbench.spaces import get_space
@@ -135,7 +135,7 @@ def bench_candidates(space: SearchSpace, protocol: Protocol, dataset: Dataset, *
     child-training method hands them over (its worker processes started once, as in a
     run); with the sum of the candidates' own training times, so that what parallelism
     saves and what it costs (starting the workers, sharing the cores) both show."""
-    data = SplitData.build(dataset, make_splits(dataset, protocol.data), device)
+    data = SplitData.for_config(dataset, protocol.data, device)
     context = SearchContext(space=space, protocol=protocol, seed=seed, data=data, device=device,
                             show_progress=False, workers=workers)
     rng = random.Random(seed)

@@ -207,6 +207,11 @@ class SplitData:
         return self.train.images.shape[-1]
 
     @classmethod
+    def for_config(cls, dataset: Dataset, config: DataConfig, device: torch.device) -> "SplitData":
+        """The splits ``config`` draws from ``dataset`` (:func:`make_splits`), on ``device``."""
+        return cls.build(dataset, make_splits(dataset, config), device)
+
+    @classmethod
     def build(cls, dataset: Dataset, splits: SplitIndices, device: torch.device) -> "SplitData":
         def part(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> DeviceSplit:
             return DeviceSplit.from_arrays(x[idx], y[idx], device)

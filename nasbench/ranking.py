@@ -33,7 +33,7 @@ from scipy import stats
 from torch import nn
 
 from nasbench.bench import supernet_methods
-from nasbench.data import Augmentation, Dataset, DeviceSplit, SplitData, make_splits, ordered_batches
+from nasbench.data import Augmentation, Dataset, DeviceSplit, SplitData, ordered_batches
 from nasbench.errors import NasbenchError
 from nasbench.progress import progress_bar
 from nasbench.protocol import Protocol
@@ -171,8 +171,7 @@ def rank(request: RankRequest) -> dict[str, Any]:
         row = store.find_ranking(key)
         if row is not None and row["status"] == "finished":
             return {**ranking_record(store, row), "cached": True}
-        splits = make_splits(request.dataset, protocol.data)
-        data = SplitData.build(request.dataset, splits, request.device)
+        data = SplitData.for_config(request.dataset, protocol.data, request.device)
         context = SearchContext(space=get_space("cell"), protocol=protocol, seed=request.seed, data=data,
                                 device=request.device, show_progress=request.show_progress)
         if row is None:

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from nasbench.data import Dataset, SplitData, make_splits
+from nasbench.data import Dataset, SplitData
 from nasbench.errors import NasbenchError
 from nasbench.hardware.counting import count_flops, count_params
 from nasbench.hardware.profiler import measure_on_table_device
@@ -104,8 +104,7 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None]) -> int:
         method_space(cls, request.space)
     if request.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes per network: let cuDNN pick its kernels once
-    splits = make_splits(request.dataset, request.protocol.data)
-    data = SplitData.build(request.dataset, splits, request.device)
+    data = SplitData.for_config(request.dataset, request.protocol.data, request.device)
     failures = 0
     with Store(request.store_path) as store:
         for cls in strategies:

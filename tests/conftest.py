@@ -80,9 +80,9 @@ def tiny(smoke):
 
 @pytest.fixture(scope="session")
 def tiny_data(dataset, tiny):
-    from nasbench.data import SplitData, make_splits
+    from nasbench.data import SplitData
 
-    return SplitData.build(dataset, make_splits(dataset, tiny.data), torch.device("cpu"))
+    return SplitData.for_config(dataset, tiny.data, torch.device("cpu"))
 
 
 @pytest.fixture(scope="session")

@@ -129,7 +129,7 @@ def test_test_acc_is_the_shared_final_recipe(rows, dataset, smoke, cell_space):
     from nasbench.training import build_model, train_network
 
     row = by_key(rows)[("random-arch", 1)]
-    data = SplitData.build(dataset, make_splits(dataset, smoke.data), torch.device("cpu"))
+    data = SplitData.for_config(dataset, smoke.data, torch.device("cpu"))
     assert len(data.train) == smoke.data.train_images and len(data.test) == smoke.data.test_images
     seed = derive_seed(1, "final")
     model = build_model(cell_space, Genotype.from_dict(json.loads(row["genotype_json"])), smoke.final,

@@ -231,11 +231,11 @@ def test_another_method_reuses_the_standalone_trainings(resumed, data_path, tiny
 
 def test_a_finished_runs_stored_supernet_is_used(tmp_path, data_path, tiny_protocol_file, dataset, cell_space,
                                                  monkeypatch):
-    from nasbench.data import SplitData, make_splits
+    from nasbench.data import SplitData
     from nasbench.protocol import load_protocol
 
     protocol = load_protocol(str(tiny_protocol_file))
-    data = SplitData.build(dataset, make_splits(dataset, protocol.data), torch.device("cpu"))
+    data = SplitData.for_config(dataset, protocol.data, torch.device("cpu"))
     strategy = RandomWeightSharing(context(cell_space, protocol, data, seed=7))  # any supernet: an untrained one
     store_path = tmp_path / "runs.sqlite"
     with Store(store_path) as store:  # a finished run whose checkpoint the store kept

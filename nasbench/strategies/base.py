@@ -187,7 +187,8 @@ class SearchContext:
     def train_candidates(self, archs: list[tuple[int, Hashable]]) -> list["CandidateOutcome"]:
         """:meth:`train_candidate` for each ``(index, arch)``, up to ``workers`` at once in
         processes (torch's threads shared out among them). Each candidate's seed depends on
-        its index alone, so the outcomes do not depend on ``workers``. A candidate that
+        its index alone, so the outcomes do not depend on ``workers`` where every worker has
+        this process's threads (one thread: multi-threaded training rounds differently). A candidate that
         raises is an outcome with its error, except for a :class:`NasbenchError` (bad input,
         missing data), which ends the run."""
         if self.workers == 1 or len(archs) == 1:
