@@ -17,9 +17,10 @@ import random
 import re
 import resource
 import statistics
+import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -43,10 +44,7 @@ def supernet_methods() -> list[str]:
 
 def bench_search_step(method: str, *, batch_size: int, cells: int, channels: int, device: torch.device,
                       repeats: int, space: SearchSpace | None = None) -> dict[str, Any]:
-    """Median wall time of one search step over ``repeats`` steps (after warm-up) and the
-    peak memory over all steps: allocated CUDA memory on a GPU, the process's peak RSS on
-    a CPU; ``memory_before_bytes`` is what was in use before the first step (the supernet,
-    the framework), so the difference is the step's working memory."""
+    """One search step of ``method`` timed by :func:`time_steps`."""
     cls = get_strategy(method)
     if not issubclass(cls, SupernetSearch):
         raise NasbenchError(f"method {method} has no supernet search step; "
@@ -56,10 +54,23 @@ def bench_search_step(method: str, *, batch_size: int, cells: int, channels: int
         raise NasbenchError(f"method {method} does not search the {space.name} space (it searches: "
                             f"{', '.join(cls.spaces)})")
     strategy = cls(search_context(SupernetBudget(channels, cells, epochs=1, batch_size=batch_size), device, space))
-    generator = torch.Generator(device=device).manual_seed(0)
-    cuda = device.type == "cuda"
     lr = strategy.learning_rate(0)
     strategy.supernet.train()
+    timing = time_steps(lambda train, val: strategy.search_step(train, val, lr), batch_size=batch_size,
+                        device=device, repeats=repeats)
+    return {"method": method, "space": space.name, "cells": cells, "channels": channels, **timing}
+
+
+def time_steps(step: Callable[[Batch, Batch], object], *, batch_size: int, device: torch.device,
+               repeats: int) -> dict[str, Any]:
+    """Median wall time of ``step(train, val)`` over ``repeats`` calls on fresh random
+    batches (after warm-up, synchronised on a GPU) and the peak memory over all calls:
+    allocated CUDA memory on a GPU, the process's peak RSS on a CPU;
+    ``memory_before_bytes`` is what was in use before the first step (the network, the
+    framework), so the difference is the step's working memory. Any implementation's
+    step can be timed by it, so that ours and a reference one are measured alike."""
+    generator = torch.Generator(device=device).manual_seed(0)
+    cuda = device.type == "cuda"
     seconds = []
     baseline = _reset_peak_memory(device)
     for _ in range(WARMUP_STEPS + repeats):
@@ -67,7 +78,7 @@ def bench_search_step(method: str, *, batch_size: int, cells: int, channels: int
         if cuda:
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        strategy.search_step(train, val, lr)
+        step(train, val)
         if cuda:
             torch.cuda.synchronize(device)
         seconds.append(time.perf_counter() - start)
@@ -76,11 +87,58 @@ def bench_search_step(method: str, *, batch_size: int, cells: int, channels: int
     if baseline is not None:
         peak = max(peak, baseline)  # Linux updates VmHWM lazily: a later read can fall below the RSS at the reset
     return {
-        "method": method, "space": space.name, "device": str(device), "threads": torch.get_num_threads(),
-        "batch_size": batch_size, "cells": cells, "channels": channels, "warmup": WARMUP_STEPS, "repeats": repeats,
+        "device": str(device), "threads": torch.get_num_threads(), "batch_size": batch_size,
+        "warmup": WARMUP_STEPS, "repeats": repeats,
         "median_s": statistics.median(timed), "min_s": min(timed), "max_s": max(timed),
         "peak_memory_bytes": peak, "memory_before_bytes": baseline, "peak_memory_measure": measure,
     }
+
+
+PT_DARTS_URL = "https://github.com/khanrc/pt.darts"
+PT_DARTS_ORDERS = {"darts": 1, "darts-2nd": 2}
+
+
+def bench_pt_darts_step(checkout: Path, method: str, *, batch_size: int, cells: int, channels: int,
+                        device: torch.device, repeats: int) -> dict[str, Any]:
+    """pt.darts' search step (a widely used straightforward PyTorch port of DARTS), timed
+    by :func:`time_steps` like ours, so that the two compare on one machine. pt.darts
+    implements only the second order (its ``Architect``); for ``darts`` the first-order
+    step is written with its network: the validation loss's gradient at the current
+    weights, then its weight step unchanged. Its optimisers take its ``config.py`` defaults, which are DARTS' values."""
+    if method not in PT_DARTS_ORDERS:
+        raise NasbenchError(f"--pt-darts times pt.darts' DARTS step: give --method darts (first order) or "
+                            f"darts-2nd, not {method}")
+    if not ((checkout / "models" / "search_cnn.py").is_file() and (checkout / "architect.py").is_file()):
+        raise NasbenchError(f"no pt.darts checkout at {checkout} (it needs models/search_cnn.py and architect.py): "
+                            f"git clone {PT_DARTS_URL}")
+    sys.path.insert(0, str(checkout.resolve()))  # pt.darts imports its modules by their top-level names
+    from architect import Architect
+    from models.search_cnn import SearchCNNController
+
+    w_lr, w_momentum, w_weight_decay, w_grad_clip = 0.025, 0.9, 3e-4, 5.0
+    model = SearchCNNController(3, channels, NUM_CLASSES, cells, torch.nn.CrossEntropyLoss(),
+                                device_ids=[0]).to(device)  # one device: its plain forward
+    w_optim = torch.optim.SGD(model.weights(), w_lr, momentum=w_momentum, weight_decay=w_weight_decay)
+    alpha_optim = torch.optim.Adam(model.alphas(), 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    architect = Architect(model, w_momentum, w_weight_decay)
+    second_order = PT_DARTS_ORDERS[method] == 2
+
+    def step(train: Batch, val: Batch) -> None:
+        train_x, val_x = train.images.contiguous(), val.images.contiguous()  # NCHW, as its loader gives them
+        alpha_optim.zero_grad()
+        if second_order:
+            architect.unrolled_backward(train_x, train.labels, val_x, val.labels, w_lr, w_optim)
+        else:
+            model.loss(val_x, val.labels).backward()
+        alpha_optim.step()
+        w_optim.zero_grad()
+        model.loss(train_x, train.labels).backward()
+        torch.nn.utils.clip_grad_norm_(model.weights(), w_grad_clip)
+        w_optim.step()
+
+    model.train()
+    timing = time_steps(step, batch_size=batch_size, device=device, repeats=repeats)
+    return {"method": f"pt.darts {method}", "space": "cell", "cells": cells, "channels": channels, **timing}
 
 
 def _reset_peak_memory(device: torch.device) -> int | None:

@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: proxy)")
     step.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default: cpu")
     step.add_argument("--repeats", type=_positive, default=5, help="timed steps after 2 warm-up steps (default: 5)")
+    step.add_argument("--pt-darts", metavar="PATH", type=Path,
+                      help="time pt.darts' step instead of ours, from its checkout at PATH (--method darts: its "
+                           "network's first-order step; darts-2nd: its own unrolled step), to compare on this machine")
     step.add_argument("--json", action="store_true")
     children = benchmarks.add_parser("candidates", help="candidates trained by the protocol's candidate stage, "
                                                         "--workers at once (the child-training methods' search)")
@@ -540,15 +543,21 @@ def _bench_candidates(args: argparse.Namespace) -> int:
 
 
 def _bench_search_step(args: argparse.Namespace) -> int:
-    from nasbench.bench import bench_search_step
+    from nasbench.bench import bench_pt_darts_step, bench_search_step
     from nasbench.provenance import resolve_device
     from nasbench.protocol import load_protocol
     from nasbench.spaces import get_space
     from nasbench.spaces.base import NetworkConfig
 
     space = get_space(args.space, load_protocol(args.layout_protocol)) if args.space != "cell" else get_space("cell")
-    result = bench_search_step(args.method, batch_size=args.batch_size, cells=args.cells, channels=args.channels,
-                               device=resolve_device(args.device), repeats=args.repeats, space=space)
+    size = dict(batch_size=args.batch_size, cells=args.cells, channels=args.channels,
+                device=resolve_device(args.device), repeats=args.repeats)
+    if args.pt_darts is None:
+        result = bench_search_step(args.method, space=space, **size)
+    elif space.name != "cell":
+        raise NasbenchError("--pt-darts times pt.darts' cell supernet: leave --space at cell")
+    else:
+        result = bench_pt_darts_step(args.pt_darts, args.method, **size)
     if args.json:
         _print_json(result)
         return 0

@@ -330,3 +330,18 @@ def test_bench_refuses_a_method_without_a_search_step():
     assert {"darts", "darts-2nd", "snas", "random-ws"} <= set(methods)
     assert result.err.strip() == ("nasbench: error: method random has no supernet search step; "
                                   f"methods with one: {', '.join(methods)}")
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--method", "darts", "--pt-darts", "no-such-checkout"],
+     "no pt.darts checkout at no-such-checkout (it needs models/search_cnn.py and architect.py): "
+     "git clone https://github.com/khanrc/pt.darts"),
+    (["--method", "gdas", "--pt-darts", "."],
+     "--pt-darts times pt.darts' DARTS step: give --method darts (first order) or darts-2nd, not gdas"),
+    (["--method", "darts", "--pt-darts", ".", "--space", "fbnet"],
+     "--pt-darts times pt.darts' cell supernet: leave --space at cell"),
+])
+def test_bench_of_pt_darts_says_what_it_needs(extra, message):
+    result = run_cli("bench", "search-step", *extra)
+    assert result.code == 2
+    assert result.err.strip() == f"nasbench: error: {message}"

@@ -37,10 +37,12 @@ ARCH_GRAD_CLIP = 10.0
 TEMPERATURE_START = 1.0
 TEMPERATURE_MIN = 0.03
 CONSTRAINT_SETTINGS = {"mild": 1e-2}
-"""The resource constraint strengths (lambda) the paper names and the official code gives:
-its README's 8-cell CIFAR-10 search (``--resource_lambda 1e-2 --log_penalty``) is the
-search of its released "mild constraint" model. The moderate and aggressive lambdas are
-not stated there, so they are not offered."""
+"""The resource constraint strengths (lambda) the paper names and the official code gives.
+``mild`` is the code's default for its expected-cost ("reparametrization") estimator with
+the log penalty (``train_search.py``), the value its README's 8-cell CIFAR-10 search, whose
+released model is the "mild constraint" one, gave until June 2020 (since then 1.5e-3,
+the value of its 20-cell search). The official code and README name no lambda for the
+moderate and aggressive settings, so they are not offered."""
 
 
 def gumbel_noise(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
