@@ -104,7 +104,8 @@ def bench_pt_darts_step(checkout: Path, method: str, *, batch_size: int, cells: 
     by :func:`time_steps` like ours, so that the two compare on one machine. pt.darts
     implements only the second order (its ``Architect``); for ``darts`` the first-order
     step is written with its network: the validation loss's gradient at the current
-    weights, then its weight step unchanged. Its optimisers take its ``config.py`` defaults, which are DARTS' values."""
+    weights, then its weight step unchanged. Its optimisers take its ``config.py``
+    defaults (DARTS' values), written out here because they are pt.darts', not ours."""
     if method not in PT_DARTS_ORDERS:
         raise NasbenchError(f"--pt-darts times pt.darts' DARTS step: give --method darts (first order) or "
                             f"darts-2nd, not {method}")

@@ -188,9 +188,9 @@ class SearchContext:
         """:meth:`train_candidate` for each ``(index, arch)``, up to ``workers`` at once in
         processes (torch's threads shared out among them). Each candidate's seed depends on
         its index alone, so the outcomes do not depend on ``workers`` where every worker has
-        this process's threads (one thread: multi-threaded training rounds differently). A candidate that
-        raises is an outcome with its error, except for a :class:`NasbenchError` (bad input,
-        missing data), which ends the run."""
+        this process's threads (one thread: multi-threaded training rounds differently). A
+        candidate that raises is an outcome with its error, except for a
+        :class:`NasbenchError` (bad input, missing data), which ends the run."""
         if self.workers == 1 or len(archs) == 1:
             outcomes = [candidate_outcome(self, arch, index) for index, arch in archs]
         else:
