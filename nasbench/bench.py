@@ -24,13 +24,20 @@ from typing import Any, Callable
 
 import torch
 
-from nasbench.data import NUM_CLASSES, Dataset, DeviceSplit, SplitData, network_memory_format
+from nasbench.data import (
+    NUM_CLASSES,
+    Dataset,
+    DeviceSplit,
+    SplitData,
+    network_memory_format,
+)
 from nasbench.errors import NasbenchError
+from nasbench.numerics import configure_numerics
 from nasbench.protocol import Protocol, SupernetBudget, load_protocol
 from nasbench.spaces import get_space
 from nasbench.spaces.base import SearchSpace
-from nasbench.strategies import STRATEGIES, get_strategy
-from nasbench.strategies.base import SearchContext
+from nasbench.strategies import get_strategy, supernet_methods
+from nasbench.strategies.context import SearchContext
 from nasbench.strategies.supernet_search import Batch, SupernetSearch
 
 WARMUP_STEPS = 2
@@ -38,13 +45,10 @@ PROC_STATUS = Path("/proc/self/status")
 PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
-def supernet_methods() -> list[str]:
-    return [name for name, cls in STRATEGIES.items() if issubclass(cls, SupernetSearch)]
-
-
 def bench_search_step(method: str, *, batch_size: int, cells: int, channels: int, device: torch.device,
                       repeats: int, space: SearchSpace | None = None) -> dict[str, Any]:
     """One search step of ``method`` timed by :func:`time_steps`."""
+    configure_numerics()
     cls = get_strategy(method)
     if not issubclass(cls, SupernetSearch):
         raise NasbenchError(f"method {method} has no supernet search step; "
@@ -194,6 +198,7 @@ def bench_candidates(space: SearchSpace, protocol: Protocol, dataset: Dataset, *
     child-training method hands them over (its worker processes started once, as in a
     run); with the sum of the candidates' own training times, so that what parallelism
     saves and what it costs (starting the workers, sharing the cores) both show."""
+    configure_numerics()
     data = SplitData.for_config(dataset, protocol.data, device)
     context = SearchContext(space=space, protocol=protocol, seed=seed, data=data, device=device,
                             show_progress=False, workers=workers)

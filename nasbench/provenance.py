@@ -8,11 +8,12 @@ import subprocess
 from functools import cache
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from nasbench.errors import NasbenchError
+from nasbench.types import Provenance
 
 if TYPE_CHECKING:
     from nasbench.protocol import Protocol
@@ -105,9 +106,9 @@ def git_commit() -> str | None:
         return None
 
 
-def stored_provenance(protocol: "Protocol", device: torch.device) -> dict[str, Any]:
-    """Where a stored result comes from (the provenance fields of a run or a ranking): the
-    protocol in full, the device and its fingerprint, software versions, the git commit."""
-    return {"protocol": protocol.name, "protocol_json": protocol.to_json(), "device": device_name(device),
-            "device_fingerprint": device_fingerprint(device), "software": software_versions(),
-            "git_commit": git_commit()}
+def stored_provenance(protocol: "Protocol", device: torch.device) -> Provenance:
+    """Where a stored result comes from (a run's or a ranking's): the protocol in full, the
+    device and its fingerprint, software versions, the git commit."""
+    return Provenance(protocol=protocol.name, protocol_json=protocol.to_json(), device=device_name(device),
+                      device_fingerprint=device_fingerprint(device), software=software_versions(),
+                      git_commit=git_commit())

@@ -18,39 +18,42 @@ protocol and data is reused, whatever the method.
 """
 from __future__ import annotations
 
-import json
 import random
 import time
-import traceback
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-import pandas as pd
 import torch
 from scipy import stats
 from torch import nn
 
-from nasbench.bench import supernet_methods
 from nasbench.data import Augmentation, Dataset, DeviceSplit, SplitData, ordered_batches
 from nasbench.errors import NasbenchError
+from nasbench.numerics import configure_numerics
 from nasbench.progress import progress_bar
 from nasbench.protocol import Protocol
 from nasbench.provenance import stored_provenance
 from nasbench.spaces import get_space
 from nasbench.spaces.base import SearchSpace
 from nasbench.spaces.cell.genotype import Genotype
-from nasbench.spaces.cell.supernet import Supernet, WeightedSupernet
-from nasbench.store import RankingKey, RankingOutcome, RankingStart, RunKey, Store
-from nasbench.strategies import STRATEGIES
-from nasbench.strategies.base import Checkpoint, SearchContext, derive_seed
-from nasbench.strategies.random_ws import path_weights
+from nasbench.spaces.cell.supernet import Supernet, WeightedSupernet, path_weights
+from nasbench.store import (
+    TOP_FRACTION,
+    RankingKey,
+    RankingOutcome,
+    RankingStart,
+    RunKey,
+    Store,
+    failure_recorded,
+    ranking_record,
+)
+from nasbench.strategies import STRATEGIES, check_protocol, supernet_methods
+from nasbench.strategies.context import SearchContext
 from nasbench.strategies.supernet_search import SupernetSearch
 from nasbench.training import EVAL_BATCH_SIZE, evaluate
-
-TOP_FRACTION = 4
-"""k of the top-k overlap is K // TOP_FRACTION (at least 1): the best quarter."""
+from nasbench.types import Checkpoint, derive_seed
 
 
 def check_ranking(method: str, samples: int) -> type[SupernetSearch]:
@@ -165,7 +168,8 @@ class RankRequest:
 def rank(request: RankRequest) -> dict[str, Any]:
     """Measure (or finish measuring) the ranking and return its record (``ranking_record``)."""
     cls = check_ranking(request.method, request.samples)
-    protocol = request.protocol
+    protocol = check_protocol(request.protocol)
+    configure_numerics()
     key = RankingKey(cls.name, request.seed, protocol.hash, request.dataset.identity, request.samples)
     with Store(request.store_path) as store:
         row = store.find_ranking(key)
@@ -176,20 +180,14 @@ def rank(request: RankRequest) -> dict[str, Any]:
                                 device=request.device, show_progress=request.show_progress)
         if row is None:
             ranking_id = store.start_ranking(RankingStart(key=key, top_k=top_k_size(request.samples),
-                                                          **stored_provenance(protocol, request.device)))
+                                                          provenance=stored_provenance(protocol, request.device)))
             elapsed_before = 0.0
         else:
             ranking_id, elapsed_before = row["id"], row["seconds"]
             store.resume_ranking(ranking_id)
         started = time.perf_counter()
-        try:
+        with failure_recorded(lambda error, status: store.fail_ranking(ranking_id, error, status)):
             _measure(store, ranking_id, key, cls, context, lambda: elapsed_before + time.perf_counter() - started)
-        except KeyboardInterrupt:
-            store.fail_ranking(ranking_id, "interrupted by the user", status="interrupted")
-            raise
-        except Exception as err:
-            store.fail_ranking(ranking_id, "".join(traceback.format_exception_only(err)).strip())
-            raise
         return {**ranking_record(store, store.find_ranking(key)), "cached": False}
 
 
@@ -260,77 +258,3 @@ def _progress(items: list[int], description: str, enabled: bool) -> Iterator[int
         for item in items:
             yield item
             bar.update()
-
-
-# -- records and the report ------------------------------------------------------------
-
-def ranking_record(store: Store, row: Any) -> dict[str, Any]:
-    """The public JSON view of a stored ranking (what ``nasbench rank --json`` prints)."""
-    pairs = store.ranking_pairs(row["id"])
-    return {
-        "ranking_id": row["id"],
-        "method": row["method"],
-        "protocol": row["protocol"],
-        "protocol_hash": row["protocol_hash"],
-        "seed": row["seed"],
-        "data": row["data"],
-        "samples": row["samples"],
-        "status": row["status"],
-        "kendall_tau": row["kendall_tau"],
-        "spearman_rho": row["spearman_rho"],
-        "top_k": row["top_k"],
-        "top_k_overlap": row["top_k_overlap"],
-        "supernet": "trained by the ranking" if row["supernet_run_id"] is None else f"run {row['supernet_run_id']}",
-        "supernet_scoring": "single path, batch norm recalibrated on search-train, accuracy on search-validation",
-        "standalone": "the protocol's candidate training on search-train, accuracy on search-validation",
-        "seconds": row["seconds"],
-        "device": row["device"],
-        "device_fingerprint": row["device_fingerprint"],
-        "software": json.loads(row["software_json"]),
-        "git_commit": row["git_commit"],
-        "pairs": [{"index": p["idx"], "arch": json.loads(p["arch_json"]), "supernet_acc": p["supernet_acc"],
-                   "standalone_acc": p["standalone_acc"]} for p in pairs],
-    }
-
-
-def load_rankings(store_path: Path) -> pd.DataFrame:
-    """One row per finished ranking: figures, provenance and both accuracy lists."""
-    with closing(Store(store_path)) as store:
-        rows = []
-        for row in store.rankings("finished"):
-            record = ranking_record(store, row)
-            pairs = record.pop("pairs")
-            record["software"] = " ".join(f"{k}={v}" for k, v in record["software"].items())
-            rows.append({**record, "supernet_accs": json.dumps([p["supernet_acc"] for p in pairs]),
-                         "standalone_accs": json.dumps([p["standalone_acc"] for p in pairs])})
-    return pd.DataFrame(rows)
-
-
-def rankings_markdown(rankings: pd.DataFrame) -> str:
-    """The report's section on the ranking quality of weight sharing."""
-    def figure(value: float | None) -> str:
-        return "–" if value is None or pd.isna(value) else f"{value:.3f}"
-
-    table = pd.DataFrame({
-        "Protocol": [f"{p} (`{h}`)" for p, h in zip(rankings["protocol"], rankings["protocol_hash"])],
-        "Data": rankings["data"],
-        "Method": rankings["method"],
-        "Seed": rankings["seed"],
-        "K": rankings["samples"],
-        "Kendall τ": [figure(v) for v in rankings["kendall_tau"]],
-        "Spearman ρ": [figure(v) for v in rankings["spearman_rho"]],
-        "Top-k overlap (k)": [f"{figure(v)} ({k})" for v, k in zip(rankings["top_k_overlap"], rankings["top_k"])],
-        "Supernet from": rankings["supernet"],
-        "Time (h)": [f"{s / 3600:.3f}" for s in rankings["seconds"]],
-        "Device": rankings["device"],
-    })
-    return "\n".join([
-        "", "## Ranking quality of weight sharing", "",
-        "`nasbench rank`: K architectures drawn at random from the cell space, each scored on search-validation "
-        "twice: under a method's trained supernet (its single path, batch-norm statistics recomputed on "
-        "search-train for that path) and after the protocol's candidate training alone. Kendall τ (tau-b) and "
-        f"Spearman ρ between the two orders; top-k overlap: the share of the stand-alone best k (k = K // "
-        f"{TOP_FRACTION}, at least 1) among the supernet's best k. 1 is a perfect ranking, 0 none; – where one "
-        "side scores every architecture the same. `rankings.csv` has both accuracy lists.",
-        "", table.to_markdown(index=False, disable_numparse=True),
-    ]) + "\n"

@@ -18,15 +18,25 @@ import torch
 
 from nasbench.data import Dataset, SplitData
 from nasbench.errors import NasbenchError
+from nasbench.hardware.constraint import Constraint
 from nasbench.hardware.counting import count_flops, count_params
 from nasbench.hardware.profiler import measure_on_table_device
+from nasbench.numerics import configure_numerics
 from nasbench.protocol import Protocol
 from nasbench.provenance import stored_provenance
 from nasbench.spaces import get_space, space_class
-from nasbench.store import UNFINISHED, RunKey, RunOutcome, RunStart, Store
-from nasbench.strategies import get_strategy
-from nasbench.strategies.base import Checkpoint, Constraint, SearchContext, SearchResult, derive_seed
+from nasbench.store import (
+    UNFINISHED,
+    RunKey,
+    RunOutcome,
+    RunStart,
+    Store,
+    failure_recorded,
+)
+from nasbench.strategies import check_protocol, get_strategy
+from nasbench.strategies.context import SearchContext
 from nasbench.training import build_model, train_network
+from nasbench.types import Checkpoint, SearchResult, derive_seed
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,8 @@ def run_record(row: Any) -> dict[str, Any]:
 def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None]) -> int:
     """Run every requested (method, seed); returns the number that failed."""
     strategies = [get_strategy(m) for m in request.methods]  # unknown names fail before any work
+    check_protocol(request.protocol)
+    configure_numerics()
     for cls in strategies:
         if request.constraint is not None and request.constraint.form not in cls.constraint_forms:
             raise NasbenchError(f"method {cls.name} cannot search under a {request.constraint.form} resource constraint")
@@ -132,17 +144,19 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None]) -> int:
 def check_method_section(cls, row: Any, protocol: Protocol) -> None:
     """Refuse to reuse or resume a stored run made under other settings of the method's
     own protocol section or of its space's layout section (which the protocol hash leaves out)."""
-    stored, current = json.loads(row["protocol_json"]), json.loads(protocol.to_json())
-    sections = [("search", cls.protocol_section), (None, space_class(row["space"]).protocol_section)]
-    for parent, section in sections:
-        if section is None:
-            continue
-        old = (stored.get(parent, {}) if parent else stored).get(section)
-        new = (current[parent] if parent else current)[section]
+    stored, current = json.loads(row["protocol_json"]), protocol.to_dict()
+    own = [f"search.{cls.protocol_section}" if cls.protocol_section else None, space_class(row["space"]).protocol_section]
+    for label in filter(None, own):
+        old, new = _section_of(stored, label), _section_of(current, label)
         if old != new:
-            label = f"{parent}.{section}" if parent else section
             raise NasbenchError(f"stored run {row['id']} of {cls.name} used [{label}] = {old}, but protocol "
                                 f"{protocol.name} now says {new}; use another --store, or --force to replace it")
+
+
+def _section_of(protocol: dict[str, Any], label: str) -> Any:
+    """The ``[<label>]`` table of a protocol as a file holds it (None where it has none)."""
+    parent, _, name = label.rpartition(".")
+    return (protocol.get(parent, {}) if parent else protocol).get(name)
 
 
 def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitData) -> int:
@@ -165,7 +179,7 @@ def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitDat
         store.resume(run_id)
     else:
         run_id = store.start(RunStart(key=key, strategy_class=cls.strategy_class, space=space.name,
-                                      **stored_provenance(request.protocol, request.device)))
+                                      provenance=stored_provenance(request.protocol, request.device)))
     started = time.perf_counter()
 
     def search_seconds() -> float:
@@ -174,7 +188,7 @@ def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitDat
     context.on_trial = lambda trial: store.add_trial(run_id, trial)
     context.on_checkpoint = lambda checkpoint: store.checkpoint(run_id, checkpoint.state, search_seconds(),
                                                                 checkpoint.tensors)
-    try:
+    with failure_recorded(lambda error, status: store.fail(run_id, error, status)):
         result = strategy.run()
         searched = search_seconds()
         eval_start = time.perf_counter()
@@ -187,12 +201,6 @@ def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitDat
             search_seconds=searched, eval_seconds=time.perf_counter() - eval_start,
             genotype=space.to_dict(result.arch), val_acc=result.val_acc, test_acc=trained.accuracy,
             params=count_params(model), flops=count_flops(model), details=_details(result, request.constraint, space))
-    except KeyboardInterrupt:
-        store.fail(run_id, "interrupted by the user", status="interrupted")
-        raise
-    except Exception as err:
-        store.fail(run_id, "".join(traceback.format_exception_only(err)).strip())
-        raise
     store.finish(run_id, outcome)
     return run_id
 

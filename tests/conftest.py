@@ -2,44 +2,25 @@
 
 Everything here trains, stores and reports for real; the expensive results (one
 ``nasbench run --all`` on the smoke protocol with two seeds) are produced once per
-session and shared read-only (tests that write take a copy).
+session and shared read-only (tests that write take a copy). Tests that use
+``smoke_store`` are marked slow (``pytest -m "not slow"`` is the quick lane). Plain
+helper functions live in helpers.py.
 """
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import hashlib
-import io
-import json
-import os
-import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "cifar10_subset.npz"
+from helpers import REPO_ROOT, SmokeStore, run_cli, store_rows, subset_path, tiny_protocol
 
 # The test machine has 2 cores and other work may run beside the suite: with torch's
 # default of one OpenMP thread per core, these tiny networks train up to 20x slower
 # under contention (threads spin-waiting for each other). One thread is fast and,
-# being the same in every test and in the subprocess tests, keeps results comparable.
+# being the same in every test and in the subprocess tests (helpers.SUBPROCESS_ENV),
+# keeps results comparable.
 torch.set_num_threads(1)
-SUBPROCESS_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def subset_path() -> Path:
-    """$NASBENCH_DATA (relative to the working directory or, failing that, to the
-    repository root, as CI sets it), else ../shared/data/cifar10_subset.npz."""
-    configured = os.environ.get("NASBENCH_DATA")
-    if not configured:
-        return DEFAULT_DATA.resolve()
-    path = Path(configured)
-    if not path.is_absolute() and not path.exists():
-        path = REPO_ROOT / path
-    return path.resolve()
 
 
 @pytest.fixture(scope="session")
@@ -66,13 +47,6 @@ def smoke():
     return load_protocol("smoke")
 
 
-def tiny_protocol(smoke, candidates: int = 3):
-    """The smoke protocol on fewer images (64 train of which 32 search-val, 40 test)."""
-    data = dataclasses.replace(smoke.data, train_images=64, search_val_images=32, test_images=40)
-    search = dataclasses.replace(smoke.search, candidates=candidates)
-    return dataclasses.replace(smoke, name="tiny", data=data, search=search)
-
-
 @pytest.fixture(scope="session")
 def tiny(smoke):
     return tiny_protocol(smoke)
@@ -92,55 +66,6 @@ def cell_space():
     return get_space("cell")
 
 
-# -- the CLI, in-process ---------------------------------------------------------------
-
-@dataclasses.dataclass
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-    def json_lines(self) -> list[dict]:
-        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
-
-
-def run_cli(*argv: str) -> CliResult:
-    """``nasbench.cli.main(argv)`` with its stdout and stderr captured."""
-    from nasbench.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in argv])
-    return CliResult(code, out.getvalue(), err.getvalue())
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def store_rows(path: Path, where: str = "1=1") -> list[dict]:
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute(f"SELECT * FROM runs WHERE {where} ORDER BY id")]
-
-
-def store_trials(path: Path, run_id: int) -> list[dict]:
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute("SELECT * FROM trials WHERE run_id=? ORDER BY idx", (run_id,))]
-
-
-@dataclasses.dataclass(frozen=True)
-class SmokeStore:
-    path: Path
-    result: CliResult
-
-    def copy_to(self, directory: Path) -> Path:
-        target = Path(directory) / "copy.sqlite"
-        shutil.copyfile(self.path, target)
-        return target
-
-
 @pytest.fixture(scope="session")
 def smoke_store(tmp_path_factory, data_path) -> SmokeStore:
     """``nasbench run --all --protocol smoke --seeds 0,1``: every method, two seeds, for real."""
@@ -149,3 +74,44 @@ def smoke_store(tmp_path_factory, data_path) -> SmokeStore:
                      "--data", data_path, "--no-progress")
     assert result.code == 0, result.err
     return SmokeStore(path, result)
+
+
+@pytest.fixture(scope="session")
+def smoke_records(smoke_store) -> list[dict]:
+    """The smoke store's run as JSON lines, one per method and seed."""
+    return smoke_store.result.json_lines()
+
+
+@pytest.fixture(scope="session")
+def smoke_rows(smoke_store) -> list[dict]:
+    """The smoke store's rows."""
+    return store_rows(smoke_store.path)
+
+
+@pytest.fixture(scope="session")
+def two_epoch_protocol(tmp_path_factory) -> Path:
+    """A protocol file: the smoke protocol on tiny data (64 train images, 32 of them
+    search-val, 40 test) with a two-epoch supernet search of 2 channels."""
+    path = tmp_path_factory.mktemp("protocol") / "two-epochs.toml"
+    path.write_text('base = "smoke"\n[data]\ntrain_images = 64\nsearch_val_images = 32\ntest_images = 40\n'
+                    '[search.supernet]\nepochs = 2\nchannels = 2\n')
+    return path
+
+
+@pytest.fixture(scope="session")
+def cell_counts(cell_space, smoke):
+    """The cell space's counts-only cost table (params, FLOPs, MAC) at the smoke protocol's size."""
+    from nasbench.hardware.profiler import counts_table
+
+    return counts_table(cell_space, smoke)
+
+
+SLOW_FIXTURES = ("smoke_store",)
+"""Fixtures so expensive that every test using them, directly or through another fixture, is
+slow: ``smoke_store`` runs every method for real (about seven minutes on two cores)."""
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if any(name in getattr(item, "fixturenames", ()) for name in SLOW_FIXTURES):
+            item.add_marker(pytest.mark.slow)

@@ -12,15 +12,17 @@ import numpy as np
 import pytest
 import torch
 
-from nasbench.data import Augmentation, DeviceSplit, SplitData, endless_batches, load_dataset, make_splits, \
-    ordered_batches, shuffled_batches
+from nasbench.data import (
+    Augmentation, DeviceSplit, SplitData, endless_batches, load_dataset, make_splits, ordered_batches, shuffled_batches,
+)
 from nasbench.errors import DataError
 from nasbench.protocol import load_protocol
+
+from helpers import CPU
 
 # DARTS' CIFAR-10 normalisation constants
 MEAN = np.array([0.49139968, 0.48215827, 0.44653124], dtype=np.float32).reshape(1, 3, 1, 1)
 STD = np.array([0.24703233, 0.24348505, 0.26158768], dtype=np.float32).reshape(1, 3, 1, 1)
-CPU = torch.device("cpu")
 
 
 def normalise(images: np.ndarray) -> np.ndarray:
@@ -207,7 +209,6 @@ def test_batches_cover_the_split_once(dataset):
     assert not torch.equal(seen, split.images)
     ordered = list(ordered_batches(split, 20))
     assert torch.equal(torch.cat([labels for _, labels in ordered]), split.labels)
-
 
 
 def test_endless_batches_reshuffle_pass_after_pass(dataset):

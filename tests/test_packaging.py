@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tomllib
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 
 def test_every_subpackage_is_listed_in_pyproject():

@@ -11,9 +11,11 @@ import pytest
 import yaml
 
 from nasbench.errors import ConfigError, UnknownNameError
-from nasbench.protocol import METHOD_SECTIONS, SPACE_SECTIONS, Protocol, builtin_protocols, load_protocol
+from nasbench.protocol import Protocol, builtin_protocols, load_protocol
+from nasbench.spaces import SPACES
+from nasbench.strategies import STRATEGIES
 
-from conftest import REPO_ROOT, SUBPROCESS_ENV
+from helpers import REPO_ROOT, SUBPROCESS_ENV
 
 
 def test_builtins_load():
@@ -73,8 +75,8 @@ def _changed(value):
         return value + 0.5
     if isinstance(value, str):
         return value + "x"
-    if isinstance(value, tuple):
-        return value + (99,)
+    if isinstance(value, (tuple, list)):
+        return type(value)(value) + type(value)([99])
     raise AssertionError(f"unexpected field type {type(value)}")
 
 
@@ -101,9 +103,7 @@ def _get_path(obj, path):
 
 def test_hash_changes_when_any_value_changes():
     smoke = load_protocol("smoke")
-    own = [path for path in _leaf_paths(smoke)
-           if path[:2] in {("search", s) for s in METHOD_SECTIONS} or path[0] in SPACE_SECTIONS]
-    paths = [path for path in _leaf_paths(smoke) if path not in own]
+    paths = [path for path in _leaf_paths(smoke) if path != ("sections",)]
     assert len(paths) == 1 + 5 + 13 + 13 + 1 + 4  # seeds, data, candidate, final, candidates, supernet
     hashes = {smoke.hash}
     for path in paths:
@@ -111,9 +111,13 @@ def test_hash_changes_when_any_value_changes():
         assert changed.hash != smoke.hash, ".".join(path)
         hashes.add(changed.hash)
     assert len(hashes) == len(paths) + 1
-    assert {path[0] for path in own} == {"search", *SPACE_SECTIONS}  # smoke lays out every space
-    for path in own:  # the methods' own sections and the spaces' layouts are left out of the hash
-        assert _replace_path(smoke, path, _changed(_get_path(smoke, path))).hash == smoke.hash, ".".join(path)
+    # smoke has every method's own section and lays out every space
+    assert set(smoke.sections) == ({f"search.{cls.protocol_section}" for cls in STRATEGIES.values()
+                                    if cls.protocol_section} |
+                                   {cls.protocol_section for cls in SPACES.values() if cls.protocol_section})
+    for label, values in smoke.sections.items():  # the methods' own sections and the spaces' layouts are left out
+        for key, value in values.items():
+            assert smoke.with_section(label, {**values, key: _changed(value)}).hash == smoke.hash, f"{label}.{key}"
 
 
 # -- custom files ----------------------------------------------------------------------
@@ -210,7 +214,7 @@ def _smoke_toml_with(old: str, new: str) -> str:
                  id="unknown-dataset"),
     pytest.param(_smoke_toml_with("seeds = [0]", "seeds = []"), ["seeds must list at least one seed"], id="no-seeds"),
     pytest.param(_smoke_toml_with("[search.supernet]", "[search.supernet]\n[search.other]"),
-                 ["unknown key 'other'", "[search]"], id="unknown-section"),
+                 ["missing key 'channels' in [search.supernet]"], id="keys-of-a-shared-section-elsewhere"),
     pytest.param("name = \n", ["not valid TOML"], id="toml-syntax"),
     pytest.param('base = "huge"\n', ["base 'huge' is not a built-in protocol", "full, proxy, smoke"], id="unknown-base"),
 ])

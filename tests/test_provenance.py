@@ -11,7 +11,7 @@ import torch
 from nasbench.errors import NasbenchError
 from nasbench.provenance import device_fingerprint, device_name, git_commit, resolve_device, software_versions
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 
 def test_resolve_device():

@@ -6,21 +6,20 @@ import sqlite3
 
 import pytest
 import torch
+from helpers import sha256
 
 from nasbench.errors import NasbenchError
 from nasbench.store import RunKey, RunOutcome, RunStart, Store, iter_finished
-from nasbench.strategies.base import Trial
-
-from conftest import sha256
+from nasbench.types import Provenance, Trial
 
 KEY = RunKey("random", 0, "abc123abc123", "npz-0123456789ab")
 OTHER_SEED = RunKey("random", 1, "abc123abc123", "npz-0123456789ab")
 
 
 def start(store: Store, key: RunKey = KEY) -> int:
-    return store.start(RunStart(key=key, strategy_class="RS", space="cell", protocol="smoke", protocol_json="{}",
-                                device="cpu test", device_fingerprint="cpu-test", software={"torch": "x"},
-                                git_commit="deadbeef"))
+    provenance = Provenance(protocol="smoke", protocol_json="{}", device="cpu test", device_fingerprint="cpu-test",
+                            software={"torch": "x"}, git_commit="deadbeef")
+    return store.start(RunStart(key=key, strategy_class="RS", space="cell", provenance=provenance))
 
 
 def outcome(test_acc: float) -> RunOutcome:

@@ -10,7 +10,7 @@ import torch
 from nasbench.data import DeviceSplit
 from nasbench.training import TrainingDiverged, build_model, cosine_lr, evaluate, train_network
 
-CPU = torch.device("cpu")
+from helpers import CPU
 
 
 def test_cosine_lr(smoke):

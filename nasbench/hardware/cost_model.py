@@ -13,9 +13,9 @@ from typing import Hashable, Mapping
 import torch
 
 from nasbench.errors import NasbenchError
-from nasbench.hardware.parts import PartKey
 from nasbench.hardware.table import CostTable, LatencyPredictor
 from nasbench.spaces.base import SearchSpace
+from nasbench.types import PartKey
 
 METRICS = ("latency_ms", "flops", "params", "mac_elements", "mac_bytes")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -40,3 +40,16 @@ def count_flops(model: nn.Module, inputs: Sequence[torch.Tensor] | None = None) 
             return int(analysis.total())
     finally:
         model.train(was_training)
+
+
+def arch_summary(name: str, arch: Any, space: Any, protocol: Any, entry: Any = None) -> dict[str, Any]:
+    """``arch`` of ``space`` (named ``name``) with the params and FLOPs of ``protocol``'s final
+    network of it, and the published count, source and notes of its zoo ``entry``, if any."""
+    model = space.build(arch, protocol.final.network)
+    summary = {"name": name, "protocol": protocol.name, "channels": protocol.final.channels,
+               "cells": protocol.final.cells, "params": count_params(model), "flops": count_flops(model),
+               "flops_convention": "fvcore, 1 multiply-add = 1 FLOP", "genotype": space.to_dict(arch)}
+    if entry is not None:
+        summary.update(published_params_m=entry.published_params_m, source=entry.source, note=entry.note,
+                       params_note=entry.params_note)
+    return summary

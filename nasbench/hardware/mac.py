@@ -17,8 +17,10 @@ count, per image, i.e. at batch size 1):
 - factorized reduce, beyond its convolutions, ReLU and batch norm: zero padding
   ``|x| + |x_padded|`` and the concatenation of its halves ``2|y|``
 
-Modules made of others add only their own functional work (``functional_mac``); a leaf
-module without a formula is an error, so nothing is silently counted as free.
+A space's own modules state their cost themselves (``functional_mac``: the whole cost of
+a leaf such as the cell space's identity and ``none``, only their own functional work for
+modules made of others); a leaf module without a formula is an error, so nothing is
+silently counted as free.
 """
 from __future__ import annotations
 
@@ -26,8 +28,6 @@ from typing import Sequence
 
 import torch
 from torch import nn
-
-from nasbench.spaces.cell.ops import Identity, Zero
 
 DTYPE_BYTES = {torch.float32: 4, torch.float16: 2, torch.bfloat16: 2}
 
@@ -44,10 +44,8 @@ def leaf_mac(module: nn.Module, inputs: Sequence[torch.Tensor], output: torch.Te
         return _numel(x) + _numel(y) + (4 if module.affine else 2) * module.num_features
     if isinstance(module, (nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
         return _numel(x) + _numel(y)
-    if isinstance(module, (Identity, nn.Identity, nn.Flatten)):
+    if isinstance(module, (nn.Identity, nn.Flatten)):
         return 0
-    if isinstance(module, Zero):
-        return 2 * _numel(y)
     raise TypeError(f"no memory-access formula for {type(module).__name__}; add one to nasbench/hardware/mac.py")
 
 

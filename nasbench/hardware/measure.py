@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from nasbench.errors import NasbenchError
+from nasbench.numerics import configure_numerics
 from nasbench.provenance import cpu_model, device_fingerprint, device_name
 
 Runner = Callable[[], object]
@@ -84,9 +85,8 @@ class Backend(ABC):
     def __init__(self, device: torch.device, threads: int, batch_size: int, settings: MeasureSettings):
         self.device, self.threads, self.batch_size, self.settings = device, threads, batch_size, settings
         torch.set_num_threads(threads)
-        if device.type == "cpu":
-            torch.set_flush_denormal(True)  # random weights can underflow; denormals are 100x slower
-        else:
+        configure_numerics()  # random weights can underflow; denormals are 100x slower
+        if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
     def inputs(self, shapes: Sequence[tuple[int, ...]], seed: int = 0) -> list[torch.Tensor]:

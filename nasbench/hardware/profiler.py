@@ -19,15 +19,15 @@ import numpy as np
 import torch
 from scipy import optimize, stats
 
+from nasbench.hardware.cost_model import CostModel
 from nasbench.hardware.counting import count_flops, count_params
 from nasbench.hardware.mac import DTYPE_BYTES, count_mac
 from nasbench.hardware.measure import Backend, LatencyStats, Runner, collector_paused
-from nasbench.hardware.parts import PartKey
-from nasbench.hardware.cost_model import CostModel
 from nasbench.hardware.table import CostTable, LatencyPredictor, TableEntry
 from nasbench.progress import progress_bar
 from nasbench.protocol import Protocol
-from nasbench.spaces.base import NetworkConfig, SearchSpace
+from nasbench.spaces.base import SearchSpace
+from nasbench.types import NetworkConfig, PartKey
 
 BYTES = DTYPE_BYTES[torch.float32]
 

@@ -13,8 +13,7 @@ from typing import Any
 
 from nasbench.errors import NasbenchError
 from nasbench.hardware.measure import LatencyStats
-from nasbench.hardware.parts import PartKey
-from nasbench.spaces.base import NetworkConfig
+from nasbench.types import NetworkConfig, PartKey
 
 SCHEMA = "nasbench.cost_table/1"
 

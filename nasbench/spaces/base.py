@@ -15,19 +15,10 @@ import torch
 from torch import nn
 
 from nasbench.errors import NasbenchError
-from nasbench.hardware.parts import CostLayout, PartKey
+from nasbench.protocol import Protocol, read_section
+from nasbench.types import CostLayout, NetworkConfig, PartKey
 
 Arch = TypeVar("Arch", bound=Hashable)
-
-
-@dataclass(frozen=True)
-class NetworkConfig:
-    """The size of a network built from an architecture."""
-
-    channels: int
-    cells: int
-    auxiliary: bool = False
-    num_classes: int = 10
 
 
 @dataclass(frozen=True)
@@ -46,16 +37,28 @@ class ZooEntry(Generic[Arch]):
 class SearchSpace(ABC, Generic[Arch]):
     name: ClassVar[str]
     description: ClassVar[str]
+    arch_noun: ClassVar[str] = "architecture"
+    """What its architectures are called in messages (the cell space's: genotype)."""
     protocol_section: ClassVar[str | None] = None
     """The protocol section that lays the space out, where one does (``fbnet``)."""
+    layout_class: ClassVar[type | None] = None
+    """The settings dataclass of that section, defined in the space's own file."""
     input_size: int = 32
     """Side of the square images its networks take."""
 
     @classmethod
-    def for_protocol(cls, protocol: Any) -> "SearchSpace":
+    def for_protocol(cls, protocol: Protocol) -> "SearchSpace":
         """The space as ``protocol`` lays it out: built from its ``[<protocol_section>]``
         where the space has one."""
-        return cls() if cls.protocol_section is None else cls(protocol.space_section(cls.protocol_section))
+        return cls() if cls.protocol_section is None else cls(cls.read_layout(protocol))
+
+    @classmethod
+    def read_layout(cls, protocol: Protocol) -> Any:
+        """The space's ``[<protocol_section>]`` of ``protocol``, parsed and checked, or an error
+        saying how to add it; None for a space without a layout of its own."""
+        if cls.protocol_section is None:
+            return None
+        return read_section(protocol, cls.protocol_section, cls.layout_class)
 
     @classmethod
     def for_network(cls, network: dict[str, Any]) -> "SearchSpace":

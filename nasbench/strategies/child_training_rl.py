@@ -16,8 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from nasbench.strategies.base import SearchContext, SearchResult, Strategy, TensorState
+from nasbench.strategies.base import Strategy
+from nasbench.strategies.context import SearchContext
 from nasbench.strategies.controller import HoldsController
+from nasbench.types import SearchResult, TensorState
 
 
 class ChildTrainingRl(HoldsController, Strategy):

@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from nasbench.spaces.cell.genotype import Genotype
 from nasbench.spaces.cell.space import NODES, SAMPLED_OPERATIONS
-from nasbench.strategies.base import TensorState, derive_seed
+from nasbench.types import TensorState, derive_seed
 
 HIDDEN = 100
 """LSTM units (Pham et al., Sect. 2.1: "an LSTM with 100 hidden units")."""
@@ -38,7 +38,7 @@ ENTROPY_WEIGHT = 1e-4
 """The entropy bonus' weight (ENAS' official code, ``controller_entropy_weight`` of its CIFAR-10
 scripts, and NNI's ENAS). The seed document reads 0.1, which with the entropy summed over
 a genotype's 32 decisions (about 45 nats for a uniform policy) outweighs the reward: on the
-task of tests/test_enas.py the target's probability per decision stays at 0.27 under it
+task of tests/strategies/test_controller.py the target's probability per decision stays at 0.27 under it
 (0.97 under 1e-4) and 64% of the decisions match it (97%)."""
 BASELINE_DECAY = 0.99
 """Of the rewards' moving average (ENAS' official code, ``controller_bl_dec``)."""

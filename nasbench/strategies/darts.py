@@ -12,7 +12,12 @@ from typing import Sequence
 
 import torch
 
-from nasbench.strategies.supernet_search import ArchRecipe, Batch, BilevelSearch, WeightRecipe
+from nasbench.strategies.supernet_search import (
+    ArchRecipe,
+    Batch,
+    BilevelSearch,
+    WeightRecipe,
+)
 
 # The paper's settings (Sect. 3.1.1 and Appendix A.1.1) and, where it is silent or differs,
 # the official code's defaults (github.com/quark0/darts, cnn/train_search.py): the weights'
@@ -30,7 +35,6 @@ class Darts(BilevelSearch):
     name = "darts"
     strategy_class = "GO"
     summary = "DARTS, first order: softmax-relaxed supernet, alternating weight and architecture steps"
-    published = (("DARTS", "first order + cutout"),)
     weight_recipe = DARTS_WEIGHTS
     arch_recipe = DARTS_ARCHITECTURE
 
@@ -45,7 +49,6 @@ class DartsSecondOrder(Darts):
 
     name = "darts-2nd"
     summary = "DARTS, second order: the architecture gradient through one unrolled weight step"
-    published = (("DARTS", "second order + cutout"),)
     hvp_radius: float = HVP_RADIUS
 
     def architecture_gradients(self, train: Batch, val: Batch, lr: float) -> tuple[torch.Tensor, Sequence[torch.Tensor]]:

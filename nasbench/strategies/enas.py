@@ -36,15 +36,20 @@ from torch import nn
 
 from nasbench.data import endless_batches
 from nasbench.protocol import SupernetBudget
+from nasbench.settings import require
 from nasbench.spaces.base import SearchSpace
-from nasbench.spaces.cell.supernet import Supernet
+from nasbench.spaces.cell.supernet import Supernet, path_weights
 from nasbench.spaces.enas_macro import supernet as macro_supernet
-from nasbench.strategies.base import SearchContext, SearchResult, TensorState, derive_seed
-from nasbench.strategies.controller import CellController, HoldsController, PolicyGradient
+from nasbench.strategies.context import SearchContext
+from nasbench.strategies.controller import (
+    CellController,
+    HoldsController,
+    PolicyGradient,
+)
 from nasbench.strategies.macro_controller import MacroController, skip_penalty
-from nasbench.strategies.random_ws import path_weights
 from nasbench.strategies.supernet_search import Batch, SupernetSearch, WeightRecipe
 from nasbench.training import cosine_annealing
+from nasbench.types import SearchResult, TensorState, derive_seed
 
 ENAS_WEIGHTS = WeightRecipe(lr=0.05, lr_min=0.001, momentum=0.9, weight_decay=1e-4, grad_clip=5.0, nesterov=True)
 RESTART_PERIOD = 10
@@ -85,6 +90,22 @@ ENAS_SPACES: dict[str, EnasSpace] = {
 """The spaces ENAS searches, the micro search's first."""
 
 
+@dataclass(frozen=True)
+class EnasBudget:
+    """ENAS' controller phase after each epoch of shared-weight training: ``controller_steps``
+    policy updates, each over ``controller_aggregate`` sampled architectures rewarded by their
+    accuracy on one search-validation batch; its final choice: the best of
+    ``derive_samples`` sampled architectures, each on one search-validation batch."""
+
+    controller_steps: int
+    controller_aggregate: int
+    derive_samples: int
+
+    def check(self, where: str) -> None:
+        require(min(self.controller_steps, self.controller_aggregate, self.derive_samples) >= 1, where,
+                 "all values must be >= 1")
+
+
 class Enas(HoldsController, SupernetSearch):
     """ENAS' micro and macro searches: an LSTM controller samples single paths of the shared
     supernet and learns from their validation accuracy."""
@@ -93,8 +114,8 @@ class Enas(HoldsController, SupernetSearch):
     strategy_class = "RL"
     summary = "ENAS: an LSTM controller samples paths of a shared supernet, trained by REINFORCE on their accuracy"
     spaces = tuple(ENAS_SPACES)
-    published = (("ENAS", "micro search space + cutout"), ("ENAS", "macro search space"))
     protocol_section = "enas"
+    settings_class = EnasBudget
     weight_recipe = ENAS_WEIGHTS
     sparse_weights = True
     state_fields = ("epochs_done", "history")

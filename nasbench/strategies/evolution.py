@@ -10,7 +10,22 @@ Population and sample sizes come from the protocol's ``[search.evolution]``.
 """
 from __future__ import annotations
 
-from nasbench.strategies.base import SearchResult, Strategy, Trial
+from dataclasses import dataclass
+
+from nasbench.settings import require
+from nasbench.strategies.base import Strategy
+from nasbench.types import SearchResult, Trial
+
+
+@dataclass(frozen=True)
+class EvolutionBudget:
+    """Regularized evolution's population and tournament sample (AmoebaNet)."""
+
+    population: int
+    sample: int
+
+    def check(self, where: str) -> None:
+        require(1 <= self.sample <= self.population, where, "need 1 <= sample <= population")
 
 
 class RegularizedEvolution(Strategy):
@@ -20,9 +35,14 @@ class RegularizedEvolution(Strategy):
     strategy_class = "EA"
     summary = "regularized (aging) evolution: tournament selection, one mutation per child, oldest removed"
     spaces = ("cell", "nasnet")
-    published = (("AmoebaNet-A", "small, 3.2M (no cutout per DARTS Table 1; SNAS table labels it +cutout)"),)
     protocol_section = "evolution"
+    settings_class = EvolutionBudget
     state_fields = ("population",)
+
+    @classmethod
+    def check_settings(cls, settings: EvolutionBudget, protocol, where: str) -> None:
+        require(settings.population <= protocol.search.candidates, where,
+                "population must not exceed [search] candidates (the population is trained first)")
 
     def __init__(self, context):
         super().__init__(context)

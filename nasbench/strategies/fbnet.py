@@ -12,7 +12,7 @@ descends ``CE * alpha * (log max(LAT, T) / log T) ** beta``, LAT the expected la
 sample from the table, alpha 0.2 and beta 0.6 as published: FBNet's loss, divided by the
 constant ``log(T) ** beta``, with LAT floored at the target T (``mul-log-hinge``; the
 published form without the floor is ``--constraint-form mul-log``, in which a target is
-only a constant factor; see :meth:`~nasbench.strategies.base.Constraint.apply`, also for
+only a constant factor; see :meth:`~nasbench.hardware.constraint.Constraint.apply`, also for
 LAT in microseconds). The final architecture is sampled from the learned distribution:
 six samples (fewer if the protocol's candidate budget is smaller) are trained with the
 candidate recipe and the best on search-validation is kept (on cells a sample is an
@@ -31,10 +31,10 @@ from typing import Any
 
 import torch
 
-from nasbench.strategies.base import SearchResult
 from nasbench.strategies.hardware_aware import HardwareAwareSearch
 from nasbench.strategies.snas import gumbel_softmax
 from nasbench.strategies.supernet_search import ArchRecipe, Batch, WeightRecipe
+from nasbench.types import SearchResult
 
 FBNET_WEIGHTS = WeightRecipe(lr=0.1, lr_min=0.0, momentum=0.9, weight_decay=1e-4, grad_clip=0.0)
 FBNET_ARCHITECTURE = ArchRecipe(lr=0.01, betas=(0.9, 0.999), weight_decay=5e-4)
@@ -47,7 +47,6 @@ class Fbnet(HardwareAwareSearch):
     name = "fbnet"
     strategy_class = "GO"
     summary = "FBNet: Gumbel-softmax DNAS over per-layer blocks, latency-aware loss from a cost table"
-    published = (("FBNet", "FBNet-B (paper)"),)
     constraint_forms = {"mul-log-hinge": (0.2, 0.6), "mul-log": (0.2, 0.6)}
     weight_recipe = FBNET_WEIGHTS
     arch_recipe = FBNET_ARCHITECTURE

@@ -51,7 +51,6 @@ class Gdas(Darts):
 
     name = "gdas"
     summary = "GDAS: one Gumbel-max sampled operation per edge, straight-through gradients, bilevel"
-    published = (("GDAS", "GDAS (searched normal+reduction)"),)
     weight_recipe = GDAS_WEIGHTS
     arch_recipe = GDAS_ARCHITECTURE
     sparse_weights = True

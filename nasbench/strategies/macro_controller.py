@@ -39,7 +39,14 @@ from torch.nn import functional as F
 
 from nasbench.spaces.enas_macro.network import OPERATIONS
 from nasbench.spaces.enas_macro.space import MacroArch
-from nasbench.strategies.controller import HIDDEN, TANH_CONSTANT, TEMPERATURE, AnchorController, Decisions, Sample
+from nasbench.strategies.controller import (
+    HIDDEN,
+    TANH_CONSTANT,
+    TEMPERATURE,
+    AnchorController,
+    Decisions,
+    Sample,
+)
 
 SKIP_TARGET = 0.4
 """The prior belief that a skip connection is formed (Sect. 3.2; ``controller_skip_target``)."""

@@ -45,7 +45,8 @@ import random
 from nasbench.errors import ConfigError
 from nasbench.spaces.metaqnn.arch import Action, LayerSequence, action_name
 from nasbench.spaces.metaqnn.space import AgentState, MetaqnnSpace
-from nasbench.strategies.base import SearchResult, Strategy, Trial
+from nasbench.strategies.base import Strategy
+from nasbench.types import SearchResult, Trial
 
 Q_INIT = 0.5
 """Every Q-value's start (Sect. 4.2: 0.5)."""
@@ -117,7 +118,6 @@ class MetaQnn(Strategy):
     strategy_class = "RL"
     summary = "MetaQNN: tabular Q-learning writes layer sequences, epsilon-greedy with experience replay"
     spaces = ("metaqnn",)
-    published = (("MetaQNN", "top model"),)
     state_fields = ("q_values", "memory")
 
     def __init__(self, context):

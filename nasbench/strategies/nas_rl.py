@@ -13,15 +13,22 @@ of the rewards; the paper gives no decay, so it takes 0.95, the authors' value i
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from nasbench.errors import ConfigError
-from nasbench.spaces.nasrl_macro.space import FILTER_SIZES, ConvLayer, LayerChain, NasRlSpace
-from nasbench.strategies.base import SearchContext
+from nasbench.settings import require
+from nasbench.spaces.nasrl_macro.space import (
+    FILTER_SIZES,
+    ConvLayer,
+    LayerChain,
+    NasRlSpace,
+)
 from nasbench.strategies.child_training_rl import ChildTrainingRl
+from nasbench.strategies.context import SearchContext
 from nasbench.strategies.controller import Decisions, PolicyGradient, Sample
 
 HIDDEN = 35
@@ -113,14 +120,30 @@ def depth_schedule(index: int, candidates: int, start_layers: int, max_layers: i
     return start_layers + LAYER_INCREMENT * (index * levels // candidates)
 
 
+@dataclass(frozen=True)
+class NasRlBudget:
+    """NAS-RL's controller schedule (Zoph & Le, ICLR 2017, Sect. 4.1): one policy update per
+    ``children_per_update`` trained children (the paper's m = 8 per controller replica), and
+    child depth starting at ``start_layers`` (the paper: 6) and growing by 2 at even
+    intervals of the candidate budget until the space's ``max_layers`` (the paper: every
+    1,600 of 12,800 samples, 6 to 20 layers)."""
+
+    children_per_update: int
+    start_layers: int
+
+    def check(self, where: str) -> None:
+        require(self.children_per_update >= 1 and self.start_layers >= 1, where,
+                 "children_per_update and start_layers must be >= 1")
+
+
 class NasRl(ChildTrainingRl):
     """NAS-RL: REINFORCE on an LSTM controller, every child trained from scratch."""
 
     name = "nas-rl"
     summary = "NAS-RL: LSTM controller + REINFORCE, children of NAS-RL's layer chain trained from scratch"
     spaces = ("nasrl-macro",)
-    published = (("NAS-RL (Zoph & Le 2017)", "NAS v3 max pooling (39 layers)"),)
     protocol_section = "nas_rl"
+    settings_class = NasRlBudget
 
     def __init__(self, context: SearchContext):
         super().__init__(context)

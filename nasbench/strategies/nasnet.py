@@ -23,13 +23,26 @@ compare on equal terms.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 
-from nasbench.spaces.nasnet.arch import BLOCKS, CELL_TYPES, COMBINATIONS, OPERATIONS, NasnetArch
+from nasbench.settings import require
+from nasbench.spaces.nasnet.arch import (
+    BLOCKS,
+    CELL_TYPES,
+    COMBINATIONS,
+    OPERATIONS,
+    NasnetArch,
+)
 from nasbench.strategies.child_training_rl import ChildTrainingRl
-from nasbench.strategies.controller import AnchorController, CellController, Decisions, Sample
+from nasbench.strategies.controller import (
+    AnchorController,
+    CellController,
+    Decisions,
+    Sample,
+)
 
 HIDDEN = 100
 CONTROLLER_LR = 3.5e-4
@@ -134,14 +147,25 @@ NASNET_CONTROLLERS: dict[str, Callable[[], AnchorController]] = {
 """NASNet's controller for each space it searches, its own first."""
 
 
+@dataclass(frozen=True)
+class NasnetBudget:
+    """NASNet's controller schedule (Zoph et al., CVPR 2018, Appendix A.3): one PPO update
+    per ``children_per_update`` trained children (the paper: minibatches of 20 architectures)."""
+
+    children_per_update: int
+
+    def check(self, where: str) -> None:
+        require(self.children_per_update >= 1, where, "children_per_update must be >= 1")
+
+
 class Nasnet(ChildTrainingRl):
     """NASNet: PPO on an LSTM controller writing NASNet cells, every child trained from scratch."""
 
     name = "nasnet"
     summary = "NASNet: LSTM controller + PPO, children of the NASNet (or the shared) cell space trained from scratch"
     spaces = tuple(NASNET_CONTROLLERS)
-    published = (("NASNet-A", "6@768 + cutout"),)
     protocol_section = "nasnet"
+    settings_class = NasnetBudget
 
     def build_controller(self) -> AnchorController:
         return NASNET_CONTROLLERS[self.context.space.name]()

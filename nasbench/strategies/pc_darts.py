@@ -24,8 +24,8 @@ from torch import nn
 
 from nasbench.errors import ConfigError
 from nasbench.protocol import SupernetBudget
-from nasbench.spaces.layers import channel_shuffle
 from nasbench.spaces.cell.supernet import NODE_EDGES, MixedOp, State, Supernet
+from nasbench.spaces.layers import channel_shuffle
 from nasbench.strategies.darts import Darts
 from nasbench.strategies.supernet_search import ArchRecipe, Batch, WeightRecipe, rounded
 
@@ -83,7 +83,6 @@ class PcDarts(Darts):
 
     name = "pc-darts"
     summary = "PC-DARTS: partial channel connections (1/4), edge normalisation, warm-up; first order"
-    published = (("PC-DARTS", "CIFAR-10 + cutout"),)
     weight_recipe = PC_DARTS_WEIGHTS
     arch_recipe = PC_DARTS_ARCHITECTURE
 

@@ -34,7 +34,8 @@ from torch import nn
 
 from nasbench.spaces.cell.genotype import CellEdges, Genotype
 from nasbench.spaces.cell.space import NODES, SAMPLED_OPERATIONS
-from nasbench.strategies.base import SearchResult, Strategy, Trial, derive_seed
+from nasbench.strategies.base import Strategy
+from nasbench.types import SearchResult, Trial, derive_seed
 
 # PNAS Sec. 3.3: the MLP predictor embeds each token of a block (its two inputs, its two
 # operations; inputs and operations have their own embedding tables) into D = 100
@@ -182,7 +183,6 @@ class Pnas(Strategy):
     name = "pnas"
     strategy_class = "SMBO"
     summary = "PNAS: cells grown block by block, a learned predictor picks the expansions to train"
-    published = (("PNAS", "PNASNet-5"),)
     state_fields = ("level", "queue")
 
     def __init__(self, context):

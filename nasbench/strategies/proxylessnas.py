@@ -46,7 +46,6 @@ class ProxylessNas(HardwareAwareSearch):
     name = "proxylessnas"
     strategy_class = "GO"
     summary = "ProxylessNAS: binarised single-path supernet, two-path architecture gradient, latency loss"
-    published = (("ProxylessNAS", "CPU"),)
     constraint_forms = {"mul-log": (0.2, 0.3), "add-linear": (0.1, 1.0)}
     weight_recipe = PROXYLESS_WEIGHTS
     arch_recipe = PROXYLESS_ARCHITECTURE

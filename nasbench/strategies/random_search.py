@@ -2,7 +2,8 @@
 reference (what an architecture drawn at random scores under the same final training)."""
 from __future__ import annotations
 
-from nasbench.strategies.base import SearchResult, Strategy
+from nasbench.strategies.base import Strategy
+from nasbench.types import SearchResult
 
 
 class RandomSearch(Strategy):
@@ -13,7 +14,6 @@ class RandomSearch(Strategy):
     strategy_class = "RS"
     summary = "random search: best of N uniformly drawn architectures on search-validation"
     spaces = ("cell", "nasnet")
-    published = (("Random search baseline (DARTS paper)", "best of 24 + cutout"),)
 
     def budget(self) -> int:
         return self.context.protocol.search.candidates

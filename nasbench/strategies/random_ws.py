@@ -30,18 +30,24 @@ as a zero edge), so stage 1 and stage 2 draw from the space's own sampler.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from nasbench.data import DeviceSplit
-from nasbench.spaces.cell.costs import genotype_weights
-from nasbench.spaces.cell.genotype import Genotype
-from nasbench.spaces.cell.supernet import EdgeWeights, Supernet, WeightedSupernet
-from nasbench.strategies.base import SearchContext, SearchResult, derive_seed
+from nasbench.settings import require
+from nasbench.spaces.cell.supernet import (
+    EdgeWeights,
+    Supernet,
+    WeightedSupernet,
+    path_weights,
+)
+from nasbench.strategies.context import SearchContext
 from nasbench.strategies.darts import DARTS_WEIGHTS
 from nasbench.strategies.supernet_search import Batch, SupernetSearch
 from nasbench.training import evaluate
+from nasbench.types import SearchResult, derive_seed
 
 RANDOM_WS_WEIGHTS = dataclasses.replace(DARTS_WEIGHTS, grad_clip=1.0)
 SCORE_BATCHES = 10
@@ -49,16 +55,23 @@ SCORE_BATCHES = 10
 architecture is first scored on (random_weight_share.py: ``n_batches = 10``)."""
 
 
-def path_weights(genotype: Genotype, device: torch.device) -> dict[str, torch.Tensor]:
-    """The supernet edge weights that run exactly ``genotype``: per cell type a (14, 8) tensor
-    with a one-hot row for each of the genotype's edges and zero rows elsewhere."""
-    return {group: w.to(device=device, dtype=torch.float32) for group, w in genotype_weights(genotype).items()}
-
-
 def shared_weight_accuracy(supernet: Supernet, weights: EdgeWeights, split: DeviceSplit) -> float:
     """Accuracy of the supernet's single path ``weights`` on ``split``, in eval mode (batch
     norm under its running statistics, as Li & Talwalkar score)."""
     return evaluate(WeightedSupernet(supernet, weights, sparse=True), split)
+
+
+@dataclass(frozen=True)
+class RandomWsBudget:
+    """Random search with weight sharing (Li & Talwalkar): how many random architectures
+    the shared weights score on a few search-validation batches, and how many of the best
+    of them they score again on all of search-validation before choosing."""
+
+    samples: int
+    finalists: int
+
+    def check(self, where: str) -> None:
+        require(1 <= self.finalists <= self.samples, where, "need 1 <= finalists <= samples")
 
 
 class RandomWeightSharing(SupernetSearch):
@@ -68,8 +81,8 @@ class RandomWeightSharing(SupernetSearch):
     name = "random-ws"
     strategy_class = "RS"
     summary = "random search with weight sharing: uniform single-path supernet, best of N random paths"
-    published = (("Random Search with Weight Sharing (Li & Talwalkar)", "RS-WS, DARTS space + cutout"),)
     protocol_section = "random_ws"
+    settings_class = RandomWsBudget
     weight_recipe = RANDOM_WS_WEIGHTS
     sparse_weights = True
     state_fields = ("epochs_done", "history", "scores", "finalist_scores")

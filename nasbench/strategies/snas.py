@@ -4,7 +4,7 @@ Each edge's one-hot choice of operation is relaxed to a Gumbel-softmax (concrete
 ``Z = softmax((alpha + G) / t)``, G standard Gumbel noise, whose temperature t is annealed
 over the search. Optimisation is single-level: one loss on the search-train batch, under
 one sample, trains the weights (SGD) and the architecture parameters (Adam) together.
-Under a resource :class:`~nasbench.strategies.base.Constraint` the loss gains the penalty
+Under a resource :class:`~nasbench.hardware.constraint.Constraint` the loss gains the penalty
 of the expected cost ``E[C(Z)]`` of the sample (the cost model's ``expected``; the
 official code's "reparametrization" estimator).
 
@@ -69,8 +69,8 @@ class Snas(SupernetSearch):
     name = "snas"
     strategy_class = "GO"
     summary = "SNAS: Gumbel-softmax sampled supernet, single-level, optional resource constraint"
-    published = (("SNAS", "mild constraint + cutout"),)
     constraint_forms = {"hinge": (None, 1.0)}
+    constraint_settings = CONSTRAINT_SETTINGS
     weight_recipe = SNAS_WEIGHTS
     arch_recipe = SNAS_ARCHITECTURE
 

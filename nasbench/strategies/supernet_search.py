@@ -22,9 +22,16 @@ from nasbench.data import Augmentation, DeviceSplit, endless_batches, shuffled_b
 from nasbench.errors import NasbenchError
 from nasbench.protocol import SupernetBudget
 from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
-from nasbench.spaces.cell.supernet import EdgeWeights, Supernet, WeightedSupernet, derive_genotype
-from nasbench.strategies.base import SearchContext, SearchResult, Strategy, TensorState, derive_seed
+from nasbench.spaces.cell.supernet import (
+    EdgeWeights,
+    Supernet,
+    WeightedSupernet,
+    derive_genotype,
+)
+from nasbench.strategies.base import Strategy
+from nasbench.strategies.context import SearchContext
 from nasbench.training import TrainingDiverged, cosine_annealing, evaluate
+from nasbench.types import SearchResult, TensorState, derive_seed
 
 WEIGHTS_DIGITS = 6
 """Significant digits of the architecture weights kept in the per-epoch history."""

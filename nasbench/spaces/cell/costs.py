@@ -7,13 +7,19 @@ import torch
 from torch import nn
 
 from nasbench.errors import ConfigError
-from nasbench.hardware.parts import CostLayout, PartKey
-from nasbench.spaces.base import NetworkConfig
 from nasbench.spaces.cell.genotype import Genotype
 from nasbench.spaces.cell.network import (
-    IMAGE_SIZE, STEM_MULTIPLIER, CellSpec, ClassifierHead, FixedReductionBody, make_preprocess, make_stem, plan_network,
+    IMAGE_SIZE,
+    STEM_MULTIPLIER,
+    CellSpec,
+    ClassifierHead,
+    FixedReductionBody,
+    make_preprocess,
+    make_stem,
+    plan_network,
 )
 from nasbench.spaces.cell.ops import SEARCH_OPERATIONS, Concat, NodeSum, make_operation
+from nasbench.types import CostLayout, NetworkConfig, PartKey
 
 SEARCH_NODES = 4
 

@@ -14,7 +14,14 @@ from torch import nn
 
 from nasbench.errors import ConfigError
 from nasbench.spaces.cell.genotype import CellEdges, Genotype
-from nasbench.spaces.cell.ops import Concat, FactorizedReduce, Identity, NodeSum, ReLUConvBN, make_operation
+from nasbench.spaces.cell.ops import (
+    Concat,
+    FactorizedReduce,
+    Identity,
+    NodeSum,
+    ReLUConvBN,
+    make_operation,
+)
 
 STEM_MULTIPLIER = 3
 IMAGE_SIZE = 32

@@ -8,16 +8,15 @@ from functools import cache
 from importlib import resources
 from typing import Any, Mapping
 
+import torch
 from torch import nn
 
-import torch
-
-from nasbench.hardware.parts import CostLayout, PartKey
-from nasbench.spaces.base import NetworkConfig, SearchSpace, ZooEntry
+from nasbench.spaces.base import SearchSpace, ZooEntry
 from nasbench.spaces.cell import costs
 from nasbench.spaces.cell.genotype import Genotype
 from nasbench.spaces.cell.network import EvalNetwork
 from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
+from nasbench.types import CostLayout, NetworkConfig, PartKey
 
 NODES = 4
 SAMPLED_OPERATIONS = tuple(op for op in SEARCH_OPERATIONS if op != "none")
@@ -31,6 +30,7 @@ class CellSpace(SearchSpace[Genotype]):
         "DARTS/NASNet cell space: normal and reduction cells, 2 inputs, 4 nodes of 2 edges, "
         "8 DARTS operations; networks in DARTS' CIFAR layout"
     )
+    arch_noun = "genotype"
 
     def sample(self, rng: random.Random) -> Genotype:
         """Per node: two distinct inputs among the earlier states, an operation for each,

@@ -31,10 +31,20 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from nasbench.spaces.cell.costs import SEARCH_NODES, search_genotype_template, supernet_edges
+from nasbench.spaces.cell.costs import (
+    SEARCH_NODES,
+    genotype_weights,
+    search_genotype_template,
+    supernet_edges,
+)
 from nasbench.spaces.cell.genotype import Genotype
 from nasbench.spaces.cell.network import (
-    STEM_MULTIPLIER, CellSpec, ClassifierHead, cell_preprocessing, make_stem, plan_network,
+    STEM_MULTIPLIER,
+    CellSpec,
+    ClassifierHead,
+    cell_preprocessing,
+    make_stem,
+    plan_network,
 )
 from nasbench.spaces.cell.ops import SEARCH_OPERATIONS, make_operation
 from nasbench.spaces.layers import weighted_sum
@@ -235,3 +245,9 @@ def derive_genotype(weights: EdgeWeights) -> Genotype:
         cells[group] = tuple(edges)
     concat = tuple(range(2, SEARCH_NODES + 2))
     return Genotype(normal=cells["normal"], normal_concat=concat, reduce=cells["reduce"], reduce_concat=concat)
+
+
+def path_weights(genotype: Genotype, device: torch.device) -> dict[str, torch.Tensor]:
+    """The supernet edge weights that run exactly ``genotype``: per cell type a (14, 8) tensor
+    with a one-hot row for each of the genotype's edges and zero rows elsewhere."""
+    return {group: w.to(device=device, dtype=torch.float32) for group, w in genotype_weights(genotype).items()}

@@ -2,23 +2,26 @@
 Sharing", ICML 2018, Sect. 2.3, Fig. 3-4): a whole network of L layers, each one of six
 operations on the previous layer's output plus skip connections from any earlier layers,
 6^L * 2^(L(L-1)/2) networks (1.6e29 at the paper's L = 12). L comes from the protocol's
-``[enas_macro]`` layout (:class:`~nasbench.protocol.EnasMacroLayout`), the width from the
+``[enas_macro]`` layout (:class:`EnasMacroLayout`), the width from the
 network config's channels; :mod:`nasbench.spaces.enas_macro.network` builds the networks.
 """
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import nn
 
 from nasbench.errors import ConfigError
-from nasbench.spaces.base import NetworkConfig, SearchSpace
-from nasbench.spaces.enas_macro.network import OPERATIONS, MacroNetwork, reduction_layers
-
-if TYPE_CHECKING:  # the protocol module imports the spaces' base
-    from nasbench.protocol import EnasMacroLayout
+from nasbench.settings import require
+from nasbench.spaces.base import SearchSpace
+from nasbench.spaces.enas_macro.network import (
+    OPERATIONS,
+    MacroNetwork,
+    reduction_layers,
+)
+from nasbench.types import NetworkConfig
 
 SKIPS_GROUP = "skips"
 """The one group of :meth:`EnasMacroSpace.skip_share`: all of a network's skip choices."""
@@ -43,14 +46,27 @@ class MacroArch:
         return " | ".join(" ".join([op, *(f"+{j}" for j in skips)]) for op, skips in zip(self.operations, self.skips))
 
 
+@dataclass(frozen=True)
+class EnasMacroLayout:
+    """ENAS' macro space's depth (Pham et al., ICML 2018, Sect. 2.3: "In our experiments,
+    L = 12"): ``layers`` layers, with pooling after layers L/3 and 2L/3 (the official
+    general_child.py). The width is the network config's channels."""
+
+    layers: int
+
+    def check(self, where: str) -> None:
+        require(self.layers >= 3, where, "layers must be >= 3 (the network pools after layers L/3 and 2L/3)")
+
+
 class EnasMacroSpace(SearchSpace[MacroArch]):
     name = "enas-macro"
     description = ("ENAS macro space: L layers (the protocol's [enas_macro] layout), each one of 6 operations "
                    "(3x3/5x5 convolutions and separable convolutions, 3x3 average and max pooling) plus skip "
                    "connections from any earlier layers; pooling after L/3 and 2L/3 layers")
     protocol_section = "enas_macro"
+    layout_class = EnasMacroLayout
 
-    def __init__(self, layout: "EnasMacroLayout"):
+    def __init__(self, layout: EnasMacroLayout):
         self.layers = layout.layers
 
     def describe_network(self, config: NetworkConfig) -> str:

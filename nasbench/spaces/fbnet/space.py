@@ -1,21 +1,25 @@
 """The FBNet layer-wise search space: one candidate block per searchable layer of a fixed
-macro-architecture (:class:`~nasbench.protocol.FbnetLayout`, from the protocol)."""
+macro-architecture (:class:`FbnetLayout`, the protocol's ``[fbnet]``)."""
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
 from nasbench.errors import ConfigError
-from nasbench.hardware.parts import CostLayout, PartKey
-from nasbench.spaces.base import NetworkConfig, SearchSpace
-from nasbench.spaces.fbnet.blocks import BLOCK_NAMES, Classifier, make_block, make_head_conv, make_stem
-
-if TYPE_CHECKING:  # the protocol module imports the spaces' base
-    from nasbench.protocol import FbnetLayout
+from nasbench.settings import require
+from nasbench.spaces.base import SearchSpace
+from nasbench.spaces.fbnet.blocks import (
+    BLOCK_NAMES,
+    Classifier,
+    make_block,
+    make_head_conv,
+    make_stem,
+)
+from nasbench.types import CostLayout, NetworkConfig, PartKey
 
 LAYERS_GROUP = "layers"
 """The one group of architecture weights: a (layers, blocks) tensor."""
@@ -45,7 +49,39 @@ class LayerSpec:
     stride: int
 
 
-def plan_layers(layout: "FbnetLayout") -> tuple[LayerSpec, ...]:
+@dataclass(frozen=True)
+class FbnetLayout:
+    """The FBNet space's fixed macro-architecture (Wu et al., CVPR 2019, Table 1): a stem
+    convolution, searchable layers in stages of fixed width and stride (the first layer
+    of a stage strides and changes the width), a 1x1 head convolution, pooling and a
+    classifier. The paper's ImageNet layout has 224-pixel images, a stride-2 stem of 16
+    channels, stages of (1, 4, 4, 4, 4, 4, 1) layers with (16, 24, 32, 64, 112, 184, 352)
+    channels and strides (1, 2, 2, 2, 1, 2, 1), and a 1984-channel head; CIFAR-sized
+    layouts keep 32-pixel images at stride 1 in the stem and the first two stages."""
+
+    resolution: int
+    stem_channels: int
+    stem_stride: int
+    stage_layers: tuple[int, ...]
+    stage_channels: tuple[int, ...]
+    stage_strides: tuple[int, ...]
+    head_channels: int
+
+    def check(self, where: str) -> None:
+        stages = len(self.stage_layers)
+        require(stages >= 1 and len(self.stage_channels) == stages and len(self.stage_strides) == stages, where,
+                 "stage_layers, stage_channels and stage_strides must be lists of the same, non-zero length")
+        require(all(n >= 1 for n in self.stage_layers), where, "every stage needs at least one layer")
+        require(all(c >= 2 and c % 2 == 0 for c in (self.stem_channels, *self.stage_channels)), where,
+                 "stem_channels and stage_channels must be even numbers >= 2 (blocks with 2 groups split them)")
+        require(all(s in (1, 2) for s in (self.stem_stride, *self.stage_strides)), where, "strides must be 1 or 2")
+        require(self.head_channels >= 1, where, "head_channels must be >= 1")
+        total_stride = self.stem_stride * 2 ** sum(s == 2 for s in self.stage_strides)
+        require(self.resolution >= total_stride and self.resolution % total_stride == 0, where,
+                 f"resolution must be a multiple of the layout's total stride {total_stride}")
+
+
+def plan_layers(layout: FbnetLayout) -> tuple[LayerSpec, ...]:
     """Every searchable layer's shapes: a stage's first layer takes its stride and width."""
     specs, c, size = [], layout.stem_channels, layout.resolution // layout.stem_stride
     for layers, width, stride in zip(layout.stage_layers, layout.stage_channels, layout.stage_strides):
@@ -59,7 +95,7 @@ def plan_layers(layout: "FbnetLayout") -> tuple[LayerSpec, ...]:
 class FbnetNetwork(nn.Module):
     """The network of one architecture: stem, the chosen blocks, head."""
 
-    def __init__(self, arch: LayerArch, layout: "FbnetLayout", num_classes: int):
+    def __init__(self, arch: LayerArch, layout: FbnetLayout, num_classes: int):
         super().__init__()
         specs = plan_layers(layout)
         self.stem = make_stem(layout.stem_channels, layout.stem_stride)
@@ -82,16 +118,15 @@ class FbnetSpace(SearchSpace[LayerArch]):
                    "and stride (the protocol's [fbnet] layout), each one of 9 blocks (inverted residuals with "
                    "kernel 3 or 5, expansion 1, 3 or 6, 1 or 2 groups; skip)")
     protocol_section = "fbnet"
+    layout_class = FbnetLayout
 
-    def __init__(self, layout: "FbnetLayout"):
+    def __init__(self, layout: FbnetLayout):
         self.layout = layout
         self.specs = plan_layers(layout)
         self.input_size = layout.resolution
 
     @classmethod
     def for_network(cls, network: dict[str, Any]) -> "FbnetSpace":
-        from nasbench.protocol import FbnetLayout
-
         return cls(FbnetLayout(**{k: tuple(v) if isinstance(v, list) else v for k, v in network["fbnet"].items()}))
 
     def network_record(self, config: NetworkConfig) -> dict[str, Any]:
@@ -195,5 +230,5 @@ class FbnetSpace(SearchSpace[LayerArch]):
         return {LAYERS_GROUP: weights}
 
 
-def _layout_dict(layout: "FbnetLayout") -> dict[str, Any]:
+def _layout_dict(layout: FbnetLayout) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(layout).items()}

@@ -2,7 +2,7 @@
 using Reinforcement Learning", ICLR 2017, Sect. 4.1 and Table 1) as the agent's state
 space: an architecture is a walk from the start state, one layer per step, to a
 termination state. The layer sizes come from the protocol's ``[metaqnn]`` layout
-(:class:`~nasbench.protocol.MetaqnnLayout`); the rest is the paper's.
+(:class:`MetaqnnLayout`); the rest is the paper's.
 
 A state is the last layer with its depth, the representation-size bin the agent sees and,
 after fully connected layers, how many came in a row. The rules (Sect. 4.1):
@@ -25,18 +25,27 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from torch import nn
 
 from nasbench.errors import ConfigError
-from nasbench.spaces.base import NetworkConfig, SearchSpace
-from nasbench.spaces.metaqnn.arch import (GAP, SOFTMAX, Action, Conv, FullyConnected, Layer, LayerSequence, Pool,
-                                          action_name, parse_sequence)
+from nasbench.settings import require
+from nasbench.spaces.base import SearchSpace
+from nasbench.spaces.metaqnn.arch import (
+    GAP,
+    SOFTMAX,
+    Action,
+    Conv,
+    FullyConnected,
+    Layer,
+    LayerSequence,
+    Pool,
+    action_name,
+    parse_sequence,
+)
 from nasbench.spaces.metaqnn.network import MetaqnnNetwork
-
-if TYPE_CHECKING:  # the protocol module imports the spaces' base
-    from nasbench.protocol import MetaqnnLayout
+from nasbench.types import NetworkConfig
 
 REPRESENTATION_BINS = (8, 4, 1)
 """The smallest representation size of each of the paper's bins (inf, 8], (8, 4], (4, 1] (Table 1)."""
@@ -75,14 +84,36 @@ class AgentState:
         return f"{where} ({self.size}x{self.size})"
 
 
+@dataclass(frozen=True)
+class MetaqnnLayout:
+    """The MetaQNN space's layer sizes (Baker et al., ICLR 2017, Table 1): at most
+    ``max_layers`` layers before the termination (the paper's layer-depth limit: 12; the
+    official code's CIFAR-10 settings allow 18), convolutions of ``conv_filters`` filters
+    (the paper: 64, 128, 256, 512) and fully connected layers of ``fc_neurons`` neurons
+    (the paper: 512, 256, 128). Receptive fields, pooling options and representation-size
+    bins are the paper's in every layout."""
+
+    max_layers: int
+    conv_filters: tuple[int, ...]
+    fc_neurons: tuple[int, ...]
+
+    def check(self, where: str) -> None:
+        require(self.max_layers >= 1, where, "max_layers must be >= 1")
+        for name in ("conv_filters", "fc_neurons"):
+            values = getattr(self, name)
+            require(len(values) >= 1 and all(v >= 1 for v in values) and len(set(values)) == len(values), where,
+                     f"{name} must list distinct sizes >= 1")
+
+
 class MetaqnnSpace(SearchSpace[LayerSequence]):
     name = "metaqnn"
     description = ("MetaQNN's layer sequences: convolutions (receptive field 1, 3 or 5, the protocol's [metaqnn] "
                    "filter counts), max pooling (5,3), (3,2) or (2,2), up to two fully connected layers, ending in "
                    "softmax or global average pooling; at most [metaqnn] max_layers layers")
     protocol_section = "metaqnn"
+    layout_class = MetaqnnLayout
 
-    def __init__(self, layout: "MetaqnnLayout"):
+    def __init__(self, layout: MetaqnnLayout):
         self.layout = layout
         self._actions: dict[AgentState, tuple[Action, ...]] = {}
 

@@ -26,7 +26,11 @@ import torch
 from torch import nn
 
 from nasbench.spaces.cell.network import (
-    STEM_MULTIPLIER, CifarNetwork, apply_operation, cell_preprocessing, reduction_positions,
+    STEM_MULTIPLIER,
+    CifarNetwork,
+    apply_operation,
+    cell_preprocessing,
+    reduction_positions,
 )
 from nasbench.spaces.cell.ops import Concat, NodeSum, ReLUConvBN
 from nasbench.spaces.nasnet.arch import CellArch, NasnetArch

@@ -10,13 +10,21 @@ from typing import Any, Mapping
 from torch import nn
 
 from nasbench.errors import ConfigError
-from nasbench.spaces.base import NetworkConfig, SearchSpace, ZooEntry
+from nasbench.spaces.base import SearchSpace, ZooEntry
 from nasbench.spaces.cell.genotype import Genotype
 from nasbench.spaces.cell.space import CellSpace
 from nasbench.spaces.nasnet.arch import (
-    BLOCKS, CELL_TYPES, COMBINATIONS, DECISION_NAMES, OPERATIONS, Block, CellArch, NasnetArch,
+    BLOCKS,
+    CELL_TYPES,
+    COMBINATIONS,
+    DECISION_NAMES,
+    OPERATIONS,
+    Block,
+    CellArch,
+    NasnetArch,
 )
 from nasbench.spaces.nasnet.network import NasnetNetwork
+from nasbench.types import NetworkConfig
 
 PAPER_CIFAR_NETWORK = NetworkConfig(channels=32, cells=20, auxiliary=True)
 """NASNet-A "6 @ 768" on CIFAR-10 (Table 1): N = 6 normal cells per stage, so 3N + 2 = 20

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from nasbench.errors import ConfigError
-from nasbench.spaces.base import NetworkConfig, SearchSpace
-
-if TYPE_CHECKING:  # the protocol module imports the spaces' base
-    from nasbench.protocol import NasRlLayout
+from nasbench.settings import require
+from nasbench.spaces.base import SearchSpace
+from nasbench.types import NetworkConfig
 
 FILTER_SIZES = (1, 3, 5, 7)
 """Filter heights and widths (Zoph & Le, Sect. 4.1: "filter height in [1, 3, 5, 7], filter
@@ -135,14 +134,35 @@ class ChainNetwork(nn.Module):
         return self(x), None
 
 
+@dataclass(frozen=True)
+class NasRlLayout:
+    """The NAS-RL space's layer choices (Zoph & Le, ICLR 2017, Sect. 4.1): filter heights and
+    widths among 1, 3, 5, 7 (fixed), a filter count among ``filter_counts`` (the paper: 24,
+    36, 48, 64), a stride among ``strides`` per direction (the paper's first setting: 1 only;
+    its second: 1, 2, 3), and at most ``max_layers`` layers (the paper's depth schedule ends
+    at 20 layers on CIFAR-10)."""
+
+    max_layers: int
+    filter_counts: tuple[int, ...]
+    strides: tuple[int, ...]
+
+    def check(self, where: str) -> None:
+        require(self.max_layers >= 1, where, "max_layers must be >= 1")
+        require(len(self.filter_counts) >= 1 and all(c >= 1 for c in self.filter_counts), where,
+                 "filter_counts must list at least one count >= 1")
+        require(len(self.strides) >= 1 and all(s >= 1 for s in self.strides), where,
+                 "strides must list at least one stride >= 1")
+
+
 class NasRlSpace(SearchSpace[LayerChain]):
     name = "nasrl-macro"
     description = ("NAS-RL's chain of convolutions: per layer filter height and width (1-7), strides and filter "
                    "count (the protocol's [nasrl_macro]) and skip connections from any earlier layers, "
                    "concatenated; unused layers feed the classifier")
     protocol_section = "nasrl_macro"
+    layout_class = NasRlLayout
 
-    def __init__(self, layout: "NasRlLayout"):
+    def __init__(self, layout: NasRlLayout):
         self.layout = layout
 
     def describe_network(self, config: NetworkConfig) -> str:

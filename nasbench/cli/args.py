@@ -1,0 +1,82 @@
+"""What the commands share: defaults, argument types and option groups, JSON output."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PROTOCOL = "proxy"
+DEFAULT_STORE = Path("results/nasbench.sqlite")
+DEFAULT_REPORTS = Path("reports")
+DEFAULT_TABLES = Path("cost_tables")
+
+
+def seeds(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one seed")
+    return values
+
+
+def names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def positive(text: str) -> int:
+    value = integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative(text: str) -> int:
+    value = integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def add_protocol(parser: argparse.ArgumentParser, help_text: str = "a built-in protocol name or a TOML/YAML file") -> None:
+    parser.add_argument("--protocol", default=DEFAULT_PROTOCOL, help=f"{help_text} (default: {DEFAULT_PROTOCOL})")
+
+
+def add_data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", help="cifar10 (torchvision) or PATH.npz (default: $NASBENCH_DATA, else cifar10)")
+    parser.add_argument("--data-dir", type=Path, help="where CIFAR-10 is kept or downloaded (default: ~/.cache/nasbench/data)")
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+
+
+def add_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help=f"results database (default: {DEFAULT_STORE})")
+
+
+def print_json(obj: Any) -> None:
+    print(json.dumps(obj, sort_keys=False), flush=True)
+
+
+def millions(value: float | None) -> str:
+    """A count in millions to one decimal, or a dash where there is none."""
+    return "–" if value is None else f"{value:.1f}"
+
+
+def load_checked_protocol(name_or_path: str) -> Any:
+    """The protocol ``--protocol`` names, with every method's and space's own section
+    checked by its owner: a bad value is the command's one-line error, before any work."""
+    from nasbench.protocol import load_protocol
+    from nasbench.strategies import check_protocol
+
+    return check_protocol(load_protocol(name_or_path))

@@ -1,0 +1,102 @@
+"""``nasbench bench``: time a part of a method (a supernet search step, candidates' training)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from nasbench.cli.args import add_data, load_checked_protocol, positive, print_json
+from nasbench.errors import NasbenchError
+
+
+def register(commands: Any) -> None:
+    bench = commands.add_parser("bench", help="time a part of a method")
+    benchmarks = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    step = benchmarks.add_parser("search-step", help="one supernet search step (architecture and weight update) "
+                                                     "on random data")
+    step.add_argument("--method", required=True, help="a supernet method (see `nasbench list methods`)")
+    step.add_argument("--batch-size", type=positive, default=32, help="images per batch (default: 32)")
+    step.add_argument("--cells", type=positive, default=8, help="supernet cells (default: 8)")
+    step.add_argument("--channels", type=positive, default=16, help="supernet channels (default: 16)")
+    step.add_argument("--space", default="cell", help="cell (sized by --cells and --channels), fbnet (the layout of "
+                                                       "--layout-protocol) or enas-macro (the depth of --layout-protocol's "
+                                                       "[enas_macro], --channels wide)")
+    step.add_argument("--layout-protocol", default="proxy", metavar="NAME|FILE",
+                      help="for --space fbnet or enas-macro: the protocol whose [fbnet] or [enas_macro] layout is timed "
+                           "(default: proxy)")
+    step.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default: cpu")
+    step.add_argument("--repeats", type=positive, default=5, help="timed steps after 2 warm-up steps (default: 5)")
+    step.add_argument("--pt-darts", metavar="PATH", type=Path,
+                      help="time pt.darts' step instead of ours, from its checkout at PATH (--method darts: its "
+                           "network's first-order step; darts-2nd: its own unrolled step), to compare on this machine")
+    step.add_argument("--json", action="store_true")
+    children = benchmarks.add_parser("candidates", help="candidates trained by the protocol's candidate stage, "
+                                                        "--workers at once (the child-training methods' search)")
+    children.add_argument("--space", default="cell", help="the space the candidates are drawn from (default: cell)")
+    children.add_argument("--protocol", default="proxy", metavar="NAME|FILE",
+                          help="whose candidate stage, data splits and space layout (default: proxy)")
+    children.add_argument("--candidates", type=positive, default=4, help="architectures to train (default: 4)")
+    children.add_argument("--workers", type=positive, default=1, help="trained at once, each in its own process "
+                                                                      "(default: 1)")
+    children.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default: cpu")
+    children.add_argument("--json", action="store_true")
+    add_data(children)
+
+
+def execute(args: argparse.Namespace) -> int:
+    return {"search-step": _search_step, "candidates": _candidates}[args.benchmark](args)
+
+
+def _candidates(args: argparse.Namespace) -> int:
+    from nasbench.bench import bench_candidates
+    from nasbench.data import load_dataset
+    from nasbench.provenance import resolve_device
+    from nasbench.spaces import get_space
+
+    protocol = load_checked_protocol(args.protocol)
+    space = get_space(args.space, protocol)
+    result = bench_candidates(space, protocol, load_dataset(args.data, args.data_dir), candidates=args.candidates,
+                              workers=args.workers, device=resolve_device(args.device))
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"{result['candidates']} candidates of the {result['space']} space, {result['protocol']} candidate stage "
+          f"({result['epochs']} epochs), {result['workers']} at once, {result['device']} "
+          f"({result['threads_per_worker']} thread(s) each): {result['seconds']:.1f} s, "
+          f"{result['seconds_per_candidate']:.1f} s per candidate (their own training times sum to "
+          f"{result['candidate_seconds_sum']:.1f} s; {result['failed']} failed)")
+    return 0
+
+
+def _search_step(args: argparse.Namespace) -> int:
+    from nasbench.bench import bench_pt_darts_step, bench_search_step
+    from nasbench.provenance import resolve_device
+    from nasbench.spaces import get_space
+    from nasbench.types import NetworkConfig
+
+    space = get_space(args.space, load_checked_protocol(args.layout_protocol)) if args.space != "cell" else get_space("cell")
+    size = dict(batch_size=args.batch_size, cells=args.cells, channels=args.channels,
+                device=resolve_device(args.device), repeats=args.repeats)
+    if args.pt_darts is None:
+        result = bench_search_step(args.method, space=space, **size)
+    elif space.name != "cell":
+        raise NasbenchError("--pt-darts times pt.darts' cell supernet: leave --space at cell")
+    else:
+        result = bench_pt_darts_step(args.pt_darts, args.method, **size)
+    if args.json:
+        print_json(result)
+        return 0
+    size = (f"{result['cells']} cells, {result['channels']} channels" if result["space"] == "cell"
+            else f"the {result['space']} layout of {args.layout_protocol} "
+                 f"({space.describe_network(NetworkConfig(args.channels, args.cells))})")
+    print(f"{result['method']} search step, batch {result['batch_size']}, {size}, {result['device']} "
+          f"({result['threads']} thread(s)): "
+          f"median {1e3 * result['median_s']:.1f} ms over {result['repeats']} steps "
+          f"(min {1e3 * result['min_s']:.1f}, max {1e3 * result['max_s']:.1f}); "
+          f"peak memory {result['peak_memory_bytes'] / 2**20:.1f} MiB ({result['peak_memory_measure']}"
+          f"{_memory_before(result['memory_before_bytes'])})")
+    return 0
+
+
+def _memory_before(value: int | None) -> str:
+    return "" if value is None else f"; {value / 2**20:.1f} MiB before the first step"

@@ -1,0 +1,62 @@
+"""``nasbench rank``: how well a method's trained supernet ranks random architectures
+against training them alone."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from nasbench.cli.args import (
+    add_data,
+    add_device,
+    add_protocol,
+    add_store,
+    integer,
+    load_checked_protocol,
+    print_json,
+)
+
+
+def register(commands: Any) -> None:
+    ranking = commands.add_parser("rank", help="how well a method's trained supernet ranks random architectures "
+                                               "against training them alone")
+    ranking.add_argument("--supernet", required=True, metavar="METHOD", help="a supernet method, e.g. random-ws, darts")
+    ranking.add_argument("--samples", required=True, type=integer, metavar="K", help="random architectures (>= 2)")
+    add_protocol(ranking)
+    ranking.add_argument("--seed", type=integer, help="seed of the supernet and the architectures "
+                                                      "(default: the protocol's first)")
+    add_data(ranking)
+    add_device(ranking)
+    add_store(ranking)
+    ranking.add_argument("--json", action="store_true", help="print the ranking with every pair as JSON")
+    ranking.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def execute(args: argparse.Namespace) -> int:
+    from nasbench.data import load_dataset
+    from nasbench.provenance import resolve_device
+    from nasbench.ranking import RankRequest, check_ranking, rank
+
+    check_ranking(args.supernet, args.samples)
+    protocol = load_checked_protocol(args.protocol)
+    request = RankRequest(method=args.supernet, samples=args.samples, protocol=protocol,
+                          seed=protocol.seeds[0] if args.seed is None else args.seed,
+                          dataset=load_dataset(args.data, args.data_dir), device=resolve_device(args.device),
+                          store_path=args.store, show_progress=not args.no_progress)
+    record = rank(request)
+    if args.json:
+        print_json(record)
+        return 0
+
+    def figure(value: float | None) -> str:
+        return "undefined (one side scores all alike)" if value is None else f"{value:.3f}"
+
+    note = " (stored earlier)" if record["cached"] else ""
+    print(f"{record['method']} supernet, seed {record['seed']}, protocol {record['protocol']} "
+          f"({record['protocol_hash']}), {record['samples']} architectures: "
+          f"Kendall tau {figure(record['kendall_tau'])}, Spearman rho {figure(record['spearman_rho'])}, "
+          f"top-{record['top_k']} overlap {record['top_k_overlap']:.3f}; supernet {record['supernet']}; "
+          f"{record['seconds']:.0f}s{note}")
+    print(f"stored in {args.store} (ranking {record['ranking_id']}); `nasbench report --store {args.store}` "
+          "shows it", file=sys.stderr)
+    return 0

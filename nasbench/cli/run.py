@@ -1,0 +1,106 @@
+"""``nasbench run``: search with methods and final-train what they find."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from nasbench.cli.args import (
+    add_data,
+    add_device,
+    add_protocol,
+    add_store,
+    load_checked_protocol,
+    names,
+    positive,
+    print_json,
+    seeds,
+)
+from nasbench.errors import NasbenchError
+
+
+def register(commands: Any) -> None:
+    from nasbench.hardware import CONSTRAINT_METRICS, LOSS_FORMS
+
+    run = commands.add_parser("run", help="search with methods and final-train what they find")
+    which = run.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every registered method")
+    which.add_argument("--method", type=names, metavar="NAME[,NAME...]", help="methods to run (see `nasbench list methods`)")
+    add_protocol(run)
+    run.add_argument("--seeds", type=seeds, metavar="0,1,2", help="seeds to run (default: the protocol's)")
+    add_data(run)
+    add_device(run)
+    add_store(run)
+    run.add_argument("--space", help="the space every method searches (default: each method's first; "
+                                     "`nasbench list methods` shows them)")
+    run.add_argument("--workers", type=positive, default=1,
+                     help="candidates trained at once, in processes, by the methods that train them from scratch "
+                          "(random, nas-rl, nasnet); the results are those of 1 (default: 1)")
+    run.add_argument("--force", action="store_true", help="run again even if the store has the run finished")
+    run.add_argument("--json", action="store_true", help="print one JSON object per (method, seed)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    constraint = run.add_argument_group("resource constraint (methods that accept one, e.g. snas; stored as its own run)")
+    constraint.add_argument("--constraint", metavar="METRIC", help=f"one of {', '.join(CONSTRAINT_METRICS)}")
+    constraint.add_argument("--target", type=float, help="the budget, in the metric's unit (ms for latency; counts otherwise)")
+    constraint.add_argument("--table", type=Path, help="cost table of the run's protocol (cost_tables/...json); needed "
+                                                       "for latency, else the protocol's counts are used")
+    constraint.add_argument("--constraint-weight", type=float, metavar="LAMBDA",
+                            help="strength of the penalty (default: the method's published one, where it has one)")
+    constraint.add_argument("--snas-setting", metavar="NAME", help="SNAS' named strength instead of --constraint-weight")
+    constraint.add_argument("--constraint-form", metavar="FORM", choices=LOSS_FORMS,
+                            help="how the expected cost enters the loss: hinge (snas), mul-log-hinge (fbnet), mul-log "
+                                 "(proxylessnas, fbnet), add-linear (proxylessnas); default: the method's first")
+
+
+def execute(args: argparse.Namespace) -> int:
+    from nasbench.data import load_dataset
+    from nasbench.hardware.constraint import build_constraint
+    from nasbench.provenance import resolve_device
+    from nasbench.runner import RunRequest, method_space
+    from nasbench.runner import execute as execute_run
+    from nasbench.spaces import get_space, space_class
+    from nasbench.strategies import STRATEGIES, get_strategy
+
+    methods = tuple(STRATEGIES) if args.all else args.method
+    if not methods:
+        raise NasbenchError("--method needs at least one method name")
+    if args.space is not None:
+        space_class(args.space)
+    classes = [get_strategy(name) for name in methods]
+    space_names = [method_space(cls, args.space) for cls in classes]
+    protocol = load_checked_protocol(args.protocol)
+    spaces = [get_space(name, protocol) for name in space_names] if args.constraint is not None else []
+    constraint = build_constraint(args.constraint, args.target, table=args.table, weight=args.constraint_weight,
+                                  setting=args.snas_setting, form=args.constraint_form, methods=classes,
+                                  spaces=spaces, protocol=protocol, registry=STRATEGIES)
+    device = resolve_device(args.device)
+    dataset = load_dataset(args.data, args.data_dir)
+    request = RunRequest(methods=methods, protocol=protocol, seeds=args.seeds or protocol.seeds, dataset=dataset,
+                         device=device, store_path=args.store, force=args.force, show_progress=not args.no_progress,
+                         constraint=constraint, space=args.space, workers=args.workers)
+
+    def emit(record: dict[str, Any]) -> None:
+        if args.json:
+            print_json(record)
+        elif record.get("status") == "failed":
+            print(f"{record['method']} seed {record['seed']}: FAILED: {record['error']}", flush=True)
+        else:
+            note = " (stored earlier; --force to rerun)" if record.get("cached") else ""
+            val = "–" if record["val_acc"] is None else f"{100 * record['val_acc']:.1f}%"
+            print(f"{record['method']} seed {record['seed']}: test acc {100 * record['test_acc']:.2f}%, "
+                  f"search-val acc {val}, params {record['params'] / 1e6:.3f}M, FLOPs {record['flops'] / 1e6:.1f}M, "
+                  f"search {record['search_seconds']:.0f}s, final training {record['eval_seconds']:.0f}s"
+                  f"{_constraint_note(record)}{note}", flush=True)
+
+    failures = execute_run(request, emit)
+    if not args.json:
+        print(f"stored in {args.store}; `nasbench report --store {args.store}` regenerates the tables", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _constraint_note(record: dict[str, Any]) -> str:
+    constraint = record.get("details", {}).get("constraint")
+    if constraint is None:
+        return ""
+    return f", {constraint['metric']} {constraint['achieved']:g} (target {constraint['target']:g})"

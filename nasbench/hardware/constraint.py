@@ -1,0 +1,190 @@
+"""Resource constraints: how a cost model's expected cost enters a search's loss.
+
+One :class:`Constraint` serves every family: the gradient methods add or multiply its
+differentiable expected cost into their loss, and the exact cost of a found architecture
+is recorded with the run. :func:`build_constraint` makes one from a run's plain options.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Hashable, Mapping, Sequence
+
+import torch
+
+from nasbench.errors import NasbenchError
+from nasbench.hardware import CONSTRAINT_METRICS, LOSS_FORMS
+from nasbench.hardware.cost_model import CostModel
+
+if TYPE_CHECKING:
+    from nasbench.protocol import Protocol
+    from nasbench.spaces.base import SearchSpace
+
+LOG_UNIT_SCALE = {"latency_ms": 1000.0}
+"""The log form takes latency in microseconds, so that its log is positive for every
+network (in milliseconds, a network faster than 1 ms would have a negative log, and a
+target of 1 ms a zero denominator); counts are taken as they are."""
+
+
+def loss_setting(weight: float, form: str, exponent: float) -> str:
+    """A constraint's weight and loss form as its run variant ends with them (``weight=1``,
+    ``weight=0.2,form=mul-log,beta=0.3``): what the report labels a constrained run by."""
+    shown = "" if form == "hinge" else f",form={form}" + (f",beta={exponent:g}" if form.startswith("mul-log") else "")
+    return f"weight={weight:g}{shown}"
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A resource constraint a method may search under (a run parameter, not part of the
+    protocol): the cost model's ``metric`` should stay at or below ``target`` (in the
+    metric's unit), enforced with strength ``weight`` in the loss ``form``."""
+
+    metric: str
+    target: float
+    weight: float
+    cost_model: CostModel
+    form: str = "hinge"
+    exponent: float = 1.0
+    """beta of the ``mul-log`` form."""
+
+    def __post_init__(self) -> None:
+        if self.form not in LOSS_FORMS:
+            raise NasbenchError(f"unknown constraint loss form {self.form!r}; known: {', '.join(LOSS_FORMS)}")
+        if self.form.startswith("mul-log") and self.target * LOG_UNIT_SCALE.get(self.metric, 1.0) <= 1:
+            unit = " us" if self.metric == "latency_ms" else ""
+            raise NasbenchError(f"the mul-log constraint needs a target above 1{unit} (its log is the denominator), "
+                                f"got {self.target}")
+
+    def apply(self, loss: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``loss`` under the constraint, with ``E[C]`` the expected cost under ``weights``:
+
+        - ``hinge``: ``loss + weight * max(0, E[C] - target) / target`` (zero inside the
+          budget, so a constraint the search already meets does not push further; relative
+          to the target, so one ``weight`` means the same for milliseconds and for FLOPs; at
+          the target its slope is ``weight / target``, that of SNAS' log penalty
+          ``weight * log E[C]`` in the official code's ``--log_penalty``, so SNAS' lambdas
+          carry over);
+        - ``add-linear``: ``loss + weight * (E[C] - target) / target`` (ProxylessNAS' additive
+          form: it keeps pushing below the target);
+        - ``mul-log``: ``loss * weight * (log E[C] / log target) ** exponent`` (ProxylessNAS'
+          multiplicative form, FBNet's ``CE * alpha * log(LAT) ** beta`` divided by a constant;
+          latency in microseconds, see :data:`LOG_UNIT_SCALE`). Its weight and target are
+          constant factors of the whole loss: under Adam they do not move the trade-off, only
+          the exponent does;
+        - ``mul-log-hinge``: as ``mul-log`` with ``E[C]`` floored at the target, so that the
+          latency term pushes only above the target (how a target enters FBNet's loss here:
+          below it the loss is the plain cross-entropy times ``weight``)."""
+        expected = self.cost_model.expected(weights)
+        if self.form == "hinge":
+            return loss + self.weight * torch.relu(expected - self.target) / self.target
+        if self.form == "add-linear":
+            return loss + self.weight * (expected - self.target) / self.target
+        if self.form == "mul-log-hinge":
+            expected = torch.clamp(expected, min=self.target)
+        scale = LOG_UNIT_SCALE.get(self.metric, 1.0)
+        return loss * self.weight * (torch.log(expected * scale) / math.log(self.target * scale)) ** self.exponent
+
+    def variant(self) -> str:
+        """What tells the run apart from the unconstrained one (and from other constraints)
+        in the store: metric, target, weight and, for latency, the device and conditions
+        of the table (counts do not depend on the device)."""
+        where = ""
+        table = self.cost_model.table
+        if self.metric == "latency_ms":
+            where = f"@{table.reference()}"
+        return f"{self.metric}<={self.target:g}{where},{loss_setting(self.weight, self.form, self.exponent)}"
+
+    def describe(self, arch: Hashable) -> dict[str, Any]:
+        """The constraint and the exact cost of ``arch`` under it, for the run's details."""
+        table = self.cost_model.table
+        return {"metric": self.metric, "target": self.target, "weight": self.weight, "form": self.form,
+                "exponent": self.exponent,
+                "table": None if table.path is None else str(table.path),
+                "device": table.device_fingerprint, "achieved": self.cost_model.cost(arch)}
+
+
+def build_constraint(name: str | None, target: float | None, *, table: Path | None = None, weight: float | None = None,
+                     setting: str | None = None, form: str | None = None, methods: Sequence[type] = (),
+                     spaces: Sequence[SearchSpace] = (), protocol: Protocol, registry: Mapping[str, type]) -> Constraint | None:
+    """The resource constraint a run of the strategy classes ``methods`` (searching ``spaces``,
+    one per method, as the protocol lays them out) asks for, or None where ``name`` (a :data:`CONSTRAINT_METRICS` key) is
+    None: at most ``target`` in the metric's unit, costed by the cost table at ``table`` (else
+    the protocol's counts), with strength ``weight`` or the methods' named ``setting`` (else
+    their published weight) in the loss ``form`` (else the first method's default). Every
+    inconsistency is a one-line error naming the ``nasbench run`` options, raised before any
+    data or store is touched; ``registry`` (every registered strategy class, by name) says
+    in them which methods could do what was asked."""
+    from nasbench.hardware.profiler import counts_table
+    from nasbench.hardware.table import CostTable
+
+    options = {"target": target, "table": table, "constraint-weight": weight, "snas-setting": setting,
+               "constraint-form": form}
+    given = [f"--{option}" for option, value in options.items() if value is not None]
+    if name is None:
+        if given:
+            raise NasbenchError(f"{', '.join(given)} only go with --constraint METRIC")
+        return None
+    if name not in CONSTRAINT_METRICS:
+        raise NasbenchError(f"unknown --constraint {name!r}; known: {', '.join(CONSTRAINT_METRICS)}")
+    metric = CONSTRAINT_METRICS[name]
+    if target is None or not target > 0:
+        raise NasbenchError("--constraint needs a positive --target (ms for latency, counts for the others)")
+    names = ", ".join(cls.name for cls in methods)
+    unable = [cls.name for cls in methods if not cls.constraint_forms]
+    if unable:
+        raise NasbenchError(f"{', '.join(unable)} cannot search under a resource constraint; methods that can: "
+                            f"{_constrainable(registry)}")
+    form = form or next(iter(methods[0].constraint_forms))
+    wrong = [cls.name for cls in methods if form not in cls.constraint_forms]
+    if wrong:
+        raise NasbenchError(f"{', '.join(wrong)} cannot search under the {form} loss form; forms per method: "
+                            f"{_constrainable(registry)}")
+    if weight is not None and setting is not None:
+        raise NasbenchError("give at most one of --constraint-weight LAMBDA and --snas-setting NAME")
+    settings = _shared_settings(methods)
+    if setting is not None:
+        if not all(cls.constraint_settings for cls in methods):
+            owners = ", ".join(cls.name.upper() for cls in registry.values() if cls.constraint_settings)
+            raise NasbenchError(f"--snas-setting is {owners}' own; with other methods give --constraint-weight")
+        if setting not in settings:
+            raise NasbenchError(f"unknown --snas-setting {setting!r}; known: {', '.join(settings)}")
+    published = {cls.constraint_forms[form] for cls in methods}
+    if len(published) > 1:
+        raise NasbenchError(f"{names} publish different {form} settings ({sorted(published)}); run them one at a time")
+    default_weight, exponent = published.pop()
+    weight = settings[setting] if setting is not None else weight if weight is not None else default_weight
+    if weight is None:
+        raise NasbenchError(f"--constraint with {names} needs --constraint-weight LAMBDA"
+                            + (f" or --snas-setting {{{','.join(settings)}}}" if settings else ""))
+    if not weight >= 0:
+        raise NasbenchError(f"--constraint-weight must be >= 0, got {weight}")
+    searched = sorted({space.name for space in spaces})
+    if len(searched) > 1:
+        raise NasbenchError(f"a constrained run costs one space; {names} search {', '.join(searched)}")
+    space = spaces[0]
+    if table is None:
+        if metric == "latency_ms":
+            raise NasbenchError("--constraint latency needs --table cost_tables/<device>/<table>.json "
+                                "(build one with `nasbench profile`)")
+        costs = counts_table(space, protocol)
+    else:
+        costs = CostTable.load(table)
+        if costs.protocol_hash != protocol.hash or costs.space != space.name:
+            raise NasbenchError(f"cost table {table} is for the {costs.space} space under protocol {costs.protocol} "
+                                f"(hash {costs.protocol_hash}), not the {space.name} space under {protocol.name} (hash "
+                                f"{protocol.hash}); profile it with `nasbench profile --space {space.name} "
+                                f"--protocol {protocol.name} ...`")
+    return Constraint(metric, target, weight, CostModel(costs, space, metric), form, exponent)
+
+
+def _constrainable(registry: Mapping[str, type]) -> str:
+    """The methods that take a constraint, each with its loss forms."""
+    return ", ".join(f"{name} ({'/'.join(cls.constraint_forms)})" for name, cls in registry.items() if cls.constraint_forms)
+
+
+def _shared_settings(methods: Sequence[type]) -> dict[str, float]:
+    """The named constraint weights every one of ``methods`` declares, with one value."""
+    names = [name for name in methods[0].constraint_settings if all(name in cls.constraint_settings for cls in methods)]
+    values = {name: {cls.constraint_settings[name] for cls in methods} for name in names}
+    return {name: value.pop() for name, value in values.items() if len(value) == 1}

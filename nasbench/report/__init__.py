@@ -1,0 +1,29 @@
+"""Comparison reports, regenerated from the store (never edited by hand).
+
+Writes ``results.md`` (one table per protocol and data set, like the survey's tables:
+method, strategy class, test error, params, FLOPs, search cost, beside the published
+figures), ``results.csv`` (the same, machine-readable) and ``runs.csv`` (every finished
+run with its provenance, so any row can be traced and reproduced).
+
+Beside them: ``anytime.csv`` (black-box methods' best search-validation accuracy after each
+trained candidate, per seed) with one figure per results section,
+``anytime_<protocol>_<hash>_<data>.png`` (named after the section so a second protocol adds a
+file instead of renaming one), ``supernet_history.csv`` (the supernet methods' per-epoch
+records), ``controller_history.csv`` (the RL controllers' reward curves, per update) and,
+once ``nasbench rank`` has stored some, ``rankings.csv`` (the ranking quality of weight
+sharing, also a section of ``results.md``). Figures are written without metadata that
+changes between runs, so regenerating an unchanged store gives the same bytes.
+
+One module per section: ``results`` (the tables and the published figures, which
+``baselines/comparisons.csv`` pairs with a method and space), ``runs`` (the runs as read and
+``runs.csv``), ``latency`` (the cost tables' predicted latency per run), ``tradeoff`` (latency
+targets), ``anytime``, ``histories`` (supernet and controller), ``rankings``,
+``cost_tables``; ``write`` puts them together. The report reads the store, the cost tables
+and ``baselines/`` only: never the strategy registry.
+"""
+from nasbench.report.anytime import anytime_trajectories, load_trials, mean_over_seeds
+from nasbench.report.results import summarise
+from nasbench.report.runs import load_runs
+from nasbench.report.write import generate
+
+__all__ = ["anytime_trajectories", "generate", "load_runs", "load_trials", "mean_over_seeds", "summarise"]

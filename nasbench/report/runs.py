@@ -1,0 +1,55 @@
+"""The finished runs as the report reads them (one row per run, with its constraint and the
+found cells' skip share) and as ``runs.csv`` writes them, with their provenance."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from nasbench.spaces import get_space, space_class
+from nasbench.store import iter_finished
+
+
+def load_runs(store_path: Path) -> pd.DataFrame:
+    rows = [{**dict(row), **_constraint_columns(row["details_json"]), **_skip_columns(row["space"], row["genotype_json"])}
+            for row in iter_finished(store_path)]
+    return pd.DataFrame(rows)
+
+
+def stored_constraint(details_json: str | None) -> dict[str, object] | None:
+    """A run's constraint as the run stored it (metric, target, weight, form, exponent, table,
+    device, achieved and, for latency, the measured latency); None for an unconstrained run."""
+    return json.loads(details_json or "{}").get("constraint")
+
+
+def _constraint_columns(details_json: str | None) -> dict[str, object]:
+    """A constrained run's metric, target, the exact cost its architecture achieves, and the
+    device of the table that cost comes from."""
+    constraint = stored_constraint(details_json)
+    if constraint is None:
+        return {"constraint_metric": None, "constraint_target": None, "constraint_achieved": None,
+                "constraint_device": None, "constraint_measured": None}
+    return {"constraint_metric": constraint["metric"], "constraint_target": constraint["target"],
+            "constraint_achieved": constraint["achieved"], "constraint_device": constraint["device"],
+            "constraint_measured": constraint.get("measured_ms_p50")}
+
+
+def _skip_columns(space: str, genotype_json: str) -> dict[str, float]:
+    """The found cells' share of skip connections (identities), read from the stored
+    architecture so that every method is measured alike; NaN for a cell the method does not
+    search (GDAS-FRC's fixed reduction cell) or a space without normal and reduction cells."""
+    shares = {}
+    if space_class(space).protocol_section is None:  # the cell spaces need no protocol to be read
+        cells = get_space(space)
+        shares = cells.skip_share(cells.from_dict(json.loads(genotype_json)))
+    return {f"skip_{cell}": shares.get(cell, math.nan) for cell in ("normal", "reduce")}
+
+
+def provenance(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs.csv``: every finished run with its provenance (software versions on one line),
+    without its checkpoint and protocol text."""
+    return runs.drop(columns=["state_json"]).assign(
+        software=lambda df: df["software_json"].map(lambda s: " ".join(f"{k}={v}" for k, v in json.loads(s).items()))
+    ).drop(columns=["software_json", "protocol_json"])

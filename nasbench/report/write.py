@@ -1,0 +1,72 @@
+"""``nasbench report``: every section read from the store and the cost tables, and written out."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from nasbench.report.anytime import (
+    anytime_markdown,
+    anytime_trajectories,
+    load_trials,
+    write_anytime_figures,
+)
+from nasbench.report.cost_tables import cost_table_rows, cost_tables_markdown
+from nasbench.report.histories import controller_history, supernet_history
+from nasbench.report.latency import load_tables, with_device_costs
+from nasbench.report.rankings import load_rankings, rankings_markdown
+from nasbench.report.results import summarise, to_markdown
+from nasbench.report.runs import load_runs, provenance
+from nasbench.report.tradeoff import (
+    TRADEOFF_COLUMNS,
+    latency_tradeoff,
+    tradeoff_markdown,
+)
+
+CSV_FLOATS = "%.6g"
+
+
+def generate(store_path: Path, out_dir: Path, tables_dir: Path | None = None) -> list[Path]:
+    """Write the report of the store at ``store_path`` (and of the cost tables under
+    ``tables_dir``) into ``out_dir``; the paths written, results.md first."""
+    cost_tables = load_tables(tables_dir)
+    runs = with_device_costs(load_runs(store_path), cost_tables)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "results.md", out_dir / "results.csv", out_dir / "runs.csv"]
+    tables = cost_table_rows(cost_tables)
+    tables_md = cost_tables_markdown(tables, tables_dir) if not tables.empty else ""
+    if not tables.empty:
+        paths.append(out_dir / "cost_tables.csv")
+        tables.to_csv(paths[-1], index=False, float_format=CSV_FLOATS)
+    rankings = load_rankings(store_path)
+    rankings_md = rankings_markdown(rankings) if not rankings.empty else ""
+    if not rankings.empty:
+        paths.append(out_dir / "rankings.csv")
+        rankings.to_csv(paths[-1], index=False, float_format=CSV_FLOATS)
+    if runs.empty:
+        paths[0].write_text(f"# nasbench results\n\nThe store `{store_path}` holds no finished runs yet.\n"
+                            + rankings_md + tables_md)
+        pd.DataFrame().to_csv(paths[1], index=False)
+        pd.DataFrame().to_csv(paths[2], index=False)
+        return paths
+    summary = summarise(runs)
+    trajectories = anytime_trajectories(runs, load_trials(store_path, runs["id"]))
+    figures = write_anytime_figures(trajectories, out_dir)
+    tradeoff = latency_tradeoff(runs, cost_tables)
+    tradeoff_md, tradeoff_figures = tradeoff_markdown(tradeoff, out_dir)
+    paths[0].write_text(to_markdown(summary, store_path, len(runs)) + tradeoff_md + anytime_markdown(figures)
+                        + rankings_md + tables_md)
+    summary.to_csv(paths[1], index=False, float_format=CSV_FLOATS)
+    provenance(runs).to_csv(paths[2], index=False, float_format=CSV_FLOATS)
+    paths.append(out_dir / "anytime.csv")
+    trajectories.to_csv(paths[-1], index=False, float_format=CSV_FLOATS)
+    paths += figures.values()
+    if not tradeoff.empty:
+        paths.append(out_dir / "tradeoff.csv")
+        tradeoff[TRADEOFF_COLUMNS].to_csv(paths[-1], index=False, float_format=CSV_FLOATS)
+        paths += tradeoff_figures
+    paths.append(out_dir / "supernet_history.csv")
+    supernet_history(runs).to_csv(paths[-1], index=False, float_format=CSV_FLOATS)
+    paths.append(out_dir / "controller_history.csv")
+    controller_history(runs).to_csv(paths[-1], index=False, float_format=CSV_FLOATS)
+    return paths

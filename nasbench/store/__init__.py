@@ -1,0 +1,41 @@
+"""The results store: an embedded SQLite database.
+
+One row per (method, seed, protocol, data) attempt in ``runs`` with everything needed to
+reproduce it (the protocol itself, device, software versions, git commit), the search's
+trials in ``trials``, and the strategy's checkpoint so an interrupted run resumes: its JSON
+part in ``runs.state_json``, its tensors (``torch.save`` bytes) in ``checkpoint_tensors``,
+written together. Every write is one transaction; a finished run is superseded only by an
+explicit ``--force``.
+
+``nasbench rank`` keeps its experiments in ``rankings`` (one per method, seed, protocol,
+data and number of architectures, with the same provenance as a run and the ranking
+figures), their (supernet, stand-alone) accuracy pairs in ``ranking_pairs`` as each is
+measured, and the supernet a ranking trains itself, while it still needs it, in
+``ranking_supernets``.
+
+The published figures the report compares with are read here too (:mod:`.baselines`), from
+``baselines/``, so that the report reads everything it shows through the store.
+"""
+from nasbench.store.database import (
+                                    Store,
+                                    iter_finished,
+                                    ranking_record,
+                                    tensors_from_bytes,
+                                    tensors_to_bytes,
+)
+from nasbench.store.lifecycle import error_line, failure_recorded
+from nasbench.store.records import (
+                                    MEASURES,
+                                    TOP_FRACTION,
+                                    UNFINISHED,
+                                    RankingKey,
+                                    RankingOutcome,
+                                    RankingStart,
+                                    RunKey,
+                                    RunOutcome,
+                                    RunStart,
+)
+
+__all__ = ["MEASURES", "TOP_FRACTION", "UNFINISHED", "RankingKey", "RankingOutcome", "RankingStart", "RunKey",
+           "RunOutcome", "RunStart", "Store", "error_line", "failure_recorded", "iter_finished", "ranking_record",
+           "tensors_from_bytes", "tensors_to_bytes"]

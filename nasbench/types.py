@@ -1,0 +1,132 @@
+"""Types that several layers share: what a network is sized by, the parts its cost is
+the sum of, a search's records and where a stored number came from.
+
+This module sits below every package (it imports nothing of nasbench), so that spaces,
+hardware, strategies, the store and the report can all speak of these values without
+importing one another.
+
+Parts: a space decomposes every network it builds into parts (the stem, each cell's
+preprocessing, each operation where it sits, node sums, concatenations, the head). A part
+is identified by what it computes and the shapes it sees, so one measured table entry
+serves every network that contains it.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Hashable, Mapping
+
+STRATEGY_CLASSES = ("RL", "EA", "GO", "RS", "SMBO")
+"""The survey's strategy classes: reinforcement learning, evolution, gradient
+optimisation, random search, sequential model-based optimisation."""
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A 31-bit seed determined by the run seed and a purpose, e.g. ("candidate", 3)."""
+    digest = hashlib.sha256(repr((seed,) + parts).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The size of a network built from an architecture."""
+
+    channels: int
+    cells: int
+    auxiliary: bool = False
+    num_classes: int = 10
+
+_ID = re.compile(r"^(?P<kind>[a-z_]+):(?P<name>[a-z0-9_]+):c(?P<c_in>\d+)>(?P<c_out>\d+):s(?P<size>\d+)"
+                 r":x(?P<stride>\d+):n(?P<arity>\d+)$")
+
+
+@dataclass(frozen=True, order=True)
+class PartKey:
+    kind: str
+    """What role the part plays: stem, preprocess, op, combine, cell, head."""
+    name: str
+    """The operation, e.g. ``sep_conv_3x3``, ``relu_conv_bn_1x1``, ``add``, ``concat``."""
+    c_in: int
+    """Channels of each input."""
+    c_out: int
+    size: int
+    """Spatial size (height = width) of the inputs."""
+    stride: int
+    arity: int = 1
+    """Number of inputs, each of shape (c_in, size, size)."""
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}:{self.name}:c{self.c_in}>{self.c_out}:s{self.size}:x{self.stride}:n{self.arity}"
+
+    @classmethod
+    def from_id(cls, text: str) -> "PartKey":
+        match = _ID.match(text)
+        if match is None:
+            raise ValueError(f"not a part id: {text!r}")
+        fields = match.groupdict()
+        return cls(fields.pop("kind"), fields.pop("name"), **{k: int(v) for k, v in fields.items()})
+
+    def input_shapes(self, batch_size: int) -> list[tuple[int, int, int, int]]:
+        return [(batch_size, self.c_in, self.size, self.size)] * self.arity
+
+
+@dataclass(frozen=True)
+class CostLayout:
+    """How a space's architecture weights map onto parts, for expected (differentiable) costs.
+
+    ``fixed`` parts are in every architecture. ``choices[group][position][edge][op]`` is
+    the part that op ``op`` on edge ``edge`` contributes at ``position`` (e.g. every
+    normal cell) when chosen; an architecture's weights for ``group`` are a tensor of
+    shape (edges, ops) shared by all its positions."""
+
+    fixed: tuple[PartKey, ...]
+    choices: Mapping[str, tuple[tuple[tuple[PartKey, ...], ...], ...]]
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One evaluated candidate; ``error`` is set (and ``val_acc`` None) when it failed."""
+
+    index: int
+    arch: dict[str, Any]
+    val_acc: float | None
+    seconds: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    arch: Hashable
+    val_acc: float | None
+    """Search-validation accuracy the strategy chose the architecture by (None if it used none)."""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+TensorState = dict[str, Any]
+"""What ``torch.save`` writes and ``torch.load(weights_only=True)`` reads back: tensors in
+(nested) dicts and lists with plain values, e.g. module and optimiser state dicts."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A strategy's whole state after a step, as the store keeps it (in one transaction)."""
+
+    state: dict[str, Any]
+    """JSON-able values: trials, status, random-number state, the strategy's fields."""
+    tensors: TensorState = field(default_factory=dict)
+    """Network weights, optimiser moments, torch generator states; empty for black-box methods."""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a stored result comes from, for a run and a ranking alike: the protocol in
+    full, the device and its fingerprint, software versions, the git commit."""
+
+    protocol: str
+    protocol_json: str
+    device: str
+    device_fingerprint: str
+    software: dict[str, str]
+    git_commit: str | None

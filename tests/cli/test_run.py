@@ -1,0 +1,149 @@
+"""`nasbench run` on the command line: its JSON lines and human-readable output, `python -m
+nasbench` matching the in-process run, and bad input answered with one line and exit code 2,
+leaving the store untouched.
+
+The session's ``smoke_store`` is one real ``nasbench run --all --protocol smoke --seeds 0,1``;
+tests that write to a store work on a copy of it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from nasbench.provenance import device_name
+from nasbench.spaces import get_space
+from nasbench.strategies import STRATEGIES
+
+from helpers import REPO_ROOT, SUBPROCESS_ENV, by_key, run_cli, sha256, store_rows
+
+REQUIRED = {"method", "strategy", "space", "protocol", "seed", "genotype", "val_acc", "test_acc", "params", "flops",
+            "search_seconds", "eval_seconds", "device"}
+
+
+# -- run -------------------------------------------------------------------------------
+
+def test_run_all_runs_every_method_and_seed(smoke_records, smoke_rows):
+    expected = [(m, s) for m in STRATEGIES for s in (0, 1)]
+    assert [(r["method"], r["seed"]) for r in smoke_records] == expected
+    assert sorted((r["method"], r["seed"]) for r in smoke_rows) == sorted(expected)
+    assert all(r["status"] == "finished" and r["state_json"] is None and r["error"] is None for r in smoke_rows)
+    assert {r["method"] for r in smoke_rows} == set(STRATEGIES)
+
+
+def test_run_json_lines(smoke_records, smoke_rows, smoke, dataset):
+    stored = by_key(smoke_rows)
+    for record in smoke_records:
+        assert REQUIRED <= set(record)
+        row = stored[(record["method"], record["seed"])]
+        assert record["run_id"] == row["id"] and record["cached"] is False and record["status"] == "finished"
+        assert record["strategy"] == STRATEGIES[record["method"]].strategy_class
+        assert record["space"] == STRATEGIES[record["method"]].spaces[0] and record["protocol"] == "smoke"
+        assert record["protocol_hash"] == smoke.hash and record["data"] == dataset.identity
+        assert record["genotype"] == json.loads(row["genotype_json"])
+        space = get_space(record["space"], smoke)
+        assert space.to_dict(space.from_dict(record["genotype"])) == record["genotype"]
+        assert (record["val_acc"], record["test_acc"], record["params"], record["flops"]) == \
+            (row["val_acc"], row["test_acc"], row["params"], row["flops"])
+        assert 0 <= record["test_acc"] <= 1
+        assert record["test_acc"] * 200 == pytest.approx(round(record["test_acc"] * 200))  # 200 test images
+        assert record["search_seconds"] >= 0 and record["eval_seconds"] > 0
+        assert record["device"] == device_name(torch.device("cpu"))
+        assert record["flops_convention"] == "fvcore, 1 multiply-add = 1 FLOP"
+
+
+def test_human_readable_output(smoke_store, tmp_path, data_path, smoke_rows):
+    store = smoke_store.copy_to(tmp_path)
+    result = run_cli("run", "--method", "random", "--protocol", "smoke", "--store", store, "--data", data_path,
+                     "--no-progress")  # no --seeds: the protocol's, (0,)
+    assert result.code == 0
+    row = by_key(smoke_rows)[("random", 0)]
+    (line,) = result.out.splitlines()
+    assert line.startswith(f"random seed 0: test acc {100 * row['test_acc']:.2f}%, "
+                           f"search-val acc {100 * row['val_acc']:.1f}%, params {row['params'] / 1e6:.3f}M, ")
+    assert line.endswith("(stored earlier; --force to rerun)")
+    assert result.err.splitlines() == [f"stored in {store}; `nasbench report --store {store}` regenerates the tables"]
+
+
+def test_run_via_subprocess(tmp_path, data_path, smoke_rows):
+    """``python -m nasbench``, with the data from $NASBENCH_DATA, matches the in-process run."""
+    store = tmp_path / "sub.sqlite"
+    env = {**os.environ, **SUBPROCESS_ENV, "NASBENCH_DATA": str(data_path)}
+    done = subprocess.run([sys.executable, "-m", "nasbench", "run", "--method", "random-arch", "--protocol", "smoke",
+                           "--seeds", "1", "--store", str(store), "--json", "--no-progress"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    (record,) = [json.loads(line) for line in done.stdout.splitlines()]
+    expected = by_key(smoke_rows)[("random-arch", 1)]
+    assert record["genotype"] == json.loads(expected["genotype_json"])
+    assert record["data"] == expected["data"]
+    assert (record["test_acc"], record["params"], record["flops"]) == \
+        (expected["test_acc"], expected["params"], expected["flops"])
+    assert [r["status"] for r in store_rows(store)] == ["finished"]
+
+
+# -- bad input -------------------------------------------------------------------------
+
+def _bad_inputs(tmp_path, store, data_path):
+    bad_protocol = tmp_path / "bad.toml"
+    bad_protocol.write_text('base = "smoke"\nseeds = [0]\n[final]\nepochs = "many"\n')
+    bad_genotype = tmp_path / "bad.json"
+    bad_genotype.write_text('{"normal": [["sep_conv_3x3", 0]], "normal_concat": [2]')
+    wrong_arrays = tmp_path / "wrong.npz"
+    np.savez(wrong_arrays, images=np.zeros((2, 32, 32, 3), np.uint8), labels=np.zeros(2, np.int64))
+    run = ("run", "--store", store, "--no-progress", "--json")
+    return {
+        "unknown-method": ((*run, "--method", "random,nope", "--protocol", "smoke", "--data", data_path),
+                           "unknown method 'nope'"),
+        "unknown-protocol": ((*run, "--method", "random", "--protocol", "nope", "--data", data_path),
+                             "unknown protocol 'nope'"),
+        "malformed-protocol": ((*run, "--method", "random", "--protocol", bad_protocol, "--data", data_path),
+                               "final.epochs must be an integer"),
+        "unknown-genotype": (("describe", "NotANet", "--protocol", "smoke"), "unknown genotype 'NotANet'"),
+        "malformed-genotype": (("describe", bad_genotype, "--protocol", "smoke"), "not valid JSON"),
+        "wrong-npz": ((*run, "--method", "random", "--protocol", "smoke", "--data", wrong_arrays),
+                      "missing arrays x_train, y_train, x_test, y_test"),
+        "unknown-device": ((*run, "--method", "random", "--protocol", "smoke", "--data", data_path,
+                            "--device", "tpu"), "--device must be auto, cpu or cuda"),
+        "no-method": ((*run, "--method", ",", "--protocol", "smoke", "--data", data_path),
+                      "--method needs at least one method name"),
+        "unknown-list-protocol": (("list", "genotypes", "--protocol", "nope"), "unknown protocol 'nope'"),
+        "protocol-too-big": ((*run, "--method", "random-arch", "--protocol", "full", "--data", data_path),
+                             "the protocol needs 50000 training"),
+    }
+
+
+BAD = ["unknown-method", "unknown-protocol", "malformed-protocol", "unknown-genotype", "malformed-genotype",
+       "wrong-npz", "unknown-device", "no-method", "unknown-list-protocol", "protocol-too-big"]
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_input_is_one_line_exit_2_and_leaves_the_store(case, smoke_store, tmp_path, data_path):
+    store = smoke_store.copy_to(tmp_path)
+    before = sha256(store)
+    argv, words = _bad_inputs(tmp_path, store, data_path)[case]
+    result = run_cli(*argv)
+    assert result.code == 2
+    assert result.out == ""
+    lines = result.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nasbench: error: "), result.err
+    assert words in lines[0]
+    assert sha256(store) == before
+
+
+def test_bad_input_via_subprocess(smoke_store, tmp_path, data_path):
+    store = smoke_store.copy_to(tmp_path)
+    before = sha256(store)
+    done = subprocess.run([sys.executable, "-m", "nasbench", "run", "--method", "nope", "--protocol", "smoke",
+                           "--store", str(store), "--data", str(data_path)],
+                          capture_output=True, text=True, cwd=REPO_ROOT, env={**os.environ, **SUBPROCESS_ENV},
+                          timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [f"nasbench: error: unknown method 'nope'; known: {', '.join(sorted(STRATEGIES))}"]
+    assert sha256(store) == before

@@ -1,0 +1,138 @@
+"""Resource constraints: the loss forms (multiplicative log, hinged log, additive linear) against
+hand computation, SNAS' penalty, and the constraint options of `nasbench run` refused in one
+line before any store is opened."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from nasbench.errors import NasbenchError
+from nasbench.hardware.profiler import counts_table
+from nasbench.spaces import get_space
+from nasbench.spaces.cell.costs import genotype_weights
+from nasbench.spaces.fbnet.blocks import BLOCK_NAMES
+from nasbench.spaces.fbnet.space import LAYERS_GROUP
+
+from helpers import flops_constraint, run_cli, with_supernet
+
+
+@pytest.fixture(scope="module")
+def searching(tiny):
+    """Four epochs of four batches of 8 images on the smoke layout."""
+    return with_supernet(tiny, epochs=4, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def space(searching):
+    return get_space("fbnet", searching)
+
+
+def uniform(space) -> dict[str, torch.Tensor]:
+    return {LAYERS_GROUP: torch.full((len(space.specs), len(BLOCK_NAMES)), 1 / len(BLOCK_NAMES), dtype=torch.float64)}
+
+
+# -- the loss forms ---------------------------------------------------------------------
+
+def test_the_multiplicative_log_loss_equals_its_hand_computed_value(space, searching):
+    constraint = flops_constraint(space, searching, target=2e6, weight=0.2, form="mul-log", exponent=0.6)
+    model = constraint.cost_model
+    expected = sum(model.part_cost(p) for p in model.space.cost_layout(model.config).fixed) + sum(
+        model.part_cost(part) / len(BLOCK_NAMES) for layer in space.cost_layout(model.config).choices[LAYERS_GROUP][0]
+        for part in layer)
+    loss = torch.tensor(2.3, dtype=torch.float64)
+    value = constraint.apply(loss, uniform(space)).item()
+    assert value == pytest.approx(2.3 * 0.2 * (math.log(expected) / math.log(2e6)) ** 0.6, rel=1e-12)
+
+
+def test_the_additive_linear_loss_equals_its_hand_computed_value_and_keeps_pushing_below_the_target(space, searching):
+    constraint = flops_constraint(space, searching, target=2e6, weight=0.1, form="add-linear")
+    expected = constraint.cost_model.expected(uniform(space)).item()
+    loss = torch.tensor(2.3, dtype=torch.float64)
+    assert constraint.apply(loss, uniform(space)).item() == pytest.approx(2.3 + 0.1 * (expected - 2e6) / 2e6)
+    loose = flops_constraint(space, searching, target=10 * expected, weight=0.1, form="add-linear")
+    assert loose.apply(loss, uniform(space)).item() < 2.3  # below the target the additive form still rewards
+
+
+def test_the_hinged_log_form_is_flat_below_the_target_and_fbnets_above_it(space, searching):
+    loss = torch.tensor(2.3, dtype=torch.float64)
+    expected = flops_constraint(space, searching, 2e6, 0.2, "add-linear").cost_model.expected(uniform(space)).item()
+    below = flops_constraint(space, searching, target=2 * expected, weight=0.2, form="mul-log-hinge", exponent=0.6)
+    assert below.apply(loss, uniform(space)).item() == pytest.approx(2.3 * 0.2)
+    above = flops_constraint(space, searching, target=expected / 2, weight=0.2, form="mul-log-hinge", exponent=0.6)
+    assert above.apply(loss, uniform(space)).item() == pytest.approx(
+        2.3 * 0.2 * (math.log(expected) / math.log(expected / 2)) ** 0.6)
+
+
+def test_the_log_form_refuses_a_target_whose_log_is_not_positive(space, searching):
+    with pytest.raises(NasbenchError, match="above 1"):
+        flops_constraint(space, searching, target=1.0, weight=0.2, form="mul-log", exponent=0.6)
+
+
+# -- SNAS' penalty ------------------------------------------------------------------------
+
+def test_the_penalty_by_hand(cell_space, tiny):
+    genotype = next(entry.arch for entry in cell_space.zoo().values() if entry.arch.reduce is not None)
+    weights = {group: w.double() for group, w in genotype_weights(genotype).items()}
+    exact = flops_constraint(cell_space, tiny, 1.0, 1.0).cost_model.cost(genotype)
+    over = flops_constraint(cell_space, tiny, exact / 2, 0.3)
+    assert over.apply(torch.zeros(()), weights).item() == pytest.approx(0.3 * (exact - exact / 2) / (exact / 2))  # = 0.3
+    assert flops_constraint(cell_space, tiny, exact * 2, 0.3).apply(torch.zeros(()), weights).item() == 0.0
+    assert over.variant() == f"flops<={exact / 2:g},weight=0.3"
+
+
+# -- the command line's constraint options ------------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (("--method", "darts", "--space", "fbnet"), "does not search the fbnet space"),
+    (("--method", "proxylessnas", "--space", "nope"), "unknown space"),
+    (("--method", "random", "--constraint", "flops", "--target", "1e6"), "cannot search under a resource constraint"),
+    (("--method", "snas", "--constraint", "flops", "--target", "1e6", "--constraint-form", "mul-log"), "mul-log"),
+    (("--method", "fbnet,proxylessnas", "--constraint", "flops", "--target", "1e6", "--constraint-form", "mul-log"),
+     "one at a time"),
+    (("--method", "snas,proxylessnas", "--constraint", "flops", "--target", "1e6", "--constraint-form", "hinge"),
+     "proxylessnas cannot"),
+])
+def test_bad_constraint_options_are_one_line_errors(tmp_path, data_path, argv, message):
+    result = run_cli("run", *argv, "--protocol", "smoke", "--store", tmp_path / "s.sqlite", "--data", data_path)
+    assert result.code == 2 and message in result.err and len(result.err.strip().splitlines()) == 1
+    assert not (tmp_path / "s.sqlite").exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--constraint", "energy", "--target", "1", "--constraint-weight", "1"],
+     "unknown --constraint 'energy'; known: latency, flops, params, mac"),
+    (["--constraint", "latency", "--target", "5", "--constraint-weight", "1"],
+     "--constraint latency needs --table cost_tables/<device>/<table>.json (build one with `nasbench profile`)"),
+    (["--constraint", "flops", "--constraint-weight", "1"],
+     "--constraint needs a positive --target (ms for latency, counts for the others)"),
+    (["--constraint", "flops", "--target", "1"],
+     "--constraint with snas needs --constraint-weight LAMBDA or --snas-setting {mild}"),
+    (["--constraint", "flops", "--target", "1", "--constraint-weight", "1", "--snas-setting", "mild"],
+     "give at most one of --constraint-weight LAMBDA and --snas-setting NAME"),
+    (["--constraint", "flops", "--target", "1", "--snas-setting", "wild"], "unknown --snas-setting 'wild'; known: mild"),
+    (["--target", "1"], "--target only go with --constraint METRIC"),
+    (["--method", "darts", "--constraint", "flops", "--target", "1", "--constraint-weight", "1"],
+     "darts cannot search under a resource constraint; methods that can: snas (hinge), fbnet (mul-log-hinge/mul-log), "
+     "proxylessnas (mul-log/add-linear)"),
+])
+def test_bad_constraints_are_refused_before_the_store_is_opened(tmp_path, data_path, options, message):
+    store = tmp_path / "never.sqlite"
+    method = [] if "--method" in options else ["--method", "snas"]
+    result = run_cli("run", *method, *options, "--protocol", "smoke", "--store", store, "--data", data_path)
+    assert result.code == 2 and result.err.strip() == f"nasbench: error: {message}"
+    assert not store.exists()
+
+
+def test_a_table_of_another_protocol_is_refused(tmp_path, data_path, cell_space, smoke):
+    table = counts_table(cell_space, smoke)
+    table.conditions["device_fingerprint"] = "counts"
+    table.conditions.update(backend="none", threads=1, batch_size=1)
+    path = table.save(tmp_path)
+    result = run_cli("run", "--method", "snas", "--protocol", "proxy", "--constraint", "flops", "--target", "1",
+                     "--constraint-weight", "1", "--table", path, "--store", tmp_path / "never.sqlite",
+                     "--data", data_path)
+    assert result.code == 2 and result.err.startswith(f"nasbench: error: cost table {path} is for the cell space under "
+                                                      "protocol smoke")
+    assert "--protocol proxy" in result.err and not (tmp_path / "never.sqlite").exists()

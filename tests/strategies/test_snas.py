@@ -1,0 +1,79 @@
+"""SNAS: the Gumbel-softmax samples and their temperature, the single-level step, a tight
+resource constraint deriving a cheaper architecture, and `nasbench run` on the smoke protocol."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from nasbench.hardware.constraint import Constraint
+from nasbench.spaces.cell.genotype import Genotype
+from nasbench.strategies.snas import TEMPERATURE_MIN, TEMPERATURE_START, Snas
+
+from helpers import context, flops_constraint, random_batch, snapshot, store_rows, with_supernet
+
+
+@pytest.fixture(scope="module")
+def searching(tiny):
+    """Four epochs of four batches of 8 images on a 2-channel supernet."""
+    return with_supernet(tiny, epochs=4, channels=2, batch_size=8)
+
+
+def test_temperature_falls_linearly_to_its_minimum(cell_space, searching, tiny_data):
+    strategy = Snas(context(cell_space, searching, tiny_data))
+    temperatures = []
+    for epoch in range(4):
+        strategy.epochs_done = epoch
+        temperatures.append(strategy.temperature())
+    step = (TEMPERATURE_START - TEMPERATURE_MIN) / 4
+    assert temperatures == pytest.approx([TEMPERATURE_START - step * (e + 1) for e in range(4)])
+    assert temperatures[-1] == pytest.approx(TEMPERATURE_MIN)
+
+
+def test_samples_at_low_temperature_average_to_the_softmax(cell_space, searching, tiny_data):
+    strategy = Snas(context(cell_space, searching, tiny_data))
+    strategy.epochs_done = 3  # the last epoch: temperature 0.03, samples close to one-hot
+    logits = torch.tensor([1.0, 0.0, -1.0, 0.5, 2.0, -2.0, 0.0, 1.5])
+    with torch.no_grad():
+        for alpha in strategy.supernet.alphas.values():
+            alpha.copy_(logits.expand_as(alpha))
+        samples = torch.cat([torch.cat(list(strategy.search_weights().values())) for _ in range(300)])
+    assert samples.shape == (300 * 28, 8)
+    assert torch.allclose(samples.sum(-1), torch.ones(len(samples)))
+    assert torch.allclose(samples.mean(0), logits.softmax(-1), atol=0.015)
+    assert not torch.allclose(samples[0], samples[1])  # fresh noise per edge
+
+
+def test_one_step_trains_weights_and_architecture_on_the_training_batch(cell_space, searching, tiny_data):
+    strategy = Snas(context(cell_space, searching, tiny_data))
+    generator = torch.Generator().manual_seed(0)
+    train, val = random_batch(generator), random_batch(generator)
+    before = snapshot(strategy.supernet)
+    val_loss, train_loss = strategy.search_step(train, val, lr=0.025)
+    after = snapshot(strategy.supernet)
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert {"alphas.normal", "alphas.reduce"} <= changed and len(changed) > 2
+    assert torch.isfinite(val_loss) and torch.isfinite(train_loss)
+
+
+@pytest.mark.slow
+def test_a_tight_constraint_derives_a_cheaper_architecture(cell_space, searching, tiny_data):
+    def derived(constraint: Constraint | None) -> Genotype:
+        return Snas(context(cell_space, searching, tiny_data, seed=3, constraint=constraint)).run().arch
+
+    tight = flops_constraint(cell_space, searching, 1.0, 100.0)
+    free, constrained = derived(None), derived(tight)
+    assert tight.cost_model.cost(constrained) < tight.cost_model.cost(free)
+
+
+# -- through the command line -------------------------------------------------------------
+
+def test_smoke_runs_snas(smoke_store):
+    rows = [r for r in store_rows(smoke_store.path) if r["method"] == "snas"]
+    assert sorted(r["seed"] for r in rows) == [0, 1]
+    for row in rows:
+        assert row["status"] == "finished" and row["strategy_class"] == "GO" and row["variant"] == ""
+        (epoch,) = json.loads(row["details_json"])["epochs"]
+        assert json.loads(row["genotype_json"]) == epoch["genotype"]
+        assert epoch["temperature"] == pytest.approx(TEMPERATURE_MIN)
