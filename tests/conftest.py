@@ -12,8 +12,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import (
+    REPO_ROOT,
+    SmokeStore,
+    run_cli,
+    store_rows,
+    subset_path,
+    tiny_protocol,
+    with_supernet,
+)
 
-from helpers import REPO_ROOT, SmokeStore, run_cli, store_rows, subset_path, tiny_protocol
+from nasbench.numerics import configure_numerics
 
 # The test machine has 2 cores and other work may run beside the suite: with torch's
 # default of one OpenMP thread per core, these tiny networks train up to 20x slower
@@ -21,6 +30,9 @@ from helpers import REPO_ROOT, SmokeStore, run_cli, store_rows, subset_path, tin
 # being the same in every test and in the subprocess tests (helpers.SUBPROCESS_ENV),
 # keeps results comparable.
 torch.set_num_threads(1)
+# The numerics the CLI and the API set (nasbench.numerics), so that a strategy stepped
+# directly by a test computes as it does in a run.
+configure_numerics()
 
 
 @pytest.fixture(scope="session")
@@ -115,3 +127,16 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if any(name in getattr(item, "fixturenames", ()) for name in SLOW_FIXTURES):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="module")
+def fbnet_searching(tiny):
+    """The tiny protocol searching four epochs of four batches of 8 images on the smoke FBNet layout."""
+    return with_supernet(tiny, epochs=4, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def fbnet_space(fbnet_searching):
+    from nasbench.spaces import get_space
+
+    return get_space("fbnet", fbnet_searching)

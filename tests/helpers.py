@@ -198,3 +198,19 @@ class SmokeStore:
         target = Path(directory) / "copy.sqlite"
         shutil.copyfile(self.path, target)
         return target
+
+
+def failing_candidates(context: "SearchContext", error: Exception, indices: set[int] | None = None,
+                       calls: list[int] | None = None) -> None:
+    """Make ``context`` train its candidates as before, except those at ``indices`` (every
+    one where None), which raise ``error``; ``calls`` records every index asked for."""
+    train = context.train_candidate
+
+    def flaky(arch, index):
+        if calls is not None:
+            calls.append(index)
+        if indices is None or index in indices:
+            raise error
+        return train(arch, index)
+
+    context.train_candidate = flaky

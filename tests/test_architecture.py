@@ -17,7 +17,6 @@ import ast
 from pathlib import Path
 
 import pytest
-
 from helpers import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "nasbench"

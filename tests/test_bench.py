@@ -3,11 +3,10 @@ refusals) and parallel candidate training, with the results of serial training."
 from __future__ import annotations
 
 import pytest
+from helpers import run_cli
 
 from nasbench.strategies import STRATEGIES
 from nasbench.strategies.supernet_search import SupernetSearch
-
-from helpers import run_cli
 
 
 @pytest.mark.slow

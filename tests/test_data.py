@@ -11,14 +11,20 @@ import urllib.request
 import numpy as np
 import pytest
 import torch
+from helpers import CPU
 
 from nasbench.data import (
-    Augmentation, DeviceSplit, SplitData, endless_batches, load_dataset, make_splits, ordered_batches, shuffled_batches,
+    Augmentation,
+    DeviceSplit,
+    SplitData,
+    endless_batches,
+    load_dataset,
+    make_splits,
+    ordered_batches,
+    shuffled_batches,
 )
 from nasbench.errors import DataError
 from nasbench.protocol import load_protocol
-
-from helpers import CPU
 
 # DARTS' CIFAR-10 normalisation constants
 MEAN = np.array([0.49139968, 0.48215827, 0.44653124], dtype=np.float32).reshape(1, 3, 1, 1)

@@ -9,13 +9,12 @@ import sys
 
 import pytest
 import yaml
+from helpers import REPO_ROOT, SUBPROCESS_ENV
 
 from nasbench.errors import ConfigError, UnknownNameError
 from nasbench.protocol import Protocol, builtin_protocols, load_protocol
 from nasbench.spaces import SPACES
 from nasbench.strategies import STRATEGIES
-
-from helpers import REPO_ROOT, SUBPROCESS_ENV
 
 
 def test_builtins_load():

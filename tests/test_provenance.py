@@ -7,11 +7,16 @@ from importlib import metadata
 
 import pytest
 import torch
+from helpers import REPO_ROOT
 
 from nasbench.errors import NasbenchError
-from nasbench.provenance import device_fingerprint, device_name, git_commit, resolve_device, software_versions
-
-from helpers import REPO_ROOT
+from nasbench.provenance import (
+    device_fingerprint,
+    device_name,
+    git_commit,
+    resolve_device,
+    software_versions,
+)
 
 
 def test_resolve_device():

@@ -13,15 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import by_key, run_cli, smoke_args, store_rows, store_trials
 
 from nasbench.data import make_splits
 from nasbench.hardware.counting import count_flops, count_params
 from nasbench.spaces import get_space
 from nasbench.spaces.cell.genotype import Genotype
 from nasbench.strategies.context import SearchContext
-
-from helpers import by_key, run_cli, smoke_args, store_rows, store_trials
-
 
 # -- what a run stores ---------------------------------------------------------------------
 

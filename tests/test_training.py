@@ -6,11 +6,16 @@ import math
 
 import pytest
 import torch
+from helpers import CPU
 
 from nasbench.data import DeviceSplit
-from nasbench.training import TrainingDiverged, build_model, cosine_lr, evaluate, train_network
-
-from helpers import CPU
+from nasbench.training import (
+    TrainingDiverged,
+    build_model,
+    cosine_lr,
+    evaluate,
+    train_network,
+)
 
 
 def test_cosine_lr(smoke):

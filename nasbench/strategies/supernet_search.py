@@ -175,7 +175,7 @@ class SupernetSearch(Strategy):
             group["lr"] = lr
         self.supernet.train()
         val_loss, train_loss = self.search_epoch(lr)
-        if not (math.isfinite(val_loss) and math.isfinite(train_loss)):
+        if not (math.isfinite(train_loss) and (val_loss is None or math.isfinite(val_loss))):
             raise TrainingDiverged(f"{self.name}: supernet loss became {train_loss} (train), {val_loss} "
                                    f"(validation) in epoch {self.epochs_done + 1}")
         self.history.append(self._record(lr, train_loss, val_loss))
@@ -187,9 +187,10 @@ class SupernetSearch(Strategy):
         for images, labels in shuffled_batches(split, batch_size, self.generator):
             yield Batch(self.augment(images, self.generator), labels)
 
-    def search_epoch(self, lr: float) -> tuple[float, float]:
+    def search_epoch(self, lr: float) -> tuple[float | None, float]:
         """One epoch over search-train, each training batch paired with a validation batch
-        for :meth:`search_step`; returns the mean (validation, training) losses."""
+        for :meth:`search_step`; returns the mean (validation, training) losses, the former
+        None where no step of the epoch scored its validation batch."""
         data, batch_size = self.context.data, self.context.protocol.search.supernet.batch_size
         val_batches = endless_batches(data.search_val, batch_size, self.generator)
         val_sum, train_sum = torch.zeros((), device=self.context.device), torch.zeros((), device=self.context.device)
@@ -203,10 +204,12 @@ class SupernetSearch(Strategy):
                 val_seen += len(val_labels)
             train_sum += train_loss * len(train.labels)
             train_seen += len(train.labels)
+        if val_seen == 0:  # every validation step of the method fell in other epochs (ProxylessNAS' every 5th)
+            return None, (train_sum / train_seen).item()
         val_loss, train_loss = torch.stack([val_sum / val_seen, train_sum / train_seen]).tolist()  # one host sync
         return val_loss, train_loss
 
-    def _record(self, lr: float, train_loss: float, val_loss: float) -> dict[str, Any]:
+    def _record(self, lr: float, train_loss: float, val_loss: float | None) -> dict[str, Any]:
         with torch.no_grad():
             weights = self.edge_weights()
         genotype = self.derive(weights)

@@ -2,11 +2,11 @@
 width."""
 from __future__ import annotations
 
+from helpers import run_cli
+
 from nasbench.hardware.counting import count_params
 from nasbench.protocol import load_protocol
 from nasbench.spaces.cell.genotype import Genotype
-
-from helpers import run_cli
 
 
 def test_describe_darts_v2_under_the_full_protocol():

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import pytest
+from helpers import run_cli
 
 from nasbench.hardware.counting import count_params
 from nasbench.protocol import builtin_protocols, load_protocol
 from nasbench.spaces.cell.genotype import Genotype
 from nasbench.strategies import STRATEGIES
-
-from helpers import run_cli
 
 
 def test_list_methods():

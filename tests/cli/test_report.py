@@ -7,10 +7,9 @@ import statistics
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import run_cli
 
 from nasbench.strategies import STRATEGIES
-
-from helpers import run_cli
 
 
 @pytest.fixture(scope="module")

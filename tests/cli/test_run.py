@@ -15,12 +15,11 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import REPO_ROOT, SUBPROCESS_ENV, by_key, run_cli, sha256, store_rows
 
 from nasbench.provenance import device_name
 from nasbench.spaces import get_space
 from nasbench.strategies import STRATEGIES
-
-from helpers import REPO_ROOT, SUBPROCESS_ENV, by_key, run_cli, sha256, store_rows
 
 REQUIRED = {"method", "strategy", "space", "protocol", "seed", "genotype", "val_acc", "test_acc", "params", "flops",
             "search_seconds", "eval_seconds", "device"}

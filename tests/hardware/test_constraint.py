@@ -7,67 +7,54 @@ import math
 
 import pytest
 import torch
+from helpers import flops_constraint, run_cli
 
 from nasbench.errors import NasbenchError
 from nasbench.hardware.profiler import counts_table
-from nasbench.spaces import get_space
 from nasbench.spaces.cell.costs import genotype_weights
 from nasbench.spaces.fbnet.blocks import BLOCK_NAMES
 from nasbench.spaces.fbnet.space import LAYERS_GROUP
 
-from helpers import flops_constraint, run_cli, with_supernet
 
-
-@pytest.fixture(scope="module")
-def searching(tiny):
-    """Four epochs of four batches of 8 images on the smoke layout."""
-    return with_supernet(tiny, epochs=4, batch_size=8)
-
-
-@pytest.fixture(scope="module")
-def space(searching):
-    return get_space("fbnet", searching)
-
-
-def uniform(space) -> dict[str, torch.Tensor]:
-    return {LAYERS_GROUP: torch.full((len(space.specs), len(BLOCK_NAMES)), 1 / len(BLOCK_NAMES), dtype=torch.float64)}
+def uniform(fbnet_space) -> dict[str, torch.Tensor]:
+    return {LAYERS_GROUP: torch.full((len(fbnet_space.specs), len(BLOCK_NAMES)), 1 / len(BLOCK_NAMES), dtype=torch.float64)}
 
 
 # -- the loss forms ---------------------------------------------------------------------
 
-def test_the_multiplicative_log_loss_equals_its_hand_computed_value(space, searching):
-    constraint = flops_constraint(space, searching, target=2e6, weight=0.2, form="mul-log", exponent=0.6)
+def test_the_multiplicative_log_loss_equals_its_hand_computed_value(fbnet_space, fbnet_searching):
+    constraint = flops_constraint(fbnet_space, fbnet_searching, target=2e6, weight=0.2, form="mul-log", exponent=0.6)
     model = constraint.cost_model
     expected = sum(model.part_cost(p) for p in model.space.cost_layout(model.config).fixed) + sum(
-        model.part_cost(part) / len(BLOCK_NAMES) for layer in space.cost_layout(model.config).choices[LAYERS_GROUP][0]
+        model.part_cost(part) / len(BLOCK_NAMES) for layer in fbnet_space.cost_layout(model.config).choices[LAYERS_GROUP][0]
         for part in layer)
     loss = torch.tensor(2.3, dtype=torch.float64)
-    value = constraint.apply(loss, uniform(space)).item()
+    value = constraint.apply(loss, uniform(fbnet_space)).item()
     assert value == pytest.approx(2.3 * 0.2 * (math.log(expected) / math.log(2e6)) ** 0.6, rel=1e-12)
 
 
-def test_the_additive_linear_loss_equals_its_hand_computed_value_and_keeps_pushing_below_the_target(space, searching):
-    constraint = flops_constraint(space, searching, target=2e6, weight=0.1, form="add-linear")
-    expected = constraint.cost_model.expected(uniform(space)).item()
+def test_the_additive_linear_loss_equals_its_hand_computed_value_and_keeps_pushing_below_the_target(fbnet_space, fbnet_searching):
+    constraint = flops_constraint(fbnet_space, fbnet_searching, target=2e6, weight=0.1, form="add-linear")
+    expected = constraint.cost_model.expected(uniform(fbnet_space)).item()
     loss = torch.tensor(2.3, dtype=torch.float64)
-    assert constraint.apply(loss, uniform(space)).item() == pytest.approx(2.3 + 0.1 * (expected - 2e6) / 2e6)
-    loose = flops_constraint(space, searching, target=10 * expected, weight=0.1, form="add-linear")
-    assert loose.apply(loss, uniform(space)).item() < 2.3  # below the target the additive form still rewards
+    assert constraint.apply(loss, uniform(fbnet_space)).item() == pytest.approx(2.3 + 0.1 * (expected - 2e6) / 2e6)
+    loose = flops_constraint(fbnet_space, fbnet_searching, target=10 * expected, weight=0.1, form="add-linear")
+    assert loose.apply(loss, uniform(fbnet_space)).item() < 2.3  # below the target the additive form still rewards
 
 
-def test_the_hinged_log_form_is_flat_below_the_target_and_fbnets_above_it(space, searching):
+def test_the_hinged_log_form_is_flat_below_the_target_and_fbnets_above_it(fbnet_space, fbnet_searching):
     loss = torch.tensor(2.3, dtype=torch.float64)
-    expected = flops_constraint(space, searching, 2e6, 0.2, "add-linear").cost_model.expected(uniform(space)).item()
-    below = flops_constraint(space, searching, target=2 * expected, weight=0.2, form="mul-log-hinge", exponent=0.6)
-    assert below.apply(loss, uniform(space)).item() == pytest.approx(2.3 * 0.2)
-    above = flops_constraint(space, searching, target=expected / 2, weight=0.2, form="mul-log-hinge", exponent=0.6)
-    assert above.apply(loss, uniform(space)).item() == pytest.approx(
+    expected = flops_constraint(fbnet_space, fbnet_searching, 2e6, 0.2, "add-linear").cost_model.expected(uniform(fbnet_space)).item()
+    below = flops_constraint(fbnet_space, fbnet_searching, target=2 * expected, weight=0.2, form="mul-log-hinge", exponent=0.6)
+    assert below.apply(loss, uniform(fbnet_space)).item() == pytest.approx(2.3 * 0.2)
+    above = flops_constraint(fbnet_space, fbnet_searching, target=expected / 2, weight=0.2, form="mul-log-hinge", exponent=0.6)
+    assert above.apply(loss, uniform(fbnet_space)).item() == pytest.approx(
         2.3 * 0.2 * (math.log(expected) / math.log(expected / 2)) ** 0.6)
 
 
-def test_the_log_form_refuses_a_target_whose_log_is_not_positive(space, searching):
+def test_the_log_form_refuses_a_target_whose_log_is_not_positive(fbnet_space, fbnet_searching):
     with pytest.raises(NasbenchError, match="above 1"):
-        flops_constraint(space, searching, target=1.0, weight=0.2, form="mul-log", exponent=0.6)
+        flops_constraint(fbnet_space, fbnet_searching, target=1.0, weight=0.2, form="mul-log", exponent=0.6)
 
 
 # -- SNAS' penalty ------------------------------------------------------------------------

@@ -7,7 +7,12 @@ import time
 import pytest
 import torch
 
-from nasbench.hardware.measure import LatencyStats, MeasureSettings, TorchBackend, make_backend
+from nasbench.hardware.measure import (
+    LatencyStats,
+    MeasureSettings,
+    TorchBackend,
+    make_backend,
+)
 
 
 def test_latency_percentiles():

@@ -11,7 +11,12 @@ import pytest
 from nasbench.errors import NasbenchError
 from nasbench.hardware.cost_model import CostModel
 from nasbench.hardware.measure import LatencyStats
-from nasbench.hardware.table import CostTable, LatencyPredictor, MissingEntryError, TableEntry
+from nasbench.hardware.table import (
+    CostTable,
+    LatencyPredictor,
+    MissingEntryError,
+    TableEntry,
+)
 from nasbench.types import PartKey
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import CPU
 from torch import nn
 
 from nasbench.bench import random_batch
@@ -13,8 +14,6 @@ from nasbench.spaces.cell.supernet import Supernet
 from nasbench.spaces.fbnet.supernet import LayerSupernet
 from nasbench.spaces.layers import PointwiseConv2d, weighted_sum
 from nasbench.strategies.pc_darts import PartialChannelMixedOp
-
-from helpers import CPU
 
 
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])

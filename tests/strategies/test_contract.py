@@ -22,11 +22,10 @@ import json
 
 import pytest
 import torch
+from helpers import context, stored, with_candidates, with_supernet
 
 from nasbench.spaces import get_space
 from nasbench.strategies import STRATEGIES
-
-from helpers import context, stored, with_candidates, with_supernet
 
 CANDIDATES = 6
 

@@ -7,12 +7,10 @@ import math
 
 import pytest
 import torch
+from helpers import cell_choice_counts
 
 from nasbench.spaces.cell.space import NODES, SAMPLED_OPERATIONS
 from nasbench.strategies.controller import INIT_RANGE, CellController, PolicyGradient
-
-from helpers import cell_choice_counts
-
 
 DECISIONS = 2 * NODES * 4
 """Two inputs and two operations per node, in two cell types."""

@@ -9,6 +9,7 @@ import sqlite3
 
 import pytest
 import torch
+from helpers import context, random_batch, run_cli, snapshot, store_rows, with_supernet
 
 from nasbench.errors import NasbenchError
 from nasbench.spaces.cell.genotype import Genotype
@@ -18,9 +19,6 @@ from nasbench.store import tensors_from_bytes, tensors_to_bytes
 from nasbench.strategies.darts import DARTS_WEIGHTS, Darts, DartsSecondOrder
 from nasbench.strategies.supernet_search import Batch
 from nasbench.types import Checkpoint
-
-from helpers import context, random_batch, run_cli, snapshot, store_rows, with_supernet
-
 
 # -- the steps -------------------------------------------------------------------------
 

@@ -7,14 +7,20 @@ import math
 
 import pytest
 import torch
+from helpers import (
+    cell_choice_counts,
+    context,
+    run_cli,
+    snapshot,
+    store_rows,
+    with_supernet,
+)
 
 from nasbench.spaces import get_space
 from nasbench.spaces.enas_macro.supernet import MacroSupernet
 from nasbench.strategies.controller import ENTROPY_WEIGHT
 from nasbench.strategies.enas import Enas, cosine_with_restarts
 from nasbench.strategies.macro_controller import MacroController
-
-from helpers import cell_choice_counts, context, run_cli, snapshot, store_rows, with_supernet
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import statistics
 
 import pytest
 import torch
+from helpers import run_cli, store_rows, with_candidates, with_section
 
 from nasbench.errors import ConfigError
 from nasbench.protocol import protocol_from_file
@@ -14,8 +15,6 @@ from nasbench.strategies import check_protocol
 from nasbench.strategies.context import SearchContext
 from nasbench.strategies.evolution import RegularizedEvolution
 from nasbench.strategies.random_search import RandomSearch
-
-from helpers import run_cli, store_rows, with_candidates, with_section
 
 TARGET_OP = "sep_conv_3x3"
 

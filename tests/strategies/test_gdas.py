@@ -8,13 +8,17 @@ from collections import Counter
 
 import pytest
 import torch
+from helpers import context, random_batch, snapshot, store_rows, with_supernet
 
 from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
 from nasbench.spaces.cell.supernet import NONE
-from nasbench.strategies.gdas import TEMPERATURE_MAX, TEMPERATURE_MIN, Gdas, straight_through_gumbel
+from nasbench.strategies.gdas import (
+    TEMPERATURE_MAX,
+    TEMPERATURE_MIN,
+    Gdas,
+    straight_through_gumbel,
+)
 from nasbench.strategies.snas import gumbel_noise
-
-from helpers import context, random_batch, snapshot, store_rows, with_supernet
 
 
 @pytest.fixture(scope="module")

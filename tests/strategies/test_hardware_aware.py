@@ -3,13 +3,12 @@ cells with the cost model's layout and derive a genotype."""
 from __future__ import annotations
 
 import pytest
+from helpers import context, with_supernet
 
 from nasbench.spaces.cell.genotype import Genotype
 from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
 from nasbench.strategies.fbnet import Fbnet
 from nasbench.strategies.proxylessnas import ProxylessNas
-
-from helpers import context, with_supernet
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,11 @@ from nasbench.spaces import get_space
 from nasbench.spaces.enas_macro.network import OPERATIONS
 from nasbench.spaces.enas_macro.space import MacroArch
 from nasbench.strategies.controller import INIT_RANGE, PolicyGradient
-from nasbench.strategies.macro_controller import SKIP_TARGET, MacroController, skip_penalty
+from nasbench.strategies.macro_controller import (
+    SKIP_TARGET,
+    MacroController,
+    skip_penalty,
+)
 
 
 @pytest.fixture(scope="module")

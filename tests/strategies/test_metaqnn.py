@@ -12,18 +12,36 @@ from collections import Counter
 
 import pytest
 import torch
+from helpers import (
+    failing_candidates,
+    run_cli,
+    store_rows,
+    store_trials,
+    with_candidates,
+)
 
 from nasbench.errors import ConfigError
 from nasbench.hardware.counting import count_params
 from nasbench.protocol import load_protocol
 from nasbench.spaces import get_space
-from nasbench.spaces.metaqnn.arch import GAP, SOFTMAX, Conv, FullyConnected, LayerSequence, Pool
+from nasbench.spaces.metaqnn.arch import (
+    GAP,
+    SOFTMAX,
+    Conv,
+    FullyConnected,
+    LayerSequence,
+    Pool,
+)
 from nasbench.spaces.metaqnn.space import MetaqnnLayout, MetaqnnSpace
 from nasbench.strategies.context import SearchContext
-from nasbench.strategies.metaqnn import EPSILON_SCHEDULE, LEARNING_RATE, Q_INIT, MetaQnn, QLearner, epsilon_schedule
-
-from helpers import run_cli, store_rows, store_trials, with_candidates
-
+from nasbench.strategies.metaqnn import (
+    EPSILON_SCHEDULE,
+    LEARNING_RATE,
+    Q_INIT,
+    MetaQnn,
+    QLearner,
+    epsilon_schedule,
+)
 
 WIDE = MetaqnnLayout(max_layers=8, conv_filters=(4, 8), fc_neurons=(16, 8))
 
@@ -128,14 +146,7 @@ def test_the_epsilon_schedule_keeps_table_2s_shares():
 
 def test_a_failed_candidate_is_stored_and_stays_out_of_the_replay_memory(smoke):
     context = synthetic(Hashed, get_space("metaqnn", smoke), smoke, 0, candidates=4, layout=MetaqnnSpace.read_layout(smoke))
-    scored = context.train_candidate
-
-    def flaky(arch, index):
-        if index == 1:
-            raise RuntimeError("out of memory on candidate 1")
-        return scored(arch, index)
-
-    context.train_candidate = flaky
+    failing_candidates(context, RuntimeError("out of memory on candidate 1"), {1})
     strategy = MetaQnn(context)
     result = strategy.run()
     assert strategy.trials[1].val_acc is None and strategy.trials[1].error == "RuntimeError: out of memory on candidate 1"

@@ -4,18 +4,21 @@ batch of children, children trained in parallel, and `nasbench run` on the smoke
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import pytest
 import torch
+from helpers import context, with_candidates, with_section
 
 from nasbench.spaces import get_space
 from nasbench.spaces.nasrl_macro.space import FILTER_SIZES, ConvLayer
 from nasbench.strategies.controller import PolicyGradient
-from nasbench.strategies.nas_rl import INIT_RANGE, ChainController, NasRl, depth_schedule
-
-from helpers import context, store_rows, with_candidates, with_section
+from nasbench.strategies.nas_rl import (
+    INIT_RANGE,
+    ChainController,
+    NasRl,
+    depth_schedule,
+)
 
 
 @pytest.fixture(scope="module")
@@ -85,35 +88,6 @@ def test_depth_grows_by_two_at_even_intervals_as_in_the_paper():
     assert [depth_schedule(i, 8, 6, 12) for i in range(8)] == [6, 6, 8, 8, 10, 10, 12, 12]
 
 
-def test_the_controller_updates_after_each_batch_of_children(space, tiny, tiny_data):
-    protocol = with_section(with_candidates(tiny, 3), "search.nas_rl", children_per_update=2)
-    strategy = NasRl(context(space, protocol, tiny_data))
-    before = {k: v.clone() for k, v in strategy.controller.state_dict().items()}
-    strategy.step()
-    assert len(strategy.pending) == 1 and not strategy.history
-    assert all(torch.equal(before[k], v) for k, v in strategy.controller.state_dict().items())
-    strategy.step()
-    assert not strategy.pending and len(strategy.history) == 1
-    assert any(not torch.equal(before[k], v) for k, v in strategy.controller.state_dict().items())
-    result = strategy.run()  # the last, lone child still updates the policy
-    assert [h["children"] for h in strategy.history] == [2, 1]
-    assert [len(t.arch["layers"]) for t in strategy.trials] == [2, 2, 4]  # the smoke schedule: 2 layers, then 4
-    best = max(strategy.trials, key=lambda t: (t.val_acc, -t.index))
-    assert result.arch == space.from_dict(best.arch) and result.details["child_trainings"] == 3
-    assert strategy.history[0]["rewards"][0] == pytest.approx(
-        sum(t.val_acc ** 3 for t in strategy.trials[:2]) / 2)
-
-
-def test_run_stores_nas_rl_as_rl_with_its_child_trainings(smoke_store):
-    rows = [row for row in store_rows(smoke_store.path) if row["method"] == "nas-rl"]
-    assert len(rows) == 2 and {row["seed"] for row in rows} == {0, 1}
-    for row in rows:
-        assert row["status"] == "finished" and row["strategy_class"] == "RL" and row["space"] == "nasrl-macro"
-        assert row["test_acc"] is not None and row["params"] > 0
-        details = json.loads(row["details_json"])
-        assert details["child_trainings"] == 2 and len(details["controller_epochs"]) == 2
-
-
 @pytest.mark.slow
 def test_children_trained_in_parallel_are_those_trained_one_at_a_time(space, tiny, tiny_data):
     """Two worker processes train each batch's two children at once: the same trials, the
@@ -135,3 +109,9 @@ def test_children_trained_in_parallel_are_those_trained_one_at_a_time(space, tin
     strip = [dataclasses.replace(t, seconds=0.0) for t in serial.trials]
     assert [dataclasses.replace(t, seconds=0.0) for t in parallel.trials] == strip
     assert parallel.history == serial.history
+
+
+def test_children_grow_deeper_along_the_depth_schedule(space, tiny, tiny_data):
+    strategy = NasRl(context(space, with_candidates(tiny, 3), tiny_data))
+    strategy.run()
+    assert [len(t.arch["layers"]) for t in strategy.trials] == [2, 2, 4]  # the smoke schedule: 2 layers, then 4

@@ -10,6 +10,11 @@ import math
 import pandas as pd
 import pytest
 import torch
+from helpers import (
+    run_cli,
+    store_rows,
+    store_trials,
+)
 
 from nasbench.report import load_runs, summarise
 from nasbench.spaces import get_space
@@ -17,9 +22,11 @@ from nasbench.spaces.cell.genotype import Genotype
 from nasbench.spaces.cell.space import NODES, SAMPLED_OPERATIONS
 from nasbench.spaces.nasnet.arch import BLOCKS, COMBINATIONS, OPERATIONS, decision_sizes
 from nasbench.strategies.controller import INIT_RANGE
-from nasbench.strategies.nasnet import NASNET_CONTROLLERS, Nasnet, NasnetController, ProximalPolicy
-
-from helpers import context, run_cli, store_rows, store_trials, with_candidates, with_section
+from nasbench.strategies.nasnet import (
+    NASNET_CONTROLLERS,
+    NasnetController,
+    ProximalPolicy,
+)
 
 
 @pytest.fixture(scope="module")
@@ -102,31 +109,6 @@ def test_on_the_cell_space_the_controller_writes_genotypes_with_plain_logits():
     uniform = sum(math.log(n) for node in range(NODES) for n in (node + 2, node + 1,
                                                                  len(SAMPLED_OPERATIONS), len(SAMPLED_OPERATIONS)))
     assert all(abs(-s.log_prob.item() - 2 * uniform) < 1.0 for s in samples)
-
-
-def test_the_controller_updates_after_each_minibatch_of_children(space, tiny, tiny_data):
-    protocol = with_section(with_candidates(tiny, 3), "search.nasnet", children_per_update=2)
-    strategy = Nasnet(context(space, protocol, tiny_data))
-    before = {k: v.clone() for k, v in strategy.controller.state_dict().items()}
-    strategy.step()
-    assert len(strategy.pending) == 1 and not strategy.history
-    assert all(torch.equal(before[k], v) for k, v in strategy.controller.state_dict().items())
-    result = strategy.run()
-    assert [h["children"] for h in strategy.history] == [2, 1]
-    assert strategy.history[0]["rewards"][0] == pytest.approx(sum(t.val_acc for t in strategy.trials[:2]) / 2)
-    assert any(not torch.equal(before[k], v) for k, v in strategy.controller.state_dict().items())
-    best = max(strategy.trials, key=lambda t: (t.val_acc, -t.index))
-    assert result.arch == space.from_dict(best.arch) and result.details["child_trainings"] == 3
-
-
-def test_run_stores_nasnet_as_rl_with_its_child_trainings(smoke_store):
-    rows = [row for row in store_rows(smoke_store.path) if row["method"] == "nasnet"]
-    assert len(rows) == 2 and {row["seed"] for row in rows} == {0, 1}
-    for row in rows:
-        assert row["status"] == "finished" and row["strategy_class"] == "RL" and row["space"] == "nasnet"
-        assert row["test_acc"] is not None and row["params"] > 0
-        details = json.loads(row["details_json"])
-        assert details["child_trainings"] == 2 and len(details["controller_epochs"]) == 2
 
 
 @pytest.mark.slow

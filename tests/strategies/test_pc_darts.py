@@ -7,16 +7,26 @@ import json
 
 import pytest
 import torch
+from helpers import context, snapshot, store_rows, with_supernet
 from torch import nn
 
 from nasbench.errors import ConfigError
 from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
-from nasbench.spaces.cell.supernet import EDGES, NODE_EDGES, NONE, State, Supernet, derive_genotype
-from nasbench.strategies.pc_darts import (
-    CHANNEL_PROPORTION, PartialChannelMixedOp, PcDarts, channel_shuffle, normalised_edges,
+from nasbench.spaces.cell.supernet import (
+    EDGES,
+    NODE_EDGES,
+    NONE,
+    State,
+    Supernet,
+    derive_genotype,
 )
-
-from helpers import context, snapshot, store_rows, with_supernet
+from nasbench.strategies.pc_darts import (
+    CHANNEL_PROPORTION,
+    PartialChannelMixedOp,
+    PcDarts,
+    channel_shuffle,
+    normalised_edges,
+)
 
 ARCH = {"alphas.normal", "alphas.reduce", "betas.normal", "betas.reduce"}
 

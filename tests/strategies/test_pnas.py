@@ -9,14 +9,20 @@ import random
 
 import pytest
 import torch
+from helpers import CPU, failing_candidates, run_cli, store_rows, store_trials
 from scipy.stats import spearmanr
 
 from nasbench.spaces.cell.space import SAMPLED_OPERATIONS
 from nasbench.strategies import get_strategy
 from nasbench.strategies.context import SearchContext
-from nasbench.strategies.pnas import Pnas, cell_genotype, encode, expansions, fit_predictor, level_sizes
-
-from helpers import CPU, run_cli, store_rows, store_trials
+from nasbench.strategies.pnas import (
+    Pnas,
+    cell_genotype,
+    encode,
+    expansions,
+    fit_predictor,
+    level_sizes,
+)
 
 FAVOURED = "sep_conv_3x3"
 
@@ -189,14 +195,7 @@ def test_seeds_search_differently(searched, cell_space, tiny, tiny_data):
 
 def test_failed_cells_are_not_expanded(cell_space, tiny, tiny_data):
     context = synthetic_context(cell_space, tiny, tiny_data, candidates=8)
-    synthetic = context.train_candidate
-
-    def flaky(arch, index):
-        if index == 0:
-            raise RuntimeError("out of memory")
-        return synthetic(arch, index)
-
-    context.train_candidate = flaky
+    failing_candidates(context, RuntimeError("out of memory"), {0})
     strategy = Pnas(context)
     strategy.run()
     failed, kept = strategy.trials[0], strategy.trials[1]
@@ -206,11 +205,7 @@ def test_failed_cells_are_not_expanded(cell_space, tiny, tiny_data):
 
 def test_a_level_without_any_trained_cell_stops_the_search(cell_space, tiny, tiny_data):
     context = synthetic_context(cell_space, tiny, tiny_data, candidates=8)
-
-    def broken(arch, index):
-        raise ValueError("bad shapes")
-
-    context.train_candidate = broken
+    failing_candidates(context, ValueError("bad shapes"))
     strategy = Pnas(context)
     with pytest.raises(RuntimeError, match="^pnas: every cell of level 1 failed: ValueError: bad shapes$"):
         strategy.run()

@@ -5,23 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from nasbench.spaces import get_space
-from nasbench.spaces.fbnet.space import LAYERS_GROUP
-from nasbench.strategies.proxylessnas import ARCH_UPDATE_EVERY, ProxylessNas, binarised_gradient
-
 from helpers import context, flops_constraint, random_batch, with_supernet
 
-
-@pytest.fixture(scope="module")
-def searching(tiny):
-    """Four epochs of four batches of 8 images on the smoke layout."""
-    return with_supernet(tiny, epochs=4, batch_size=8)
-
-
-@pytest.fixture(scope="module")
-def space(searching):
-    return get_space("fbnet", searching)
+from nasbench.spaces.fbnet.space import LAYERS_GROUP
+from nasbench.strategies.proxylessnas import (
+    ARCH_UPDATE_EVERY,
+    ProxylessNas,
+    binarised_gradient,
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,32 +28,32 @@ def test_binarised_gradient_is_the_papers_formula():
     assert torch.allclose(binarised_gradient(gates, probs), expected)
 
 
-def test_a_proxylessnas_weight_step_runs_one_block_per_layer(space, searching, tiny_data):
-    strategy = ProxylessNas(context(space, searching, tiny_data))
+def test_a_proxylessnas_weight_step_runs_one_block_per_layer(fbnet_space, fbnet_searching, tiny_data):
+    strategy = ProxylessNas(context(fbnet_space, fbnet_searching, tiny_data))
     gates = strategy.search_weights()[LAYERS_GROUP]
-    assert torch.equal(gates.sum(-1), torch.ones(len(space.specs))) and set(gates.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(gates.sum(-1), torch.ones(len(fbnet_space.specs))) and set(gates.unique().tolist()) == {0.0, 1.0}
     calls = []
     for layer in strategy.supernet.layers:
         for block in layer:
             block.register_forward_hook(lambda *_: calls.append(1))
     strategy.weight_step(random_batch(torch.Generator().manual_seed(0), size=32))
-    assert len(calls) == len(space.specs)
+    assert len(calls) == len(fbnet_space.specs)
 
 
-def test_a_proxylessnas_architecture_step_leaves_unsampled_probabilities_unchanged(space, searching, tiny_data):
-    strategy = ProxylessNas(context(space, searching, tiny_data))
+def test_a_proxylessnas_architecture_step_leaves_unsampled_probabilities_unchanged(fbnet_space, fbnet_searching, tiny_data):
+    strategy = ProxylessNas(context(fbnet_space, fbnet_searching, tiny_data))
     before = strategy.supernet.alpha.detach().softmax(-1).clone()
     strategy.architecture_step(random_batch(torch.Generator().manual_seed(0), size=32))
     after = strategy.supernet.alpha.detach().softmax(-1)
     changed = (after - before).abs() > 1e-7
     assert changed.any()
     assert (changed.sum(-1) <= 2).all()  # only the sampled pair of each layer moves
-    assert torch.allclose(after.sum(-1), torch.ones(len(space.specs)))
+    assert torch.allclose(after.sum(-1), torch.ones(len(fbnet_space.specs)))
 
 
-def test_proxylessnas_updates_the_architecture_every_fifth_weight_step_after_warm_up(space, tiny, tiny_data):
+def test_proxylessnas_updates_the_architecture_every_fifth_weight_step_after_warm_up(fbnet_space, tiny, tiny_data):
     protocol = with_supernet(tiny, epochs=4, batch_size=4)  # 8 batches per epoch, warm-up 1 epoch
-    strategy = ProxylessNas(context(space, protocol, tiny_data))
+    strategy = ProxylessNas(context(fbnet_space, protocol, tiny_data))
     alpha = strategy.supernet.alpha.detach().clone()
     strategy.step()
     assert torch.equal(strategy.supernet.alpha, alpha) and strategy.weight_steps == 8
@@ -73,13 +64,22 @@ def test_proxylessnas_updates_the_architecture_every_fifth_weight_step_after_war
     assert steps == [s for s in range(8, 16) if s % ARCH_UPDATE_EVERY == 0]
 
 
+def test_an_epoch_without_an_architecture_step_records_no_validation_loss(fbnet_space, tiny, tiny_data):
+    """One weight step an epoch: only the first epoch's step is a 5th, so the second epoch
+    scores no validation batch; that is no loss (None), not a diverged search (0 / 0)."""
+    protocol = with_supernet(tiny, epochs=2, batch_size=32)
+    strategy = ProxylessNas(context(fbnet_space, protocol, tiny_data))
+    strategy.run()
+    assert [record["val_loss"] is None for record in strategy.history] == [False, True]
+
+
 @pytest.mark.slow
-def test_a_tighter_target_gives_proxylessnas_a_cheaper_architecture(space, tiny, tiny_data):
+def test_a_tighter_target_gives_proxylessnas_a_cheaper_architecture(fbnet_space, tiny, tiny_data):
     protocol = with_supernet(tiny, epochs=10, batch_size=2)  # 16 batches an epoch: 26 architecture steps
     costs = {}
     for target in (1e12, 1e5):
-        constraint = flops_constraint(space, protocol, target, weight=50.0, form="add-linear")
-        result = ProxylessNas(context(space, protocol, tiny_data, constraint=constraint)).run()
+        constraint = flops_constraint(fbnet_space, protocol, target, weight=50.0, form="add-linear")
+        result = ProxylessNas(context(fbnet_space, protocol, tiny_data, constraint=constraint)).run()
         costs[target] = constraint.cost_model.cost(result.arch)
     assert costs[1e5] < costs[1e12]
 

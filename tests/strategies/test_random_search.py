@@ -6,12 +6,11 @@ import json
 import random
 
 import pytest
+from helpers import context, failing_candidates, outcome
 
 from nasbench.errors import DataError
 from nasbench.strategies.random_search import RandomArchitecture, RandomSearch
 from nasbench.types import Trial
-
-from helpers import context, outcome
 
 
 @pytest.fixture(scope="module")
@@ -70,16 +69,8 @@ def test_result_is_the_best_scored_trial_earliest_of_ties(cell_space, tiny, tiny
 
 def test_a_failing_candidate_becomes_a_trial(monkeypatch, cell_space, tiny, tiny_data, uninterrupted):
     ctx = context(cell_space, tiny, tiny_data, seed=3)
-    real = ctx.train_candidate
     calls = []
-
-    def flaky(arch, index):
-        calls.append(index)
-        if index == 1:
-            raise RuntimeError("out of memory on candidate 1")
-        return real(arch, index)
-
-    ctx.train_candidate = flaky
+    failing_candidates(ctx, RuntimeError("out of memory on candidate 1"), {1}, calls)
     strategy = RandomSearch(ctx)
     result = strategy.run()
     assert calls == [0, 1, 2]
@@ -93,22 +84,14 @@ def test_a_failing_candidate_becomes_a_trial(monkeypatch, cell_space, tiny, tiny
 
 def test_a_user_error_in_a_candidate_stops_the_search(cell_space, tiny, tiny_data):
     ctx = context(cell_space, tiny, tiny_data)
-
-    def broken(arch, index):
-        raise DataError("the data went away")
-
-    ctx.train_candidate = broken
+    failing_candidates(ctx, DataError("the data went away"))
     with pytest.raises(DataError, match="the data went away"):
         RandomSearch(ctx).run()
 
 
 def test_all_candidates_failing_is_an_error(cell_space, tiny, tiny_data):
     ctx = context(cell_space, tiny, tiny_data)
-
-    def broken(arch, index):
-        raise ValueError("bad shapes")
-
-    ctx.train_candidate = broken
+    failing_candidates(ctx, ValueError("bad shapes"))
     strategy = RandomSearch(ctx)
     with pytest.raises(RuntimeError, match="random: every candidate failed: ValueError: bad shapes"):
         strategy.run()

@@ -9,13 +9,24 @@ from collections import Counter
 
 import pytest
 import torch
+from helpers import (
+    context,
+    random_batch,
+    run_cli,
+    snapshot,
+    store_rows,
+    with_section,
+    with_supernet,
+)
 
 from nasbench.errors import ConfigError
 from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
 from nasbench.spaces.cell.supernet import EDGES, NODE_EDGES, NONE, path_weights
-from nasbench.strategies.random_ws import RANDOM_WS_WEIGHTS, RandomWeightSharing, shared_weight_accuracy
-
-from helpers import context, random_batch, run_cli, snapshot, store_rows, with_section, with_supernet
+from nasbench.strategies.random_ws import (
+    RANDOM_WS_WEIGHTS,
+    RandomWeightSharing,
+    shared_weight_accuracy,
+)
 
 
 def with_scoring(protocol, samples: int, finalists: int):

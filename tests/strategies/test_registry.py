@@ -7,14 +7,13 @@ import importlib.util
 import sys
 
 import pytest
+from helpers import run_cli, store_rows
 
 from nasbench.errors import UnknownNameError
 from nasbench.spaces import SPACES
 from nasbench.strategies import STRATEGIES, check_protocol, get_strategy, own_sections
 from nasbench.strategies.random_search import RandomArchitecture, RandomSearch
 from nasbench.types import STRATEGY_CLASSES
-
-from helpers import run_cli, store_rows
 
 PLUGIN = '''
 """Best of a few random draws: a method with a setting of its own."""

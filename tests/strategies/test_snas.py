@@ -6,12 +6,18 @@ import json
 
 import pytest
 import torch
+from helpers import (
+    context,
+    flops_constraint,
+    random_batch,
+    snapshot,
+    store_rows,
+    with_supernet,
+)
 
 from nasbench.hardware.constraint import Constraint
 from nasbench.spaces.cell.genotype import Genotype
 from nasbench.strategies.snas import TEMPERATURE_MIN, TEMPERATURE_START, Snas
-
-from helpers import context, flops_constraint, random_batch, snapshot, store_rows, with_supernet
 
 
 @pytest.fixture(scope="module")

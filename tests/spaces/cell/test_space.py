@@ -10,7 +10,6 @@ import pytest
 from nasbench.spaces.cell.genotype import Genotype
 from nasbench.spaces.cell.space import CellSpace
 
-
 SAMPLED = {"max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3",
            "dil_conv_5x5"}
 

@@ -15,9 +15,14 @@ from nasbench.spaces.cell.genotype import Genotype
 from nasbench.spaces.cell.network import reduction_positions
 from nasbench.spaces.cell.ops import SEARCH_OPERATIONS, make_operation
 from nasbench.spaces.cell.supernet import (
-    EDGES, GROUPS, NONE, Supernet, derive_genotype, drop_leading_relu, sample_genotype,
+    EDGES,
+    GROUPS,
+    NONE,
+    Supernet,
+    derive_genotype,
+    drop_leading_relu,
+    sample_genotype,
 )
-
 
 SKIP = SEARCH_OPERATIONS.index("skip_connect")
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import normalised_batch
 from torch import nn
 
 from nasbench.protocol import load_protocol
 from nasbench.spaces import get_space
-from nasbench.spaces.enas_macro.network import OPERATIONS, make_operation, reduction_layers
+from nasbench.spaces.enas_macro.network import (
+    OPERATIONS,
+    make_operation,
+    reduction_layers,
+)
 from nasbench.spaces.enas_macro.space import MacroArch
 from nasbench.types import NetworkConfig
-
-from helpers import normalised_batch
 
 
 @pytest.fixture(scope="module")

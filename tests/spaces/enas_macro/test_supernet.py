@@ -6,6 +6,7 @@ import random
 
 import pytest
 import torch
+from helpers import CPU, normalised_batch, snapshot
 from torch import nn
 
 from nasbench.protocol import load_protocol
@@ -13,8 +14,6 @@ from nasbench.spaces import get_space
 from nasbench.spaces.enas_macro.network import OPERATIONS
 from nasbench.spaces.enas_macro.supernet import MacroSupernet, path_weights
 from nasbench.types import NetworkConfig
-
-from helpers import CPU, normalised_batch, snapshot
 
 
 @pytest.fixture(scope="module")

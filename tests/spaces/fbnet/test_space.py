@@ -13,6 +13,7 @@ from importlib import resources
 
 import pytest
 import torch
+from helpers import SUBPROCESS_ENV
 from torch import nn
 
 from nasbench.errors import ConfigError, NasbenchError
@@ -25,11 +26,15 @@ from nasbench.protocol import load_protocol, protocol_from_file
 from nasbench.provenance import device_fingerprint
 from nasbench.spaces import get_space, space_for_table
 from nasbench.spaces.fbnet.blocks import BLOCK_NAMES, InvertedResidual, make_block
-from nasbench.spaces.fbnet.space import FbnetLayout, FbnetNetwork, FbnetSpace, LayerArch, plan_layers
+from nasbench.spaces.fbnet.space import (
+    FbnetLayout,
+    FbnetNetwork,
+    FbnetSpace,
+    LayerArch,
+    plan_layers,
+)
 from nasbench.spaces.fbnet.supernet import LayerSupernet
 from nasbench.strategies import check_protocol
-
-from helpers import SUBPROCESS_ENV
 
 PAPER_IMAGENET = FbnetLayout(resolution=224, stem_channels=16, stem_stride=2, stage_layers=(1, 4, 4, 4, 4, 4, 1),
                              stage_channels=(16, 24, 32, 64, 112, 184, 352), stage_strides=(1, 2, 2, 2, 1, 2, 1),

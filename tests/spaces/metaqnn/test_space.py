@@ -14,12 +14,18 @@ from nasbench.errors import ConfigError
 from nasbench.hardware.counting import count_params
 from nasbench.protocol import load_protocol, protocol_from_file
 from nasbench.spaces import get_space
-from nasbench.spaces.metaqnn.arch import GAP, SOFTMAX, Conv, FullyConnected, LayerSequence, Pool
+from nasbench.spaces.metaqnn.arch import (
+    GAP,
+    SOFTMAX,
+    Conv,
+    FullyConnected,
+    LayerSequence,
+    Pool,
+)
 from nasbench.spaces.metaqnn.network import MetaqnnNetwork
 from nasbench.spaces.metaqnn.space import MetaqnnLayout, MetaqnnSpace
 from nasbench.strategies import check_protocol
 from nasbench.training import build_model, train_network
-
 
 WIDE = MetaqnnLayout(max_layers=8, conv_filters=(4, 8), fc_neurons=(16, 8))
 """Deep enough for every layer kind: two poolings bring 32x32 below 8x8, where fully connected layers may start."""

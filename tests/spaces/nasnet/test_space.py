@@ -8,6 +8,7 @@ import random
 
 import pytest
 import torch
+from helpers import run_cli, store_rows, with_candidates, with_section
 
 from nasbench.data import Augmentation
 from nasbench.errors import ConfigError
@@ -15,7 +16,14 @@ from nasbench.hardware.counting import count_params
 from nasbench.spaces import SPACES, get_space
 from nasbench.spaces.cell.genotype import Genotype
 from nasbench.spaces.nasnet.arch import (
-    BLOCKS, COMBINATIONS, DECISION_NAMES, OPERATIONS, Block, CellArch, NasnetArch, decision_sizes,
+    BLOCKS,
+    COMBINATIONS,
+    DECISION_NAMES,
+    OPERATIONS,
+    Block,
+    CellArch,
+    NasnetArch,
+    decision_sizes,
 )
 from nasbench.spaces.nasnet.network import NasnetCell, NasnetCellSpec
 from nasbench.spaces.nasnet.ops import make_operation
@@ -26,8 +34,6 @@ from nasbench.strategies.evolution import RegularizedEvolution
 from nasbench.strategies.random_search import RandomSearch
 from nasbench.training import train_network
 from nasbench.types import NetworkConfig
-
-from helpers import run_cli, store_rows, with_candidates, with_section
 
 PAPER_OPERATIONS = ("skip_connect", "conv_3x1_1x3", "conv_7x1_1x7", "dilated_conv_3x3", "avg_pool_3x3",
                     "max_pool_3x3", "max_pool_5x5", "max_pool_7x7", "conv_1x1", "conv_3x3", "sep_conv_3x3",

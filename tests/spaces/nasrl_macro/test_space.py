@@ -11,9 +11,13 @@ import torch
 
 from nasbench.errors import ConfigError
 from nasbench.spaces import get_space
-from nasbench.spaces.nasrl_macro.space import ConvLayer, LayerChain, NasRlLayout, NasRlSpace
+from nasbench.spaces.nasrl_macro.space import (
+    ConvLayer,
+    LayerChain,
+    NasRlLayout,
+    NasRlSpace,
+)
 from nasbench.types import NetworkConfig
-
 
 CONFIG = NetworkConfig(channels=4, cells=3)
 
