@@ -36,13 +36,19 @@ def test_learning_rate_restarts_after_10_then_20_epochs():
     assert all(a > b for a, b in zip(lr[:9], lr[1:10]))
 
 
-def test_an_epoch_trains_shared_weights_then_the_controller(cell_space, searching, tiny_data):
-    strategy = Enas(context(cell_space, searching, tiny_data))
+def first_epoch(strategy: Enas) -> dict:
+    """One step (an epoch), checking that it moved some shared weights and every controller
+    parameter; its history record."""
     supernet, controller = snapshot(strategy.supernet), snapshot(strategy.controller)
     strategy.step()
     assert any(not torch.equal(v, dict(strategy.supernet.named_parameters())[k]) for k, v in supernet.items())
     assert all(not torch.equal(v, dict(strategy.controller.named_parameters())[k]) for k, v in controller.items())
-    record = strategy.history[0]
+    return strategy.history[0]
+
+
+def test_an_epoch_trains_shared_weights_then_the_controller(cell_space, searching, tiny_data):
+    strategy = Enas(context(cell_space, searching, tiny_data))
+    record = first_epoch(strategy)
     settings = Enas.read_settings(searching)
     assert len(record["rewards"]) == len(record["entropies"]) == settings.controller_steps
     assert all(0 <= r <= 1 + ENTROPY_WEIGHT * sum(math.log(n) for n in cell_choice_counts()) for r in record["rewards"])
@@ -82,11 +88,7 @@ def macro_space(tiny):
 def test_enas_searches_the_macro_space_and_derives_the_best_sample(macro_space, searching, tiny_data):
     strategy = Enas(context(macro_space, searching, tiny_data))
     assert isinstance(strategy.supernet, MacroSupernet) and isinstance(strategy.controller, MacroController)
-    supernet, controller = snapshot(strategy.supernet), snapshot(strategy.controller)
-    strategy.step()
-    assert any(not torch.equal(v, dict(strategy.supernet.named_parameters())[k]) for k, v in supernet.items())
-    assert all(not torch.equal(v, dict(strategy.controller.named_parameters())[k]) for k, v in controller.items())
-    record = strategy.history[0]
+    record = first_epoch(strategy)
     settings = Enas.read_settings(searching)
     assert len(record["rewards"]) == len(record["skip_shares"]) == settings.controller_steps
     assert all(0 <= r <= 1 + ENTROPY_WEIGHT * (3 * math.log(6) + 3 * math.log(2)) for r in record["rewards"])
