@@ -32,9 +32,8 @@ def execute(args: argparse.Namespace) -> int:
                 for p in map(load_protocol, builtin_protocols())]
         text = [f"{r['name']:8s} {r['hash']}  {r['description']}" for r in rows]
     else:
-        space = get_space("cell")
-        rows = [arch_summary(entry.name, entry.arch, space, load_checked_protocol(args.protocol), entry)
-                for entry in space.zoo().values()]
+        space, protocol = get_space("cell"), load_checked_protocol(args.protocol)
+        rows = [arch_summary(entry.name, entry.arch, space, protocol, entry) for entry in space.zoo().values()]
         text = [f"{'name':26s} {'params (M)':>10s} {'published (M)':>13s} {'FLOPs (M, MAC=1)':>17s}  "
                 f"[final network of protocol {args.protocol}]"]
         text += [f"{r['name']:26s} {r['params'] / 1e6:10.3f} {millions(r['published_params_m']):>13s} "

@@ -120,8 +120,8 @@ class CostTable:
         return self.conditions.get("device_fingerprint")
 
     def reference(self) -> str:
-        """``<device fingerprint>/<file name>``: which table, as runs constrained by it name it."""
-        return f"{self.device_fingerprint}/{self.file_name()}"
+        """Which table, as runs constrained by it name it (:func:`table_reference`)."""
+        return table_reference(self.device_fingerprint, self.file_name())
 
     def file_name(self) -> str:
         c = self.conditions
@@ -194,3 +194,8 @@ class CostTable:
                        {e.key: e for e in entries}, raw["harness_ms"], predictor, raw.get("build_seconds"), path)
         except (KeyError, TypeError, ValueError) as err:
             raise NasbenchError(f"{path}: malformed cost table ({type(err).__name__}: {err})") from None
+
+
+def table_reference(device_fingerprint: str, file_name: str) -> str:
+    """``<device fingerprint>/<file name>``: a cost table as runs and reports name it."""
+    return f"{device_fingerprint}/{file_name}"

@@ -9,7 +9,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from nasbench.hardware.constraint import loss_setting
-from nasbench.hardware.table import CostTable
+from nasbench.hardware.table import CostTable, table_reference
 from nasbench.report.common import SECTION_KEYS, fmt, section_title
 from nasbench.report.latency import latency_column
 from nasbench.report.runs import stored_constraint
@@ -50,7 +50,7 @@ def _setting(constraint: dict[str, object]) -> str:
 
 def _table_reference(constraint: dict[str, object]) -> str | None:
     """The constraint's table as :meth:`CostTable.reference` names it: device and file name."""
-    return None if constraint.get("table") is None else f"{constraint['device']}/{Path(constraint['table']).name}"
+    return None if constraint.get("table") is None else table_reference(constraint["device"], Path(constraint["table"]).name)
 
 
 def pareto_front(points: pd.DataFrame, latency: str) -> pd.DataFrame:

@@ -6,15 +6,17 @@ architectures (the zoo) it holds. Strategies talk to spaces only through this in
 """
 from __future__ import annotations
 
+import json
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Generic, Hashable, Mapping, TypeVar
 
 import torch
 from torch import nn
 
-from nasbench.errors import NasbenchError
+from nasbench.errors import ConfigError, NasbenchError
 from nasbench.protocol import Protocol, read_section
 from nasbench.types import CostLayout, NetworkConfig, PartKey
 
@@ -90,6 +92,11 @@ class SearchSpace(ABC, Generic[Arch]):
     def to_dict(self, arch: Arch) -> dict[str, Any]:
         """The JSON form of ``arch``."""
 
+    def from_file(self, path: Path) -> Arch:
+        """An architecture from a JSON file of its form, with a one-line error when the file
+        cannot be read, is not JSON or is malformed."""
+        return self.from_dict(read_json_file(path, self.arch_noun), where=str(path))
+
     def profile_sample(self, rng: random.Random) -> Arch:
         """An architecture for a cost table's calibration and validation networks, which
         should span the costs searches reach: a uniform draw unless overridden."""
@@ -132,3 +139,15 @@ class SearchSpace(ABC, Generic[Arch]):
 
     def _no_costs(self) -> NasbenchError:
         return NasbenchError(f"the {self.name} space has no cost decomposition, so it cannot have cost tables")
+
+
+def read_json_file(path: Path, noun: str) -> Any:
+    """The JSON a ``noun`` file (``genotype``, ``architecture``) holds, or a one-line error."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read {noun} file {path}: {err.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: not valid JSON ({err})") from None

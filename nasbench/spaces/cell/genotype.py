@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from nasbench.errors import ConfigError
+from nasbench.spaces.base import read_json_file
 from nasbench.spaces.cell.ops import OPERATIONS
 
 Edge = tuple[str, int]
@@ -87,11 +88,7 @@ class Genotype:
 
     @classmethod
     def from_file(cls, path: Path) -> "Genotype":
-        try:
-            text = Path(path).read_text()
-        except OSError as err:
-            raise ConfigError(f"cannot read genotype file {path}: {err.strerror}") from None
-        return cls.from_json(text, where=str(path))
+        return cls.from_dict(read_json_file(path, "genotype"), str(path))
 
     # -- display --------------------------------------------------------------------
     def __str__(self) -> str:
