@@ -57,7 +57,9 @@ def bench_search_step(method: str, *, batch_size: int, cells: int, channels: int
     if space.name not in cls.spaces:
         raise NasbenchError(f"method {method} does not search the {space.name} space (it searches: "
                             f"{', '.join(cls.spaces)})")
-    strategy = cls(search_context(SupernetBudget(channels, cells, epochs=1, batch_size=batch_size), device, space))
+    budget = SupernetBudget(channels, cells, epochs=1, batch_size=batch_size)
+    budget.check("bench search-step")  # the sizes a protocol's [search.supernet] may have
+    strategy = cls(search_context(budget, device, space))
     lr = strategy.learning_rate(0)
     strategy.supernet.train()
     timing = time_steps(lambda train, val: strategy.search_step(train, val, lr), batch_size=batch_size,

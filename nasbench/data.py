@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -27,6 +29,8 @@ IMAGE_SHAPE = (32, 32, 3)
 CIFAR10_MEAN = (0.49139968, 0.48215827, 0.44653124)
 CIFAR10_STD = (0.24703233, 0.24348505, 0.26158768)
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+"""What numpy raises on a truncated, empty or corrupt archive."""
 
 
 @dataclass(frozen=True)
@@ -87,11 +91,11 @@ def _load_npz(path: Path) -> Dataset:
     if not path.is_file():
         what = "is a directory" if path.is_dir() else "does not exist"
         raise DataError(f"data file {path} {what} (--data or ${ENV_VAR})")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
     try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise DataError(f"{path}: not a readable .npz file ({err})") from None
+    except UNREADABLE as err:
+        raise DataError(f"{path}: not a readable .npz file ({type(err).__name__}: {err or 'empty'})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DataError(f"{path}: not an .npz archive (numpy.savez writes one, with arrays {', '.join(NPZ_ARRAYS)})")
     try:
@@ -101,8 +105,8 @@ def _load_npz(path: Path) -> Dataset:
                 raise DataError(f"{path}: missing arrays {', '.join(missing)} "
                                 f"(an .npz needs {', '.join(NPZ_ARRAYS)}; it has {', '.join(archive.files) or 'none'})")
             arrays = [archive[name] for name in NPZ_ARRAYS]
-    except (OSError, ValueError) as err:
-        raise DataError(f"{path}: not a readable .npz file ({err})") from None
+    except UNREADABLE as err:
+        raise DataError(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
     return _checked(*arrays, identity=f"npz-{digest[:12]}", where=str(path))
 
 

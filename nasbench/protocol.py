@@ -30,7 +30,7 @@ from typing import Any
 
 from nasbench.errors import ConfigError, UnknownNameError
 from nasbench.settings import parse_settings, require, settings_fields
-from nasbench.types import NetworkConfig
+from nasbench.types import NetworkConfig, seed_problem
 
 DATASETS = ("cifar10",)
 
@@ -101,6 +101,7 @@ class SupernetBudget:
 
     def check(self, where: str) -> None:
         require(min(self.channels, self.cells, self.epochs, self.batch_size) >= 1, where, "all values must be >= 1")
+        require(self.channels % 2 == 0, where, "channels must be an even number >= 2")
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,9 @@ class Protocol:
 
     def check(self, where: str) -> None:
         require(len(self.seeds) >= 1, where, "seeds must list at least one seed")
+        for seed in self.seeds:
+            problem = seed_problem(seed)
+            require(problem is None, where, f"seeds: {problem}")
 
     @property
     def hash(self) -> str:

@@ -27,10 +27,13 @@ from nasbench.provenance import stored_provenance
 from nasbench.spaces import get_space, space_class
 from nasbench.store import (
     UNFINISHED,
+    Claim,
+    ClaimHeld,
     RunKey,
     RunOutcome,
     RunStart,
     Store,
+    check_store_path,
     failure_recorded,
 )
 from nasbench.strategies import check_protocol, get_strategy
@@ -105,8 +108,19 @@ def run_record(row: Any) -> dict[str, Any]:
     }
 
 
-def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None]) -> int:
-    """Run every requested (method, seed); returns the number that failed."""
+@dataclass
+class Tally:
+    """How the (method, seed) runs of one :func:`execute` ended, beyond those it stored."""
+
+    failed: int = 0
+    held: int = 0
+    """Left to another live process that holds their claim."""
+
+
+def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None],
+            say: Callable[[str], None] = lambda text: None) -> Tally:
+    """Run every requested (method, seed): ``emit`` gets each one's record, ``say`` a line
+    where a run resumes or is left to another process."""
     strategies = [get_strategy(m) for m in request.methods]  # unknown names fail before any work
     check_protocol(request.protocol)
     configure_numerics()
@@ -114,10 +128,11 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None]) -> int:
         if request.constraint is not None and request.constraint.form not in cls.constraint_forms:
             raise NasbenchError(f"method {cls.name} cannot search under a {request.constraint.form} resource constraint")
         method_space(cls, request.space)
+    check_store_path(request.store_path, write=True)
     if request.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes per network: let cuDNN pick its kernels once
     data = SplitData.for_config(request.dataset, request.protocol.data, request.device)
-    failures = 0
+    tally = Tally()
     with Store(request.store_path) as store:
         for cls in strategies:
             variant = run_variant(cls, method_space(cls, request.space), request.constraint)
@@ -129,16 +144,24 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None]) -> int:
                     emit({**run_record(done), "cached": True})
                     continue
                 try:
-                    run_id = _run_one(store, request, cls, key, data)
+                    with store.claimed(key) as claim:
+                        run_id = _run_one(store, request, cls, key, data, claim, say)
+                except ClaimHeld as held:
+                    tally.held += 1
+                    say(f"{key.describe()} is being run by {held.holder.describe()}: left to it; run the same "
+                        "command again once it is done for its result")
+                    emit({"method": cls.name, "seed": seed, "variant": variant, "status": "held",
+                          "holder": held.holder.describe()})
+                    continue
                 except NasbenchError:
                     raise
                 except Exception:
-                    failures += 1
+                    tally.failed += 1
                     emit({"method": cls.name, "seed": seed, "status": "failed",
                           "error": traceback.format_exc().strip().splitlines()[-1]})
                     continue
                 emit({**run_record(store.find(key, ("finished",))), "cached": False, "run_id": run_id})
-    return failures
+    return tally
 
 
 def check_method_section(cls, row: Any, protocol: Protocol) -> None:
@@ -159,7 +182,8 @@ def _section_of(protocol: dict[str, Any], label: str) -> Any:
     return (protocol.get(parent, {}) if parent else protocol).get(name)
 
 
-def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitData) -> int:
+def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitData, claim: Claim,
+             say: Callable[[str], None]) -> int:
     space = get_space(method_space(cls, request.space), request.protocol)
     if space.input_size != data.image_size:
         raise NasbenchError(f"the protocol's {space.name} networks take {space.input_size}-pixel images, the data has "
@@ -169,25 +193,18 @@ def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitDat
                             show_progress=request.show_progress, constraint=request.constraint,
                             workers=request.workers)
     strategy = cls(context)
-    previous = None if request.force else store.find(key, UNFINISHED)
-    elapsed_before = 0.0
-    if previous is not None and previous["state_json"]:
-        check_method_section(cls, previous, request.protocol)
-        run_id = previous["id"]
-        strategy.restore(Checkpoint(json.loads(previous["state_json"]), store.checkpoint_tensors(run_id)))
-        elapsed_before = previous["search_seconds"] or 0.0
-        store.resume(run_id)
-    else:
-        run_id = store.start(RunStart(key=key, strategy_class=cls.strategy_class, space=space.name,
-                                      provenance=stored_provenance(request.protocol, request.device)))
+    run_id, elapsed_before = _attempt(store, request, cls, key, strategy, say)
     started = time.perf_counter()
 
     def search_seconds() -> float:
         return elapsed_before + time.perf_counter() - started
 
     context.on_trial = lambda trial: store.add_trial(run_id, trial)
-    context.on_checkpoint = lambda checkpoint: store.checkpoint(run_id, checkpoint.state, search_seconds(),
-                                                                checkpoint.tensors)
+    def keep(checkpoint: Checkpoint) -> None:
+        claim.check()
+        store.checkpoint(run_id, checkpoint.state, search_seconds(), checkpoint.tensors)
+
+    context.on_checkpoint = keep
     with failure_recorded(lambda error, status: store.fail(run_id, error, status)):
         result = strategy.run()
         searched = search_seconds()
@@ -201,9 +218,38 @@ def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitDat
             search_seconds=searched, eval_seconds=time.perf_counter() - eval_start,
             genotype=space.to_dict(result.arch), val_acc=result.val_acc, test_acc=trained.accuracy,
             params=count_params(model), flops=count_flops(model), details=_details(result, request.constraint, space))
+        claim.check()
     store.finish(run_id, outcome)
     return run_id
 
+
+
+def _attempt(store: Store, request: RunRequest, cls, key: RunKey, strategy, say: Callable[[str], None]) -> tuple[int, float]:
+    """The stored attempt this run continues (its id and search seconds so far): the
+    newest unfinished one, restored from its checkpoint or, stopped before its first one,
+    started over in its own row; under ``force`` only one begun after the stored result
+    it replaces (a forced rerun that was stopped). Else a new one."""
+    previous = store.find(key, UNFINISHED)
+    if previous is not None and request.force:
+        done = store.find(key, ("finished",))
+        previous = None if done is not None and done["id"] > previous["id"] else previous
+    provenance = stored_provenance(request.protocol, request.device)
+    if previous is None:
+        return store.start(RunStart(key=key, strategy_class=cls.strategy_class, space=strategy.context.space.name,
+                                    provenance=provenance)), 0.0
+    run_id = previous["id"]
+    if not previous["state_json"]:
+        store.restart(run_id, provenance)
+        say(f"restarting {key.describe()} (run {run_id}) from step 0 of {strategy.budget()} (search): it stopped "
+            "before its first checkpoint")
+        return run_id, 0.0
+    check_method_section(cls, previous, request.protocol)
+    strategy.restore(Checkpoint(json.loads(previous["state_json"]), store.checkpoint_tensors(run_id)))
+    store.resume(run_id)
+    done, budget = strategy.steps_done(), strategy.budget()
+    final = "; the search is done, the final training starts over (it keeps no checkpoint)" if done >= budget else ""
+    say(f"resuming {key.describe()} (run {run_id}) from step {done} of {budget} (search){final}")
+    return run_id, previous["search_seconds"] or 0.0
 
 
 def _details(result: SearchResult, constraint: Constraint | None, space) -> dict[str, Any]:

@@ -22,6 +22,20 @@ STRATEGY_CLASSES = ("RL", "EA", "GO", "RS", "SMBO")
 optimisation, random search, sequential model-based optimisation."""
 
 
+SEED_LIMIT = 2**63
+"""Seeds are non-negative and below 2**63: what SQLite stores as an integer, and no two
+seeds share a stream (Python's ``Random(-1)`` draws what ``Random(1)`` draws)."""
+
+
+def seed_problem(seed: int) -> str | None:
+    """Why ``seed`` is not a usable run seed, or None."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        return f"a seed must be an integer, got {seed!r}"
+    if not 0 <= seed < SEED_LIMIT:
+        return f"a seed must lie in 0..2**63-1 (non-negative, within 63 bits), got {seed}"
+    return None
+
+
 def derive_seed(seed: int, *parts: object) -> int:
     """A 31-bit seed determined by the run seed and a purpose, e.g. ("candidate", 3)."""
     digest = hashlib.sha256(repr((seed,) + parts).encode()).digest()

@@ -125,6 +125,16 @@ def flops_constraint(space, protocol, target: float, weight: float, form: str = 
     return Constraint("flops", target, weight, _COUNTS[key][2], form, exponent)
 
 
+def counts_table_file(space, protocol, folder: Path) -> Path:
+    """The protocol's counts table of ``space`` saved under ``folder`` (as if measured on a
+    device called ``counts``), the file a ``--table`` option takes."""
+    from nasbench.hardware.profiler import counts_table
+
+    table = counts_table(space, protocol)
+    table.conditions.update(device_fingerprint="counts", backend="none", threads=1, batch_size=1)
+    return table.save(folder)
+
+
 def cell_choice_counts() -> list[int]:
     """The number of options of each decision of ENAS' cell controller, in its order: two
     inputs and two operations per node, in two cell types."""

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import by_key, run_cli, smoke_args, store_rows, store_trials
+from helpers import by_key, counts_table_file, run_cli, sha256, smoke_args, store_rows, store_trials
 
 from nasbench.data import make_splits
 from nasbench.hardware.counting import count_flops, count_params
@@ -195,6 +195,8 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch, smoke_s
         [(t["idx"], t["arch_json"], t["val_acc"], t["error"]) for t in expected_trials]
     (record,) = resumed.json_lines()
     assert record["run_id"] == row["id"] and record["cached"] is False
+    assert resumed.err.splitlines()[0] == (f"nasbench: resuming random seed 0 (protocol {row['protocol_hash']}, data "
+                                           f"{row['data']}) (run {row['id']}) from step 1 of 2 (search)")
 
 
 # -- variants: constraints and other spaces are runs of their own --------------------------
@@ -260,3 +262,21 @@ def test_a_constrained_run_is_its_own_row_with_its_achieved_cost(tmp_path, data_
     assert run_cli("report", "--store", store, "--out", report, "--tables", tmp_path / "no-tables").code == 0
     markdown = (report / "results.md").read_text()
     assert "snas [params<=5000,weight=0.01]" in markdown and f"{details['achieved']:.4g} / 5000" in markdown
+
+
+@pytest.mark.slow
+def test_a_run_is_keyed_by_the_contents_of_its_table_not_its_name(tmp_path, data_path, cell_space, smoke):
+    store, table = tmp_path / "runs.sqlite", counts_table_file(cell_space, smoke, tmp_path / "tables")
+    options = ("--constraint", "flops", "--target", "1e6", "--constraint-weight", "1", "--table", table)
+    first = run_snas(store, "smoke", data_path, *options)
+    assert first.code == 0, first.err
+    (record,) = first.json_lines()
+    assert record["variant"] == f"flops<=1e+06#{sha256(table)[:12]},weight=1"
+    assert run_snas(store, "smoke", data_path, *options).json_lines()[0]["cached"] is True
+    content = json.loads(table.read_text())
+    content["entries"][0]["flops"] += 1  # the same file name, re-measured
+    table.write_text(json.dumps(content))
+    again = run_snas(store, "smoke", data_path, *options)
+    (remeasured,) = again.json_lines()
+    assert remeasured["cached"] is False and remeasured["variant"] == f"flops<=1e+06#{sha256(table)[:12]},weight=1"
+    assert [r["status"] for r in store_rows(store)] == ["finished", "finished"]

@@ -12,6 +12,7 @@ import sys
 from typing import Sequence
 
 from nasbench.cli import bench, cost, describe, listing, profile, rank, report, run
+from nasbench.cli.args import Parser
 from nasbench.errors import NasbenchError
 
 COMMANDS = {"run": run, "list": listing, "describe": describe, "report": report, "profile": profile, "cost": cost,
@@ -20,7 +21,7 @@ COMMANDS = {"run": run, "list": listing, "describe": describe, "report": report,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nasbench", description="Benchmark NAS methods under one shared protocol.")
+    parser = Parser(prog="nasbench", description="Benchmark NAS methods under one shared protocol.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS.values():
         module.register(commands)
@@ -28,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, --version or a bad option (one line, exit 2): as a status, not an exception
+        return int(stop.code or 0)
     from nasbench.numerics import configure_numerics
 
     configure_numerics()

@@ -3,13 +3,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+from nasbench.types import seed_problem
 
 DEFAULT_PROTOCOL = "proxy"
 DEFAULT_STORE = Path("results/nasbench.sqlite")
 DEFAULT_REPORTS = Path("reports")
 DEFAULT_TABLES = Path("cost_tables")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the commands' error convention: one line ``nasbench: error: ...`` on
+    stderr and exit status 2 (argparse itself prints its usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"nasbench: error: {message} (`{self.prog} --help` lists the options)", file=sys.stderr)
+        sys.exit(2)
 
 
 def seeds(text: str) -> tuple[int, ...]:
@@ -19,7 +32,34 @@ def seeds(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, got {text!r}") from None
     if not values:
         raise argparse.ArgumentTypeError("give at least one seed")
+    if len(set(values)) < len(values):
+        raise argparse.ArgumentTypeError(f"a seed is given twice in {text!r}")
+    for value in values:
+        _check_seed(value)
     return values
+
+
+def seed(text: str) -> int:
+    value = integer(text)
+    _check_seed(value)
+    return value
+
+
+def _check_seed(value: int) -> None:
+    problem = seed_problem(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+
+
+def finite(text: str) -> float:
+    """A finite number (``inf`` and ``nan`` parse as floats but mean nothing as a budget or weight)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
 
 
 def names(text: str) -> tuple[str, ...]:
@@ -60,8 +100,8 @@ def add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
 
 
-def add_store(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help=f"results database (default: {DEFAULT_STORE})")
+def add_store(parser: argparse.ArgumentParser, help_text: str = "results database") -> None:
+    parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help=f"{help_text} (default: {DEFAULT_STORE})")
 
 
 def print_json(obj: Any) -> None:

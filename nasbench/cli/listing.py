@@ -4,17 +4,31 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from nasbench.cli.args import add_protocol, load_checked_protocol, millions, print_json
+from nasbench.cli.args import (
+    add_protocol,
+    add_store,
+    load_checked_protocol,
+    millions,
+    print_json,
+)
 
 
 def register(commands: Any) -> None:
-    listing = commands.add_parser("list", help="list methods, spaces, protocols or genotypes")
-    listing.add_argument("what", choices=("methods", "spaces", "protocols", "genotypes"))
+    listing = commands.add_parser("list", help="list methods, spaces, protocols, genotypes or a store's runs")
+    listing.add_argument("what", choices=("methods", "spaces", "protocols", "genotypes", "runs"))
     add_protocol(listing, "for genotypes: the protocol whose final network is counted")
-    listing.add_argument("--json", action="store_true")
+    add_store(listing, "for runs: the results database whose runs are listed")
+    listing.add_argument("--json", action="store_true", help="one JSON list instead of text")
 
 
 def execute(args: argparse.Namespace) -> int:
+    if args.what == "runs":
+        rows = _runs(args.store)
+        text = [f"{'id':>4s}  {'method':14s} {'seed':>4s}  {'status':11s} {'protocol':8s} variant / state"]
+        text += [f"{r['run_id']:4d}  {r['method']:14s} {r['seed']:4d}  {r['status']:11s} {r['protocol']:8s} "
+                 f"{'; '.join(filter(None, (r['variant'], r['state'])))}" for r in rows]
+        print_json(rows) if args.json else print("\n".join(text))
+        return 0
     from nasbench.hardware.counting import arch_summary
     from nasbench.protocol import builtin_protocols, load_protocol
     from nasbench.spaces import SPACES, get_space
@@ -52,3 +66,28 @@ def _zoo_check(row: dict[str, Any]) -> str:
     if round(row["params"] / 1e6, 1) == published:
         return "matches"
     return f"differs: `nasbench describe {row['name']}` says why" if row["params_note"] else "differs"
+
+
+def _runs(path: Any) -> list[dict[str, Any]]:
+    """Every run of the store with what it is doing: a ``running`` run whose claim no live
+    process holds is ``stale`` (killed; the same command resumes it)."""
+    from contextlib import closing
+
+    from nasbench.store import RunKey, Store
+
+    with closing(Store(path, readonly=True)) as store:
+        holders, rows = store.holders(), store.all_runs()
+    keys = [RunKey(row["method"], row["seed"], row["protocol_hash"], row["data"], row["variant"]) for row in rows]
+    finished = {key: row["id"] for key, row in zip(keys, rows) if row["status"] == "finished"}
+    listed = []
+    for key, row in zip(keys, rows):
+        holder, status, state = holders.get(key.claim_id()), row["status"], row["error"] or ""
+        if status == "running":
+            alive = holder is not None and not holder.stale
+            status = "running" if alive else "stale"
+            state = (f"by {holder.describe()}" if alive else
+                     f"its process is gone; run {finished[key]} finished the same run" if finished.get(key, 0) > row["id"]
+                     else "its process is gone; the same command resumes it")
+        listed.append({"run_id": row["id"], "method": row["method"], "seed": row["seed"], "protocol": row["protocol"],
+                       "variant": row["variant"], "status": status, "state": state})
+    return listed

@@ -14,6 +14,7 @@ from nasbench.cli.args import (
     integer,
     load_checked_protocol,
     print_json,
+    seed,
 )
 
 
@@ -23,7 +24,7 @@ def register(commands: Any) -> None:
     ranking.add_argument("--supernet", required=True, metavar="METHOD", help="a supernet method, e.g. random-ws, darts")
     ranking.add_argument("--samples", required=True, type=integer, metavar="K", help="random architectures (>= 2)")
     add_protocol(ranking)
-    ranking.add_argument("--seed", type=integer, help="seed of the supernet and the architectures "
+    ranking.add_argument("--seed", type=seed, help="seed of the supernet and the architectures "
                                                       "(default: the protocol's first)")
     add_data(ranking)
     add_device(ranking)
@@ -36,12 +37,15 @@ def execute(args: argparse.Namespace) -> int:
     from nasbench.data import load_dataset
     from nasbench.provenance import resolve_device
     from nasbench.ranking import RankRequest, check_ranking, rank
+    from nasbench.store import check_store_path
 
     check_ranking(args.supernet, args.samples)
     protocol = load_checked_protocol(args.protocol)
+    device = resolve_device(args.device)
+    check_store_path(args.store, write=True)
     request = RankRequest(method=args.supernet, samples=args.samples, protocol=protocol,
                           seed=protocol.seeds[0] if args.seed is None else args.seed,
-                          dataset=load_dataset(args.data, args.data_dir), device=resolve_device(args.device),
+                          dataset=load_dataset(args.data, args.data_dir), device=device,
                           store_path=args.store, show_progress=not args.no_progress)
     record = rank(request)
     if args.json:

@@ -11,6 +11,7 @@ from nasbench.cli.args import (
     add_device,
     add_protocol,
     add_store,
+    finite,
     load_checked_protocol,
     names,
     positive,
@@ -19,11 +20,20 @@ from nasbench.cli.args import (
 )
 from nasbench.errors import NasbenchError
 
+EXIT_FAILED = 1
+"""A run failed (its row holds the error); the others went on."""
+EXIT_HELD = 3
+"""No run failed, but another live process holds some of them: run again once it is done."""
+
 
 def register(commands: Any) -> None:
     from nasbench.hardware import CONSTRAINT_METRICS, LOSS_FORMS
 
-    run = commands.add_parser("run", help="search with methods and final-train what they find")
+    run = commands.add_parser("run", help="search with methods and final-train what they find",
+                              epilog="exit status: 0 every run stored; 1 a run failed (its row holds the error, the "
+                                     "others went on); 2 bad input (nothing written); 3 another process is doing some "
+                                     "of the runs (each claimed in the store; run again once it is done); 130 "
+                                     "interrupted (the same command resumes)")
     which = run.add_mutually_exclusive_group(required=True)
     which.add_argument("--all", action="store_true", help="every registered method")
     which.add_argument("--method", type=names, metavar="NAME[,NAME...]", help="methods to run (see `nasbench list methods`)")
@@ -42,10 +52,10 @@ def register(commands: Any) -> None:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     constraint = run.add_argument_group("resource constraint (methods that accept one, e.g. snas; stored as its own run)")
     constraint.add_argument("--constraint", metavar="METRIC", help=f"one of {', '.join(CONSTRAINT_METRICS)}")
-    constraint.add_argument("--target", type=float, help="the budget, in the metric's unit (ms for latency; counts otherwise)")
+    constraint.add_argument("--target", type=finite, help="the budget, in the metric's unit (ms for latency; counts otherwise)")
     constraint.add_argument("--table", type=Path, help="cost table of the run's protocol (cost_tables/...json); needed "
                                                        "for latency, else the protocol's counts are used")
-    constraint.add_argument("--constraint-weight", type=float, metavar="LAMBDA",
+    constraint.add_argument("--constraint-weight", type=finite, metavar="LAMBDA",
                             help="strength of the penalty (default: the method's published one, where it has one)")
     constraint.add_argument("--snas-setting", metavar="NAME", help="SNAS' named strength instead of --constraint-weight")
     constraint.add_argument("--constraint-form", metavar="FORM", choices=LOSS_FORMS,
@@ -60,6 +70,7 @@ def execute(args: argparse.Namespace) -> int:
     from nasbench.runner import RunRequest, method_space
     from nasbench.runner import execute as execute_run
     from nasbench.spaces import get_space, space_class
+    from nasbench.store import check_store_path
     from nasbench.strategies import STRATEGIES, get_strategy
 
     methods = tuple(STRATEGIES) if args.all else args.method
@@ -75,6 +86,7 @@ def execute(args: argparse.Namespace) -> int:
                                   setting=args.snas_setting, form=args.constraint_form, methods=classes,
                                   spaces=spaces, protocol=protocol, registry=STRATEGIES)
     device = resolve_device(args.device)
+    check_store_path(args.store, write=True)
     dataset = load_dataset(args.data, args.data_dir)
     request = RunRequest(methods=methods, protocol=protocol, seeds=args.seeds or protocol.seeds, dataset=dataset,
                          device=device, store_path=args.store, force=args.force, show_progress=not args.no_progress,
@@ -85,6 +97,8 @@ def execute(args: argparse.Namespace) -> int:
             print_json(record)
         elif record.get("status") == "failed":
             print(f"{record['method']} seed {record['seed']}: FAILED: {record['error']}", flush=True)
+        elif record.get("status") == "held":
+            print(f"{record['method']} seed {record['seed']}: left to {record['holder']}", flush=True)
         else:
             note = " (stored earlier; --force to rerun)" if record.get("cached") else ""
             val = "–" if record["val_acc"] is None else f"{100 * record['val_acc']:.1f}%"
@@ -93,10 +107,10 @@ def execute(args: argparse.Namespace) -> int:
                   f"search {record['search_seconds']:.0f}s, final training {record['eval_seconds']:.0f}s"
                   f"{_constraint_note(record)}{note}", flush=True)
 
-    failures = execute_run(request, emit)
+    tally = execute_run(request, emit, say=lambda text: print(f"nasbench: {text}", file=sys.stderr, flush=True))
     if not args.json:
         print(f"stored in {args.store}; `nasbench report --store {args.store}` regenerates the tables", file=sys.stderr)
-    return 1 if failures else 0
+    return EXIT_FAILED if tally.failed else EXIT_HELD if tally.held else 0
 
 
 def _constraint_note(record: dict[str, Any]) -> str:

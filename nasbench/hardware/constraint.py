@@ -88,12 +88,12 @@ class Constraint:
     def variant(self) -> str:
         """What tells the run apart from the unconstrained one (and from other constraints)
         in the store: metric, target, weight and, for latency, the device and conditions
-        of the table (counts do not depend on the device)."""
-        where = ""
+        of the table (counts do not depend on the device); and the content hash of a table
+        read from a file, so that a re-measured table is a new run, not the old result."""
         table = self.cost_model.table
-        if self.metric == "latency_ms":
-            where = f"@{table.reference()}"
-        return f"{self.metric}<={self.target:g}{where},{loss_setting(self.weight, self.form, self.exponent)}"
+        where = f"@{table.reference()}" if self.metric == "latency_ms" else ""
+        contents = "" if table.content_hash is None else f"#{table.content_hash}"
+        return f"{self.metric}<={self.target:g}{where}{contents},{loss_setting(self.weight, self.form, self.exponent)}"
 
     def describe(self, arch: Hashable) -> dict[str, Any]:
         """The constraint and the exact cost of ``arch`` under it, for the run's details."""
@@ -128,8 +128,8 @@ def build_constraint(name: str | None, target: float | None, *, table: Path | No
     if name not in CONSTRAINT_METRICS:
         raise NasbenchError(f"unknown --constraint {name!r}; known: {', '.join(CONSTRAINT_METRICS)}")
     metric = CONSTRAINT_METRICS[name]
-    if target is None or not target > 0:
-        raise NasbenchError("--constraint needs a positive --target (ms for latency, counts for the others)")
+    if target is None or not 0 < target < math.inf:
+        raise NasbenchError("--constraint needs a positive, finite --target (ms for latency, counts for the others)")
     names = ", ".join(cls.name for cls in methods)
     unable = [cls.name for cls in methods if not cls.constraint_forms]
     if unable:
@@ -157,8 +157,8 @@ def build_constraint(name: str | None, target: float | None, *, table: Path | No
     if weight is None:
         raise NasbenchError(f"--constraint with {names} needs --constraint-weight LAMBDA"
                             + (f" or --snas-setting {{{','.join(settings)}}}" if settings else ""))
-    if not weight >= 0:
-        raise NasbenchError(f"--constraint-weight must be >= 0, got {weight}")
+    if not 0 <= weight < math.inf:
+        raise NasbenchError(f"--constraint-weight must be a finite number >= 0, got {weight}")
     searched = sorted({space.name for space in spaces})
     if len(searched) > 1:
         raise NasbenchError(f"a constrained run costs one space; {names} search {', '.join(searched)}")

@@ -6,7 +6,9 @@ an error naming the ``nasbench profile`` command that fills it; nothing is defau
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,12 +47,30 @@ class TableEntry:
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> "TableEntry":
+        """An entry as a file holds it, each value checked (a count a non-negative integer,
+        a latency a finite number >= 0): a table with ``"fast"`` for a latency is refused
+        when it is read, not in the middle of a search."""
+        part = PartKey.from_id(row["part"])
+        counts = [_checked(row, name, int) for name in COUNT_FIELDS]
         latency = None
         if "latency_ms_p50" in row:
-            latency = LatencyStats(row["latency_ms_p10"], row["latency_ms_p50"], row["latency_ms_p90"],
-                                   row["latency_ms_mean"], row["latency_count"])
-        return cls(PartKey.from_id(row["part"]), row["params"], row["flops"], row["mac_elements"], row["mac_bytes"],
-                   latency)
+            latency = LatencyStats(*(_checked(row, name, float) for name in LATENCY_FIELDS),
+                                   _checked(row, "latency_count", int))
+        return cls(part, *counts, latency)
+
+
+COUNT_FIELDS = ("params", "flops", "mac_elements", "mac_bytes")
+LATENCY_FIELDS = ("latency_ms_p10", "latency_ms_p50", "latency_ms_p90", "latency_ms_mean")
+
+
+def _checked(row: dict[str, Any], name: str, kind: type) -> Any:
+    """``row[name]`` if it is a finite number >= 0 of ``kind`` (an int for counts)."""
+    value = row[name]
+    numeric = (int,) if kind is int else (int, float)
+    if isinstance(value, bool) or not isinstance(value, numeric) or not math.isfinite(value) or value < 0:
+        noun = "an integer >= 0" if kind is int else "a finite number >= 0"
+        raise ValueError(f"entry {row.get('part')}: {name} must be {noun}, got {value!r}")
+    return kind(value)
 
 
 @dataclass(frozen=True)
@@ -100,6 +120,9 @@ class CostTable:
     predictor: LatencyPredictor | None = None
     build_seconds: float | None = None
     path: Path | None = field(default=None, compare=False)
+    content_hash: str | None = field(default=None, compare=False)
+    """The first 12 hex digits of the SHA-256 of the file the table was read from (None for
+    a table built in memory): part of the identity of a run that uses it."""
 
     @property
     def measured(self) -> bool:
@@ -173,27 +196,36 @@ class CostTable:
         folder = Path(out_dir) / self.conditions["device_fingerprint"]
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / self.file_name()
-        self.path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        content = (json.dumps(self.to_dict(), indent=1) + "\n").encode()
+        self.path.write_bytes(content)
+        self.content_hash = hashlib.sha256(content).hexdigest()[:12]
         return self.path
 
     @classmethod
     def load(cls, path: Path) -> "CostTable":
         path = Path(path)
         try:
-            raw = json.loads(path.read_text())
+            content = path.read_bytes()
+            raw = json.loads(content)
         except OSError as err:
             raise NasbenchError(f"cannot read cost table {path}: {err.strerror}; build one with `nasbench profile`") from None
-        except json.JSONDecodeError as err:
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise NasbenchError(f"{path} is not a cost table (invalid JSON: {err})") from None
         if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
             raise NasbenchError(f"{path} is not a cost table of schema {SCHEMA} (schema: {raw.get('schema') if isinstance(raw, dict) else None})")
         try:
             entries = [TableEntry.from_dict(row) for row in raw["entries"]]
             predictor = LatencyPredictor(**raw["predictor"]) if raw["predictor"] else None
-            return cls(raw["space"], raw["protocol"], raw["protocol_hash"], raw["network"], raw["conditions"],
-                       {e.key: e for e in entries}, raw["harness_ms"], predictor, raw.get("build_seconds"), path)
-        except (KeyError, TypeError, ValueError) as err:
+            harness = None if raw["harness_ms"] is None else _checked(raw, "harness_ms", float)
+            measured = [e.latency is not None for e in entries]
+            if harness is not None and not all(measured) or harness is None and any(measured):
+                raise ValueError("a table has a latency for every entry and harness_ms, or for none")
+            table = cls(raw["space"], raw["protocol"], raw["protocol_hash"], raw["network"], raw["conditions"],
+                        {e.key: e for e in entries}, harness, predictor, raw.get("build_seconds"), path)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise NasbenchError(f"{path}: malformed cost table ({type(err).__name__}: {err})") from None
+        table.content_hash = hashlib.sha256(content).hexdigest()[:12]
+        return table
 
 
 def table_reference(device_fingerprint: str, file_name: str) -> str:

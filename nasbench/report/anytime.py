@@ -16,7 +16,7 @@ from nasbench.store import Store
 
 def load_trials(store_path: Path, run_ids: pd.Series) -> pd.DataFrame:
     """The stored trials of the given runs, in the order they were trained."""
-    with closing(Store(store_path)) as store:
+    with closing(Store(store_path, readonly=True)) as store:
         rows = [{"run_id": run_id, "index": t.index, "val_acc": t.val_acc, "seconds": t.seconds}
                 for run_id in run_ids for t in store.trials(run_id)]
     return pd.DataFrame(rows, columns=["run_id", "index", "val_acc", "seconds"]).astype(

@@ -13,7 +13,7 @@ from nasbench.store import TOP_FRACTION, Store, ranking_record
 
 def load_rankings(store_path: Path) -> pd.DataFrame:
     """One row per finished ranking: figures, provenance and both accuracy lists."""
-    with closing(Store(store_path)) as store:
+    with closing(Store(store_path, readonly=True)) as store:
         rows = []
         for row in store.rankings("finished"):
             record = ranking_record(store, row)

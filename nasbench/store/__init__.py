@@ -16,6 +16,8 @@ measured, and the supernet a ranking trains itself, while it still needs it, in
 The published figures the report compares with are read here too (:mod:`.baselines`), from
 ``baselines/``, so that the report reads everything it shows through the store.
 """
+from nasbench.store.access import check_store_path
+from nasbench.store.claims import Claim, ClaimHeld, ClaimLost, Holder
 from nasbench.store.database import (
                                     Store,
                                     iter_finished,
@@ -36,6 +38,6 @@ from nasbench.store.records import (
                                     RunStart,
 )
 
-__all__ = ["MEASURES", "TOP_FRACTION", "UNFINISHED", "RankingKey", "RankingOutcome", "RankingStart", "RunKey",
+__all__ = ["Claim", "ClaimHeld", "ClaimLost", "Holder", "check_store_path", "MEASURES", "TOP_FRACTION", "UNFINISHED", "RankingKey", "RankingOutcome", "RankingStart", "RunKey",
            "RunOutcome", "RunStart", "Store", "error_line", "failure_recorded", "iter_finished", "ranking_record",
            "tensors_from_bytes", "tensors_to_bytes"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
-from contextlib import closing
+from contextlib import closing, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -12,7 +12,10 @@ from typing import Any, Iterator
 import torch
 
 from nasbench.errors import NasbenchError
+from nasbench.store.access import check_store_path
+from nasbench.store.claims import CLAIMS_SQL, Claim, ClaimHeld, Holder, holder_of
 from nasbench.store.records import (
+    ABANDONED,
     MEASURES,
     RankingKey,
     RankingOutcome,
@@ -40,22 +43,27 @@ def _now() -> str:
 
 
 class Store:
-    def __init__(self, path: Path):
+    """A results store opened for writing (the schema created or checked first), or with
+    ``readonly`` for reading only: then nothing in the file changes, and a run writing to
+    it at the same time is not disturbed."""
+
+    def __init__(self, path: Path, readonly: bool = False):
         self.path = Path(path)
+        check_store_path(self.path, write=not readonly)
         try:
+            if readonly:
+                self.conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+                self.conn.row_factory = sqlite3.Row
+                return
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(self.path, timeout=30)
             self.conn.row_factory = sqlite3.Row
             with self.conn:
-                self.conn.executescript(SCHEMA)
+                self.conn.executescript(SCHEMA + CLAIMS_SQL)
                 add_variant_column(self.conn)
                 self.conn.execute(KEY_INDEX)
-                found = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                if found is None:
+                if self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() is None:
                     self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                elif int(found[0]) != SCHEMA_VERSION:
-                    raise NasbenchError(f"store {self.path} has schema version {found[0]}, this nasbench reads "
-                                        f"{SCHEMA_VERSION}; use another --store")
         except sqlite3.DatabaseError as err:
             raise NasbenchError(f"--store {self.path} is not a nasbench results database ({err})") from None
 
@@ -102,6 +110,43 @@ class Store:
     def resume(self, run_id: int) -> None:
         with self.conn:
             self.conn.execute("UPDATE runs SET status='running', error=NULL WHERE id=?", (run_id,))
+
+    def restart(self, run_id: int, provenance: Provenance) -> None:
+        """Start a run that stopped before its first checkpoint over, in its own row (with
+        the provenance of the process that now does it)."""
+        sets = ", ".join(f"{name}=?" for name in PROVENANCE_COLUMNS)
+        with self.conn:
+            self.conn.execute("DELETE FROM trials WHERE run_id=?", (run_id,))
+            self.conn.execute("DELETE FROM checkpoint_tensors WHERE run_id=?", (run_id,))
+            self.conn.execute(f"UPDATE runs SET status='running', error=NULL, state_json=NULL, search_seconds=NULL, "
+                              f"started_at=?, {sets} WHERE id=?", (_now(), *provenance_values(provenance), run_id))
+
+    @contextmanager
+    def claimed(self, key: RunKey) -> Iterator[Claim]:
+        """Hold the claim on ``key`` for the block (:mod:`.claims`): :class:`ClaimHeld` where
+        a live process holds it. Taking it marks the key's ``running`` rows, whose processes
+        are gone, ``interrupted``, so that no run is left ``running`` without a process."""
+        claim = Claim(self.path, key.claim_id())
+        holder = claim.acquire(self.conn)
+        if holder is not None:
+            raise ClaimHeld(key.describe(), holder)
+        try:
+            with self.conn:
+                self.conn.execute(f"UPDATE runs SET status='interrupted', error=? WHERE {KEY_COLUMNS} AND "
+                                  "status='running'", (ABANDONED, *key.values()))
+            yield claim
+        finally:
+            claim.release(self.conn)
+
+    def holders(self) -> dict[str, Holder]:
+        """Who holds each claim now, by claim id (none in a store no claiming nasbench wrote yet)."""
+        if self.conn.execute("SELECT 1 FROM sqlite_master WHERE name='claims'").fetchone() is None:
+            return {}
+        rows = self.conn.execute("SELECT key, host, pid, heartbeat_at FROM claims").fetchall()
+        return {row["key"]: holder_of(tuple(row)[1:]) for row in rows}
+
+    def all_runs(self) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT * FROM runs ORDER BY id").fetchall()
 
     def add_trial(self, run_id: int, trial: Trial) -> None:
         with self.conn:
@@ -274,7 +319,5 @@ def ranking_record(store: Store, row: sqlite3.Row) -> dict[str, Any]:
 
 def iter_finished(path: Path) -> Iterator[sqlite3.Row]:
     """Finished runs of the store at ``path``; a missing store is an error, not an empty one."""
-    if not Path(path).is_file():
-        raise NasbenchError(f"no results store at {path}; run `nasbench run ...` first or pass --store PATH")
-    with closing(Store(path)) as store:
+    with closing(Store(path, readonly=True)) as store:
         yield from store.runs("finished")

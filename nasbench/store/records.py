@@ -2,6 +2,7 @@
 starts one (with its provenance) and what it ends with."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,8 @@ from nasbench.types import Provenance
 
 UNFINISHED = ("running", "interrupted", "failed")
 """The statuses of a run that the same command resumes."""
+ABANDONED = "its process stopped without a word (killed?); the same command resumes it"
+"""The error of a run found ``running`` by the process that takes over its claim."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,14 @@ class RunKey:
 
     def values(self) -> tuple[str, int, str, str, str]:
         return self.method, self.seed, self.protocol_hash, self.data, self.variant
+
+    def claim_id(self) -> str:
+        """The key as the ``claims`` table names it."""
+        return "run:" + json.dumps(self.values())
+
+    def describe(self) -> str:
+        variant = f" [{self.variant}]" if self.variant else ""
+        return f"{self.method}{variant} seed {self.seed} (protocol {self.protocol_hash}, data {self.data})"
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,17 @@
 """`nasbench list`: methods, spaces, protocols and the genotype zoo."""
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
 from helpers import run_cli
 
 from nasbench.hardware.counting import count_params
 from nasbench.protocol import builtin_protocols, load_protocol
+from nasbench.provenance import stored_provenance
 from nasbench.spaces.cell.genotype import Genotype
+from nasbench.store import RunKey, RunStart, Store
 from nasbench.strategies import STRATEGIES
 
 
@@ -49,3 +54,27 @@ def test_list_genotypes(cell_space, smoke):
         assert r["published_params_m"] == entry.published_params_m
         assert Genotype.from_dict(r["genotype"]) == entry.arch
         assert r["channels"] == 4 and r["cells"] == 3 and r["flops"] > 0
+
+
+def test_list_runs_shows_what_is_running_stale_or_failed(tmp_path, smoke):
+    path = tmp_path / "s.sqlite"
+    provenance = stored_provenance(smoke, torch.device("cpu"))
+    keys = [RunKey("random", seed, smoke.hash, "npz-1") for seed in range(3)]
+    with Store(path) as store, store.claimed(keys[0]):
+        # the second run's process was killed: its row stays running, its claim is gone
+        running, stale, failed = (store.start(RunStart(key, "RS", "cell", provenance)) for key in keys)
+        store.fail(failed, "RuntimeError: out of memory")
+        (rows,) = run_cli("list", "runs", "--store", path, "--json").json_lines()
+        text = run_cli("list", "runs", "--store", path).out.splitlines()
+    assert [(r["run_id"], r["status"]) for r in rows] == [(running, "running"), (stale, "stale"), (failed, "failed")]
+    assert rows[0]["state"].startswith(f"by process {os.getpid()} on ")
+    assert rows[1]["state"] == "its process is gone; the same command resumes it"
+    assert rows[2]["state"] == "RuntimeError: out of memory"
+    assert text[0].split() == ["id", "method", "seed", "status", "protocol", "variant", "/", "state"]
+    assert text[3].split()[:5] == [str(failed), "random", "2", "failed", "smoke"]
+
+
+def test_list_runs_of_a_missing_store_is_an_error(tmp_path):
+    result = run_cli("list", "runs", "--store", tmp_path / "none.sqlite")
+    assert result.code == 2 and result.err.startswith("nasbench: error: no results store at ")
+    assert not (tmp_path / "none.sqlite").exists()

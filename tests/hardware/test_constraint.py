@@ -7,10 +7,9 @@ import math
 
 import pytest
 import torch
-from helpers import flops_constraint, run_cli
+from helpers import counts_table_file, flops_constraint, run_cli
 
 from nasbench.errors import NasbenchError
-from nasbench.hardware.profiler import counts_table
 from nasbench.spaces.cell.costs import genotype_weights
 from nasbench.spaces.fbnet.blocks import BLOCK_NAMES
 from nasbench.spaces.fbnet.space import LAYERS_GROUP
@@ -93,7 +92,7 @@ def test_bad_constraint_options_are_one_line_errors(tmp_path, data_path, argv, m
     (["--constraint", "latency", "--target", "5", "--constraint-weight", "1"],
      "--constraint latency needs --table cost_tables/<device>/<table>.json (build one with `nasbench profile`)"),
     (["--constraint", "flops", "--constraint-weight", "1"],
-     "--constraint needs a positive --target (ms for latency, counts for the others)"),
+     "--constraint needs a positive, finite --target (ms for latency, counts for the others)"),
     (["--constraint", "flops", "--target", "1"],
      "--constraint with snas needs --constraint-weight LAMBDA or --snas-setting {mild}"),
     (["--constraint", "flops", "--target", "1", "--constraint-weight", "1", "--snas-setting", "mild"],
@@ -113,10 +112,7 @@ def test_bad_constraints_are_refused_before_the_store_is_opened(tmp_path, data_p
 
 
 def test_a_table_of_another_protocol_is_refused(tmp_path, data_path, cell_space, smoke):
-    table = counts_table(cell_space, smoke)
-    table.conditions["device_fingerprint"] = "counts"
-    table.conditions.update(backend="none", threads=1, batch_size=1)
-    path = table.save(tmp_path)
+    path = counts_table_file(cell_space, smoke, tmp_path)
     result = run_cli("run", "--method", "snas", "--protocol", "proxy", "--constraint", "flops", "--target", "1",
                      "--constraint-weight", "1", "--table", path, "--store", tmp_path / "never.sqlite",
                      "--data", data_path)

@@ -71,10 +71,14 @@ def test_a_missing_entry_names_the_profile_command(cell_space, cell_counts):
     removed = PartKey("op", "sep_conv_3x3", 4, 4, 32, 1)
     del entries[removed]
     table = dataclasses.replace(table, entries=entries)
-    genotype = cell_space.zoo()["DARTS_V2"].arch  # its normal cell (cell 0: 4 channels, 32x32) has sep_conv_3x3
     with pytest.raises(MissingEntryError, match=r"no entry for part op:sep_conv_3x3:c4>4:s32:x1:n1.*nasbench profile "
                                                 r"--space cell --protocol smoke --device cpu --backend torch"):
-        CostModel(table, cell_space, "latency_ms").cost(genotype)
+        table.entry(removed)
+    # an incomplete table is refused whole, before any architecture is costed with it
+    with pytest.raises(MissingEntryError, match=r"the smoke table lacks 1 of the cell space's parts \(e.g. "
+                                                r"op:sep_conv_3x3:c4>4:s32:x1:n1\); measure a complete one with "
+                                                r"`nasbench profile --space cell --protocol smoke --device cpu"):
+        CostModel(table, cell_space, "latency_ms")
 
 
 def test_a_network_of_another_size_is_missing_from_the_table(cell_space, cell_counts):
