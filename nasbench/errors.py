@@ -9,6 +9,9 @@ wrong and how to fix it. Anything else escaping is a bug and keeps its traceback
 class NasbenchError(Exception):
     """A failure caused by input or environment, explained in one actionable line."""
 
+    exit_status = 2
+    """What the command line exits with (2: bad input, nothing written)."""
+
 
 class UnknownNameError(NasbenchError, KeyError):
     """A method, space, protocol, genotype or operation name that is not registered."""

@@ -172,23 +172,40 @@ def rank(request: RankRequest) -> dict[str, Any]:
     configure_numerics()
     key = RankingKey(cls.name, request.seed, protocol.hash, request.dataset.identity, request.samples)
     with Store(request.store_path) as store:
-        row = store.find_ranking(key)
-        if row is not None and row["status"] == "finished":
-            return {**ranking_record(store, row), "cached": True}
-        data = SplitData.for_config(request.dataset, protocol.data, request.device)
-        context = SearchContext(space=get_space("cell"), protocol=protocol, seed=request.seed, data=data,
-                                device=request.device, show_progress=request.show_progress)
-        if row is None:
-            ranking_id = store.start_ranking(RankingStart(key=key, top_k=top_k_size(request.samples),
-                                                          provenance=stored_provenance(protocol, request.device)))
-            elapsed_before = 0.0
-        else:
-            ranking_id, elapsed_before = row["id"], row["seconds"]
-            store.resume_ranking(ranking_id)
-        started = time.perf_counter()
-        with failure_recorded(lambda error, status: store.fail_ranking(ranking_id, error, status)):
-            _measure(store, ranking_id, key, cls, context, lambda: elapsed_before + time.perf_counter() - started)
-        return {**ranking_record(store, store.find_ranking(key)), "cached": False}
+        cached = _stored(store, key)
+        if cached is not None:
+            return cached
+        with store.claimed(key):  # another live process measuring it: ClaimHeld, one line and exit 3
+            return _rank_claimed(store, request, key, cls, protocol)
+
+
+def _stored(store: Store, key: RankingKey) -> dict[str, Any] | None:
+    """The record of the ranking if the store holds it finished."""
+    row = store.find_ranking(key)
+    return {**ranking_record(store, row), "cached": True} if row is not None and row["status"] == "finished" else None
+
+
+def _rank_claimed(store: Store, request: RankRequest, key: RankingKey, cls: type[SupernetSearch],
+                  protocol: Protocol) -> dict[str, Any]:
+    """:func:`rank`'s work once it holds the ranking's claim."""
+    cached = _stored(store, key)  # another process may have finished it meanwhile
+    if cached is not None:
+        return cached
+    row = store.find_ranking(key)
+    data = SplitData.for_config(request.dataset, protocol.data, request.device)
+    context = SearchContext(space=get_space("cell"), protocol=protocol, seed=request.seed, data=data,
+                            device=request.device, show_progress=request.show_progress)
+    if row is None:
+        ranking_id = store.start_ranking(RankingStart(key=key, top_k=top_k_size(request.samples),
+                                                      provenance=stored_provenance(protocol, request.device)))
+        elapsed_before = 0.0
+    else:
+        ranking_id, elapsed_before = row["id"], row["seconds"]
+        store.resume_ranking(ranking_id)
+    started = time.perf_counter()
+    with failure_recorded(lambda error, status: store.fail_ranking(ranking_id, error, status)):
+        _measure(store, ranking_id, key, cls, context, lambda: elapsed_before + time.perf_counter() - started)
+    return {**ranking_record(store, store.find_ranking(key)), "cached": False}
 
 
 def _measure(store: Store, ranking_id: int, key: RankingKey, cls: type[SupernetSearch], context: SearchContext,

@@ -145,6 +145,10 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None],
                     continue
                 try:
                     with store.claimed(key) as claim:
+                        done = store.find(key, ("finished",))  # as it is now: a rival may have finished it
+                        if done is not None and not request.force:
+                            emit({**run_record(done), "cached": True})
+                            continue
                         run_id = _run_one(store, request, cls, key, data, claim, say)
                 except ClaimHeld as held:
                     tally.held += 1

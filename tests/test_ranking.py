@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
 import shutil
+import socket
 import sqlite3
 
 import pytest
@@ -18,7 +20,14 @@ from helpers import context, run_cli, with_supernet
 from nasbench.data import Augmentation
 from nasbench.ranking import ranking_architectures, ranking_figures, supernet_accuracy
 from nasbench.spaces.cell.supernet import path_weights
-from nasbench.store import RunKey, RunOutcome, RunStart, Store, tensors_to_bytes
+from nasbench.store import (
+    RankingKey,
+    RunKey,
+    RunOutcome,
+    RunStart,
+    Store,
+    tensors_to_bytes,
+)
 from nasbench.strategies.context import SearchContext
 from nasbench.strategies.random_ws import RandomWeightSharing
 from nasbench.strategies.supernet_search import SupernetSearch
@@ -274,3 +283,15 @@ def test_bad_input_is_one_line_and_touches_no_store(tmp_path, data_path, method,
     (line,) = result.err.splitlines()
     assert line.startswith(f"nasbench: error: {message}")
     assert not (tmp_path / "never.sqlite").exists()
+
+
+def test_a_ranking_another_live_process_measures_is_left_to_it(tmp_path, data_path, dataset, smoke):
+    store = tmp_path / "s.sqlite"
+    key = RankingKey("random-ws", 0, smoke.hash, dataset.identity, 2)
+    with Store(store) as opened, opened.claimed(key):  # this process stands for the other one
+        result = run_cli("rank", "--supernet", "random-ws", "--samples", "2", "--protocol", "smoke", "--seed", "0",
+                         "--store", store, "--data", data_path, "--no-progress")
+        assert result.code == 3 and result.out == ""
+        assert result.err.splitlines() == [f"nasbench: error: {key.describe()} is being run by process {os.getpid()} "
+                                           f"on {socket.gethostname()} (heartbeat 0 s ago)"]
+        assert opened.rankings("running") == [] and opened.rankings() == []

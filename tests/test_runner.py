@@ -13,7 +13,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import by_key, counts_table_file, run_cli, sha256, smoke_args, store_rows, store_trials
+from helpers import (
+    by_key,
+    counts_table_file,
+    run_cli,
+    sha256,
+    smoke_args,
+    store_rows,
+    store_trials,
+)
 
 from nasbench.data import make_splits
 from nasbench.hardware.counting import count_flops, count_params

@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command].execute(args)
     except NasbenchError as err:
         print(f"nasbench: error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_status
     except KeyboardInterrupt:
         print("nasbench: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS claims (
 class ClaimHeld(NasbenchError):
     """A live process holds the claim this one asked for."""
 
+    exit_status = 3
+
     def __init__(self, key: str, holder: "Holder"):
         super().__init__(f"{key} is being run by {holder.describe()}")
         self.holder = holder

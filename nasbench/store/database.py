@@ -29,6 +29,7 @@ from nasbench.store.schema import (
     KEY_FIELDS,
     KEY_INDEX,
     PROVENANCE_COLUMNS,
+    RANKING_KEY_COLUMNS,
     RANKING_KEY_FIELDS,
     SCHEMA,
     SCHEMA_VERSION,
@@ -122,17 +123,18 @@ class Store:
                               f"started_at=?, {sets} WHERE id=?", (_now(), *provenance_values(provenance), run_id))
 
     @contextmanager
-    def claimed(self, key: RunKey) -> Iterator[Claim]:
-        """Hold the claim on ``key`` for the block (:mod:`.claims`): :class:`ClaimHeld` where
-        a live process holds it. Taking it marks the key's ``running`` rows, whose processes
-        are gone, ``interrupted``, so that no run is left ``running`` without a process."""
+    def claimed(self, key: RunKey | RankingKey) -> Iterator[Claim]:
+        """Hold the claim on a run's or a ranking's ``key`` for the block (:mod:`.claims`):
+        :class:`ClaimHeld` where a live process holds it. Taking it marks the key's ``running``
+        rows, whose processes are gone, ``interrupted``: none is left ``running`` without one."""
         claim = Claim(self.path, key.claim_id())
         holder = claim.acquire(self.conn)
         if holder is not None:
             raise ClaimHeld(key.describe(), holder)
+        table, columns = ("runs", KEY_COLUMNS) if isinstance(key, RunKey) else ("rankings", RANKING_KEY_COLUMNS)
         try:
             with self.conn:
-                self.conn.execute(f"UPDATE runs SET status='interrupted', error=? WHERE {KEY_COLUMNS} AND "
+                self.conn.execute(f"UPDATE {table} SET status='interrupted', error=? WHERE {columns} AND "
                                   "status='running'", (ABANDONED, *key.values()))
             yield claim
         finally:
@@ -194,8 +196,7 @@ class Store:
 
     # -- rankings (`nasbench rank`), each write one transaction ----------------------
     def find_ranking(self, key: RankingKey) -> sqlite3.Row | None:
-        return self.conn.execute("SELECT * FROM rankings WHERE method=? AND seed=? AND protocol_hash=? AND data=? "
-                                 "AND samples=?", key.values()).fetchone()
+        return self.conn.execute(f"SELECT * FROM rankings WHERE {RANKING_KEY_COLUMNS}", key.values()).fetchone()
 
     def rankings(self, status: str = "finished") -> list[sqlite3.Row]:
         return self.conn.execute("SELECT * FROM rankings WHERE status=? ORDER BY id", (status,)).fetchall()

@@ -71,6 +71,13 @@ class RankingKey:
     def values(self) -> tuple[str, int, str, str, int]:
         return self.method, self.seed, self.protocol_hash, self.data, self.samples
 
+    def claim_id(self) -> str:
+        return "ranking:" + json.dumps(self.values())
+
+    def describe(self) -> str:
+        return f"the {self.method} ranking of {self.samples} architectures, seed {self.seed} (protocol " \
+               f"{self.protocol_hash}, data {self.data})"
+
 
 TOP_FRACTION = 4
 """k of a ranking's top-k overlap is K // TOP_FRACTION (at least 1): the best quarter."""

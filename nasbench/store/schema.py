@@ -98,6 +98,7 @@ KEY_INDEX = "CREATE INDEX IF NOT EXISTS runs_key ON runs (method, seed, protocol
 KEY_FIELDS = ("method", "seed", "protocol_hash", "data", "variant")
 KEY_COLUMNS = " AND ".join(f"{name}=?" for name in KEY_FIELDS)
 RANKING_KEY_FIELDS = ("method", "seed", "protocol_hash", "data", "samples")
+RANKING_KEY_COLUMNS = " AND ".join(f"{name}=?" for name in RANKING_KEY_FIELDS)
 
 
 def provenance_values(provenance: Provenance) -> tuple[Any, ...]:
