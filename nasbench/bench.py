@@ -13,6 +13,7 @@ stage on the real data, ``--workers`` at once, so that the speed-up of parallel 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 import re
 import resource
@@ -59,43 +60,47 @@ def bench_search_step(method: str, *, batch_size: int, cells: int, channels: int
                             f"{', '.join(cls.spaces)})")
     budget = SupernetBudget(channels, cells, epochs=1, batch_size=batch_size)
     budget.check("bench search-step")  # the sizes a protocol's [search.supernet] may have
-    strategy = cls(search_context(budget, device, space))
-    lr = strategy.learning_rate(0)
-    strategy.supernet.train()
-    timing = time_steps(lambda train, val: strategy.search_step(train, val, lr), batch_size=batch_size,
-                        device=device, repeats=repeats)
+    timing = time_search_step(cls(search_context(budget, device, space)), repeats=repeats)
     return {"method": method, "space": space.name, "cells": cells, "channels": channels, **timing}
 
 
+def time_search_step(strategy: SupernetSearch, **timing: Any) -> dict[str, Any]:
+    """:func:`time_steps` of ``strategy``'s search step at its protocol's supernet batch
+    size, under its first epoch's learning rate (``timing``: time_steps' options)."""
+    lr = strategy.learning_rate(0)
+    strategy.supernet.train()
+    return time_steps(lambda train, val: strategy.search_step(train, val, lr),
+                      batch_size=strategy.context.protocol.search.supernet.batch_size,
+                      device=strategy.context.device, **timing)
+
+
 def time_steps(step: Callable[[Batch, Batch], object], *, batch_size: int, device: torch.device,
-               repeats: int) -> dict[str, Any]:
-    """Median wall time of ``step(train, val)`` over ``repeats`` calls on fresh random
-    batches (after warm-up, synchronised on a GPU) and the peak memory over all calls:
+               repeats: int, warmup: int = WARMUP_STEPS, budget_s: float | None = None) -> dict[str, Any]:
+    """Median (and mean) wall time of ``step(train, val)`` over ``repeats`` calls on fresh random
+    batches (after ``warmup`` calls, synchronised on a GPU) and the peak memory over all calls:
     allocated CUDA memory on a GPU, the process's peak RSS on a CPU;
     ``memory_before_bytes`` is what was in use before the first step (the network, the
     framework), so the difference is the step's working memory. Any implementation's
-    step can be timed by it, so that ours and a reference one are measured alike."""
+    step can be timed by it, so that ours and a reference one are measured alike. With
+    ``budget_s``, timing stops early once the timed calls took that long (after at least
+    one), for slow steps measured in passing (``nasbench run``'s estimate)."""
     generator = torch.Generator(device=device).manual_seed(0)
-    cuda = device.type == "cuda"
-    seconds = []
+    seconds: list[float] = []
     baseline = _reset_peak_memory(device)
-    for _ in range(WARMUP_STEPS + repeats):
+    for _ in range(warmup + repeats):
         train, val = random_batch(batch_size, generator), random_batch(batch_size, generator)
-        if cuda:
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        step(train, val)
-        if cuda:
-            torch.cuda.synchronize(device)
-        seconds.append(time.perf_counter() - start)
-    timed = seconds[WARMUP_STEPS:]
+        seconds.append(wall_seconds(functools.partial(step, train, val), device))
+        if budget_s is not None and len(seconds) > warmup and sum(seconds[warmup:]) >= budget_s:
+            break
+    timed = seconds[warmup:]
     peak, measure = _peak_memory(device)
     if baseline is not None:
         peak = max(peak, baseline)  # Linux updates VmHWM lazily: a later read can fall below the RSS at the reset
     return {
         "device": str(device), "threads": torch.get_num_threads(), "batch_size": batch_size,
-        "warmup": WARMUP_STEPS, "repeats": repeats,
-        "median_s": statistics.median(timed), "min_s": min(timed), "max_s": max(timed),
+        "warmup": warmup, "repeats": len(timed),
+        "median_s": statistics.median(timed), "mean_s": statistics.mean(timed), "min_s": min(timed),
+        "max_s": max(timed),
         "peak_memory_bytes": peak, "memory_before_bytes": baseline, "peak_memory_measure": measure,
     }
 
@@ -148,6 +153,18 @@ def bench_pt_darts_step(checkout: Path, method: str, *, batch_size: int, cells: 
     return {"method": f"pt.darts {method}", "space": "cell", "cells": cells, "channels": channels, **timing}
 
 
+def wall_seconds(call: Callable[[], object], device: torch.device) -> float:
+    """Wall time of ``call()``, synchronised on a GPU so that the work it queued counts."""
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    call()
+    if cuda:
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
 def _reset_peak_memory(device: torch.device) -> int | None:
     """Measure the peak from here on; returns the memory in use now (None if unknown)."""
     if device.type == "cuda":
@@ -173,11 +190,13 @@ def _proc_status_bytes(field: str) -> int:
     return 1024 * int(re.search(rf"{field}:\s+(\d+) kB", PROC_STATUS.read_text()).group(1))
 
 
-def search_context(supernet: SupernetBudget, device: torch.device, space: SearchSpace) -> SearchContext:
-    """A search context with the given supernet (a search step reads no data of its own:
-    two blank images stand in for every split)."""
-    smoke = load_protocol("smoke")
-    protocol = dataclasses.replace(smoke, search=dataclasses.replace(smoke.search, supernet=supernet))
+def search_context(supernet: SupernetBudget, device: torch.device, space: SearchSpace,
+                   base: Protocol | None = None) -> SearchContext:
+    """A search context with the given supernet on ``base`` (default: smoke), whose own
+    sections the methods read (a search step reads no data of its own: two blank images
+    stand in for every split)."""
+    base = load_protocol("smoke") if base is None else base
+    protocol = dataclasses.replace(base, search=dataclasses.replace(base.search, supernet=supernet))
     images = torch.zeros(2, 3, 32, 32, dtype=torch.uint8, device=device)
     split = DeviceSplit(images, torch.zeros(2, dtype=torch.int64, device=device))
     return SearchContext(space=space, protocol=protocol, seed=0, data=SplitData(split, split, split, split),

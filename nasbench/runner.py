@@ -7,12 +7,14 @@ the protocol's training images, score it on the test split, and store the outcom
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -22,6 +24,7 @@ from nasbench.hardware.constraint import Constraint
 from nasbench.hardware.counting import count_flops, count_params
 from nasbench.hardware.profiler import measure_on_table_device
 from nasbench.numerics import configure_numerics
+from nasbench.progress import duration
 from nasbench.protocol import Protocol
 from nasbench.provenance import stored_provenance
 from nasbench.spaces import get_space, space_class
@@ -117,10 +120,17 @@ class Tally:
     """Left to another live process that holds their claim."""
 
 
+Plan = Callable[[list[tuple[str, int]]], Mapping[str, tuple[float, float]] | None]
+"""Given the (method, seed) runs a command is about to do, each method's estimated
+(search, final training) seconds per run, or None."""
+
+
 def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None],
-            say: Callable[[str], None] = lambda text: None) -> Tally:
+            say: Callable[[str], None] = lambda text: None, plan: Plan = lambda runs: None) -> Tally:
     """Run every requested (method, seed): ``emit`` gets each one's record, ``say`` a line
-    where a run resumes or is left to another process."""
+    where a run resumes or is left to another process and the :class:`Overall` progress
+    line; ``plan`` gets the runs to do (all but those stored) before the first, once the
+    request is checked, and its estimate makes the progress line say what is left."""
     strategies = [get_strategy(m) for m in request.methods]  # unknown names fail before any work
     check_protocol(request.protocol)
     configure_numerics()
@@ -133,39 +143,98 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None],
         torch.backends.cudnn.benchmark = True  # fixed shapes per network: let cuDNN pick its kernels once
     data = SplitData.for_config(request.dataset, request.protocol.data, request.device)
     tally = Tally()
+    started = time.perf_counter()
     with Store(request.store_path) as store:
-        for cls in strategies:
-            variant = run_variant(cls, method_space(cls, request.space), request.constraint)
-            for seed in request.seeds:
-                key = RunKey(cls.name, seed, request.protocol.hash, request.dataset.identity, variant)
-                done = store.find(key, ("finished",))
-                if done is not None and not request.force:
-                    check_method_section(cls, done, request.protocol)
-                    emit({**run_record(done), "cached": True})
-                    continue
-                try:
-                    with store.claimed(key) as claim:
-                        done = store.find(key, ("finished",))  # as it is now: a rival may have finished it
-                        if done is not None and not request.force:
-                            emit({**run_record(done), "cached": True})
-                            continue
-                        run_id = _run_one(store, request, cls, key, data, claim, say)
-                except ClaimHeld as held:
-                    tally.held += 1
-                    say(f"{key.describe()} is being run by {held.holder.describe()}: left to it; run the same "
-                        "command again once it is done for its result")
-                    emit({"method": cls.name, "seed": seed, "variant": variant, "status": "held",
-                          "holder": held.holder.describe()})
-                    continue
-                except NasbenchError:
-                    raise
-                except Exception:
-                    tally.failed += 1
-                    emit({"method": cls.name, "seed": seed, "status": "failed",
-                          "error": traceback.format_exc().strip().splitlines()[-1]})
-                    continue
-                emit({**run_record(store.find(key, ("finished",))), "cached": False, "run_id": run_id})
+        planned = [(cls, RunKey(cls.name, seed, request.protocol.hash, request.dataset.identity,
+                                run_variant(cls, method_space(cls, request.space), request.constraint)))
+                   for cls in strategies for seed in request.seeds]
+        todo = [(key.method, key.seed) for _, key in planned if request.force or store.find(key, ("finished",)) is None]
+        overall = Overall(len(planned), plan(todo) if todo else None, todo, say, started)
+        for index, (cls, key) in enumerate(planned, start=1):
+            done = store.find(key, ("finished",))
+            if done is not None and not request.force:
+                check_method_section(cls, done, request.protocol)
+                emit({**run_record(done), "cached": True})
+                overall.end(key, finished=False)  # where another process finished it since
+                continue
+            finished = False
+            try:
+                with store.claimed(key) as claim:
+                    done = store.find(key, ("finished",))  # as it is now: a rival may have finished it
+                    if done is not None and not request.force:
+                        emit({**run_record(done), "cached": True})
+                        continue
+                    run_id = _run_one(store, request, cls, key, data, claim, say,
+                                      functools.partial(overall.stage, index, key))
+                    finished = True
+            except ClaimHeld as held:
+                tally.held += 1
+                say(f"{key.describe()} is being run by {held.holder.describe()}: left to it; run the same "
+                    "command again once it is done for its result")
+                emit({"method": cls.name, "seed": key.seed, "variant": key.variant, "status": "held",
+                      "holder": held.holder.describe()})
+                continue
+            except NasbenchError:
+                raise
+            except Exception:
+                tally.failed += 1
+                emit({"method": cls.name, "seed": key.seed, "status": "failed",
+                      "error": traceback.format_exc().strip().splitlines()[-1]})
+                continue
+            finally:
+                overall.end(key, finished)
+            emit({**run_record(store.find(key, ("finished",))), "cached": False, "run_id": run_id})
     return tally
+
+
+SEARCH, FINAL = "search", "final training"
+
+
+class Overall:
+    """The progress line of the whole command, said as each run begins a stage:
+    ``[3/16] darts seed 0: search (elapsed 4m12s, about 21m left)``: the run's place among
+    the command's runs, the time since its work began (measuring included) and, with an
+    estimate, what is left: the estimated seconds of the stages not yet done (the one
+    beginning included) times the pace so far, the actual seconds of the stages done in
+    this command over their estimates (1 before the first; a failed run's last stage and
+    a search resumed from a checkpoint do not count)."""
+
+    def __init__(self, runs: int, estimate: Mapping[str, tuple[float, float]] | None,
+                 todo: list[tuple[str, int]], say: Callable[[str], None], started: float):
+        self.runs, self.estimate, self.say, self.started = runs, estimate, say, started
+        self.left = {run: sum(estimate[run[0]]) for run in todo} if estimate else {}
+        """Estimated seconds still to come, by (method, seed)."""
+        self.spent = self.expected = 0.0
+        self.current: tuple[float, float] | None = None
+        """(estimated seconds, start) of the stage under way, where it counts for the pace."""
+
+    def stage(self, index: int, key: RunKey, stage: str, counts: bool = True) -> None:
+        """Say that the ``index``-th run, ``key``, begins ``stage`` (:data:`SEARCH`,
+        :data:`FINAL`); ``counts``: its time is measured against the estimate."""
+        self._close(finished=True)
+        now = time.perf_counter()
+        text = f"[{index}/{self.runs}] {key.method} seed {key.seed}: {stage} (elapsed {duration(now - self.started)}"
+        if self.estimate is not None:
+            search, final = self.estimate[key.method]
+            self.left[key.method, key.seed] = final if stage == FINAL else search + final
+            self.current = (final if stage == FINAL else search, now) if counts else None
+            text += f", about {duration(sum(self.left.values()) * self.pace())} left"
+        self.say(text + ")")
+
+    def end(self, key: RunKey, finished: bool) -> None:
+        """The run ``key`` is over; ``finished``: it finished its final training."""
+        self._close(finished)
+        self.left.pop((key.method, key.seed), None)
+
+    def pace(self) -> float:
+        return self.spent / self.expected if self.expected > 0 else 1.0
+
+    def _close(self, finished: bool) -> None:
+        if self.current is not None and finished:
+            expected, start = self.current
+            self.spent += time.perf_counter() - start
+            self.expected += expected
+        self.current = None
 
 
 def check_method_section(cls, row: Any, protocol: Protocol) -> None:
@@ -187,7 +256,7 @@ def _section_of(protocol: dict[str, Any], label: str) -> Any:
 
 
 def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitData, claim: Claim,
-             say: Callable[[str], None]) -> int:
+             say: Callable[[str], None], stage: Callable[..., None]) -> int:
     space = get_space(method_space(cls, request.space), request.protocol)
     if space.input_size != data.image_size:
         raise NasbenchError(f"the protocol's {space.name} networks take {space.input_size}-pixel images, the data has "
@@ -210,8 +279,11 @@ def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitDat
 
     context.on_checkpoint = keep
     with failure_recorded(lambda error, status: store.fail(run_id, error, status)):
+        if not strategy.finished():
+            stage(SEARCH, counts=strategy.steps_done() == 0)
         result = strategy.run()
         searched = search_seconds()
+        stage(FINAL)
         eval_start = time.perf_counter()
         final = request.protocol.final
         final_seed = derive_seed(key.seed, "final")

@@ -83,7 +83,7 @@ def smoke_store(tmp_path_factory, data_path) -> SmokeStore:
     """``nasbench run --all --protocol smoke --seeds 0,1``: every method, two seeds, for real."""
     path = tmp_path_factory.mktemp("smoke-store") / "results.sqlite"
     result = run_cli("run", "--all", "--protocol", "smoke", "--seeds", "0,1", "--store", path, "--json",
-                     "--data", data_path, "--no-progress")
+                     "--data", data_path, "--no-progress", "--no-estimate")
     assert result.code == 0, result.err
     return SmokeStore(path, result)
 

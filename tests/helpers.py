@@ -170,8 +170,9 @@ def run_cli(*argv: str) -> CliResult:
 
 
 def smoke_args(store, data_path, *extra):
-    """``nasbench run`` on the smoke protocol into ``store``, JSON lines, no progress bars."""
-    return ("run", "--protocol", "smoke", "--store", store, "--json", "--data", data_path, "--no-progress", *extra)
+    """``nasbench run`` on the smoke protocol into ``store``, JSON lines, no progress bars, no estimate."""
+    return ("run", "--protocol", "smoke", "--store", store, "--json", "--data", data_path, "--no-progress",
+            "--no-estimate", *extra)
 
 
 # -- reading a store ---------------------------------------------------------------------------

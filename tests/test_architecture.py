@@ -3,7 +3,7 @@ nasbench/, at module level, in functions and under ``if TYPE_CHECKING``): import
 way, down the layers of the design, between top-level units (``nasbench.spaces``,
 ``nasbench.hardware``, ``nasbench.protocol``, ...):
 
-    cli -> runner, ranking, bench -> strategies, report -> training, hardware -> spaces
+    cli -> estimate -> runner, ranking, bench -> strategies, report -> training, hardware -> spaces
         -> data, provenance, store -> protocol -> settings, types, progress, numerics -> errors
 
 An arrow may only point down (not sideways: ``ranking`` may not import ``bench``); ``store``
@@ -25,13 +25,15 @@ MAX_LINES = 500
 LAYERS = [
     ["nasbench", "nasbench.__main__"],
     ["nasbench.cli"],
+    ["nasbench.estimate"],
     ["nasbench.runner", "nasbench.ranking", "nasbench.bench"],
     ["nasbench.strategies", "nasbench.report"],
     ["nasbench.training", "nasbench.hardware"],
     ["nasbench.spaces"],
     ["nasbench.data", "nasbench.provenance", "nasbench.store"],
     ["nasbench.protocol"],
-    ["nasbench.settings", "nasbench.types", "nasbench.progress", "nasbench.numerics", "nasbench.protocols"],
+    ["nasbench.settings", "nasbench.types", "nasbench.progress", "nasbench.numerics", "nasbench.protocols",
+     "nasbench.registry"],
     ["nasbench.errors"],
 ]
 """Top-level units from the top layer down; a unit may import units of the layers below its own."""

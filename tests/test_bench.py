@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import run_cli
 
+from nasbench.cli import build_parser
 from nasbench.strategies import STRATEGIES
 from nasbench.strategies.supernet_search import SupernetSearch
 
@@ -12,7 +13,7 @@ from nasbench.strategies.supernet_search import SupernetSearch
 @pytest.mark.slow
 def test_bench_search_step_prints_its_measurement():
     result = run_cli("bench", "search-step", "--method", "darts", "--batch-size", "2", "--cells", "2",
-                     "--channels", "2", "--repeats", "2", "--json")
+                     "--channels", "2", "--repeats", "2", "--device", "cpu", "--json")
     assert result.code == 0, result.err
     (record,) = result.json_lines()
     assert {k: record[k] for k in ("method", "device", "batch_size", "cells", "channels", "warmup", "repeats")} == {
@@ -21,9 +22,32 @@ def test_bench_search_step_prints_its_measurement():
     assert record["peak_memory_bytes"] >= record["memory_before_bytes"] > 0
     assert "peak RSS" in record["peak_memory_measure"]
     text = run_cli("bench", "search-step", "--method", "darts-2nd", "--batch-size", "2", "--cells", "2",
-                   "--channels", "2", "--repeats", "1")
+                   "--channels", "2", "--repeats", "1", "--device", "cpu")
     assert text.code == 0 and text.out.startswith("darts-2nd search step, batch 2, 2 cells, 2 channels, cpu")
     assert "median" in text.out and "peak memory" in text.out
+
+
+@pytest.mark.parametrize("argv", [
+    ["bench", "search-step", "--method", "darts"],
+    ["bench", "candidates"],
+    ["profile", "--backend", "torch"],
+    ["run", "--method", "random"],
+    ["rank", "--supernet", "darts", "--samples", "2"],
+    ["cost", "DARTS_V2"],
+])
+def test_every_command_that_runs_on_a_device_defaults_to_auto(argv):
+    """`--device auto` (CUDA where available, else the CPU) is every command's default, with one help text."""
+    assert build_parser().parse_args(argv).device == "auto"
+    command = argv[:2] if argv[0] == "bench" else argv[:1]
+    helped = run_cli(*command, "--help")
+    assert helped.code == 0 and "--device DEVICE auto, cpu or cuda (default: auto)" in " ".join(helped.out.split())
+
+
+@pytest.mark.parametrize("command", [["bench", "search-step"], ["bench", "candidates"], ["profile"], ["cost"],
+                                     ["describe"], ["report"]])
+def test_json_output_says_what_it_prints(command):
+    helped = " ".join(run_cli(*command, "--help").out.split())
+    assert "--json print " in helped and "one JSON object per line" in helped.split("--json print ", 1)[1]
 
 
 def test_bench_refuses_a_method_without_a_search_step():

@@ -18,7 +18,7 @@ from nasbench.strategies import STRATEGIES
 
 
 def test_builtins_load():
-    assert builtin_protocols() == ["full", "proxy", "smoke"]
+    assert builtin_protocols() == ["full", "proxy", "quick", "smoke"]
     for name in builtin_protocols():
         protocol = load_protocol(name)
         assert isinstance(protocol, Protocol) and protocol.name == name
@@ -215,7 +215,7 @@ def _smoke_toml_with(old: str, new: str) -> str:
     pytest.param(_smoke_toml_with("[search.supernet]", "[search.supernet]\n[search.other]"),
                  ["missing key 'channels' in [search.supernet]"], id="keys-of-a-shared-section-elsewhere"),
     pytest.param("name = \n", ["not valid TOML"], id="toml-syntax"),
-    pytest.param('base = "huge"\n', ["base 'huge' is not a built-in protocol", "full, proxy, smoke"], id="unknown-base"),
+    pytest.param('base = "huge"\n', ["base 'huge' is not a built-in protocol", "full, proxy, quick, smoke"], id="unknown-base"),
 ])
 def test_malformed_toml(tmp_path, text, words):
     path = tmp_path / "bad.toml"

@@ -43,7 +43,7 @@ def uninterrupted(tmp_path_factory, slow_protocol, data_path) -> dict:
 
 def arguments(store, protocol, data_path, *extra) -> tuple:
     return ("run", "--method", "random", "--protocol", protocol, "--seeds", "0", "--store", store, "--data", data_path,
-            "--no-progress", "--json", *extra)
+            "--no-progress", "--no-estimate", "--json", *extra)
 
 
 def start(store, protocol, data_path, *extra) -> subprocess.Popen:

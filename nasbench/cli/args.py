@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -11,8 +12,12 @@ from typing import Any, NoReturn
 from nasbench.types import seed_problem
 
 DEFAULT_PROTOCOL = "proxy"
-DEFAULT_STORE = Path("results/nasbench.sqlite")
-DEFAULT_REPORTS = Path("reports")
+RESULTS_VARIABLE = "NASBENCH_RESULTS"
+USER_RESULTS = Path(os.environ.get(RESULTS_VARIABLE) or "nasbench-results")
+"""A user's own results: ``./nasbench-results`` (or ``$NASBENCH_RESULTS``), never the project's
+reference store and reports (``results/``, ``reports/``), which are written only when named."""
+DEFAULT_STORE = USER_RESULTS / "results.sqlite"
+DEFAULT_REPORTS = USER_RESULTS / "reports"
 DEFAULT_TABLES = Path("cost_tables")
 
 
@@ -101,7 +106,9 @@ def add_device(parser: argparse.ArgumentParser) -> None:
 
 
 def add_store(parser: argparse.ArgumentParser, help_text: str = "results database") -> None:
-    parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help=f"{help_text} (default: {DEFAULT_STORE})")
+    parser.add_argument("--store", type=Path, default=DEFAULT_STORE,
+                        help=f"{help_text} (default: {DEFAULT_STORE}, under ${RESULTS_VARIABLE} if set; the project's "
+                             "reference results are results/nasbench.sqlite)")
 
 
 def print_json(obj: Any) -> None:
@@ -117,6 +124,8 @@ def load_checked_protocol(name_or_path: str) -> Any:
     """The protocol ``--protocol`` names, with every method's and space's own section
     checked by its owner: a bad value is the command's one-line error, before any work."""
     from nasbench.protocol import load_protocol
+
+    protocol = load_protocol(name_or_path)  # an unknown name or a malformed file: before any plugin is imported
     from nasbench.strategies import check_protocol
 
-    return check_protocol(load_protocol(name_or_path))
+    return check_protocol(protocol)

@@ -5,7 +5,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from nasbench.cli.args import add_data, load_checked_protocol, positive, print_json
+from nasbench.cli.args import (
+    add_data,
+    add_device,
+    load_checked_protocol,
+    positive,
+    print_json,
+)
 from nasbench.errors import NasbenchError
 
 
@@ -24,12 +30,12 @@ def register(commands: Any) -> None:
     step.add_argument("--layout-protocol", default="proxy", metavar="NAME|FILE",
                       help="for --space fbnet or enas-macro: the protocol whose [fbnet] or [enas_macro] layout is timed "
                            "(default: proxy)")
-    step.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default: cpu")
+    add_device(step)
     step.add_argument("--repeats", type=positive, default=5, help="timed steps after 2 warm-up steps (default: 5)")
     step.add_argument("--pt-darts", metavar="PATH", type=Path,
                       help="time pt.darts' step instead of ours, from its checkout at PATH (--method darts: its "
                            "network's first-order step; darts-2nd: its own unrolled step), to compare on this machine")
-    step.add_argument("--json", action="store_true")
+    step.add_argument("--json", action="store_true", help="print the timing as one JSON object per line")
     children = benchmarks.add_parser("candidates", help="candidates trained by the protocol's candidate stage, "
                                                         "--workers at once (the child-training methods' search)")
     children.add_argument("--space", default="cell", help="the space the candidates are drawn from (default: cell)")
@@ -38,8 +44,8 @@ def register(commands: Any) -> None:
     children.add_argument("--candidates", type=positive, default=4, help="architectures to train (default: 4)")
     children.add_argument("--workers", type=positive, default=1, help="trained at once, each in its own process "
                                                                       "(default: 1)")
-    children.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default: cpu")
-    children.add_argument("--json", action="store_true")
+    add_device(children)
+    children.add_argument("--json", action="store_true", help="print the timing as one JSON object per line")
     add_data(children)
 
 

@@ -1,20 +1,39 @@
-"""``nasbench cost``: an architecture's latency, FLOPs, params and MAC from a cost table."""
+"""``nasbench cost``: an architecture's latency, FLOPs, params and MAC from a cost table
+(this machine's, unless ``--table`` names one)."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 from typing import Any
 
-from nasbench.cli.args import print_json
+from nasbench.cli.args import (
+    DEFAULT_TABLES,
+    add_device,
+    add_protocol,
+    positive,
+    print_json,
+)
+from nasbench.errors import NasbenchError
 
 
 def register(commands: Any) -> None:
     cost = commands.add_parser("cost", help="a genotype's latency, FLOPs, params and MAC from a cost table")
-    cost.add_argument("genotype", help="a zoo name or a genotype JSON file")
-    cost.add_argument("--table", type=Path, required=True, help="a cost table file (cost_tables/...json)")
+    cost.add_argument("genotype", help="a zoo name, a genotype JSON file or a `nasbench describe --json` record")
+    cost.add_argument("--table", type=Path,
+                      help="a cost table file (default: this machine's table under --tables for the genotype's space, "
+                           "--protocol, --backend, --threads and --batch-size)")
+    cost.add_argument("--tables", type=Path, default=DEFAULT_TABLES,
+                      help=f"where this machine's table is looked up without --table (default: {DEFAULT_TABLES})")
+    add_device(cost)
+    add_protocol(cost, "without --table: the protocol of the table")
+    cost.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
+                      help="without --table: the backend of the table (default: torch)")
+    cost.add_argument("--threads", type=positive, default=1, help="without --table: the table's threads (default: 1)")
+    cost.add_argument("--batch-size", type=positive, default=1,
+                      help="without --table: the table's batch size (default: 1)")
     cost.add_argument("--measure", action="store_true",
                       help="also measure the whole network under the table's conditions (on the table's device)")
-    cost.add_argument("--json", action="store_true")
+    cost.add_argument("--json", action="store_true", help="print the costs as one JSON object per line")
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -22,12 +41,19 @@ def execute(args: argparse.Namespace) -> int:
     from nasbench.hardware.profiler import measure_on_table_device
     from nasbench.hardware.table import CostTable
     from nasbench.spaces import space_for_table
-    from nasbench.spaces.resolve import resolve_arch
+    from nasbench.spaces.resolve import record_space, resolve_arch
 
-    table = CostTable.load(args.table)
+    if args.table is not None:
+        table = CostTable.load(args.table)
+        this_device = _this_device(args.device, table.conditions.get("device_type"))
+    else:
+        this_device = _this_device(args.device, None)
+        table = CostTable.load(_this_machines_table(args, record_space(args.genotype), this_device))
     space = space_for_table(table)
     arch, _ = resolve_arch(args.genotype, space)
-    result: dict[str, Any] = {"genotype": args.genotype, "table": str(args.table), "network": table.network}
+    result: dict[str, Any] = {"genotype": args.genotype, "table": str(table.path), "network": table.network,
+                              "table_device": table.device_fingerprint, "this_device": this_device,
+                              "same_device": table.device_fingerprint == this_device}
     for metric in ("params", "flops", "mac_elements", "mac_bytes"):
         result[metric] = int(CostModel(table, space, metric).cost(arch))
     latency = CostModel(table, space, "latency_ms") if table.measured else None
@@ -42,14 +68,48 @@ def execute(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
-    print(f"{args.genotype} in the {table.space} network of {space.describe_network(table.network_config)}:")
+    print(f"{args.genotype} in the {table.space} network of {space.describe_network(table.network_config)} "
+          f"(table {table.path}):")
     print(f"  params {result['params'] / 1e6:.3f}M, FLOPs {result['flops'] / 1e6:.1f}M (1 multiply-add = 1 FLOP), "
           f"MAC {result['mac_bytes'] / 2**20:.2f} MiB ({result['mac_elements']} elements)")
     if latency is not None:
         c = table.conditions
         print(f"  latency predicted {result['latency_ms_predicted']:.3f} ms ({c['backend']}, {c['threads']} thread(s), "
               f"batch {c['batch_size']}, {c['device']})")
+        if not result["same_device"]:
+            print(f"  predicted for {table.device_fingerprint}, not this machine ({this_device})")
     if args.measure:
         print(f"  latency measured  {result['latency_ms_measured_p50']:.3f} ms (p50; p10-p90 "
               f"{measured.p10_ms:.3f}-{measured.p90_ms:.3f}); prediction error {result['prediction_error_pct']:+.1f}%")
     return 0
+
+
+def _this_device(requested: str, table_device_type: str | None) -> str:
+    """This machine's fingerprint for ``--device``. Against a CPU table ``auto`` means this
+    machine's CPU: where CUDA is available auto would pick it, and call this machine's own CPU
+    table another device's."""
+    from nasbench.provenance import device_fingerprint, resolve_device
+
+    return device_fingerprint(resolve_device("cpu" if requested == "auto" and table_device_type == "cpu" else requested))
+
+
+def _this_machines_table(args: argparse.Namespace, space: str, fingerprint: str) -> Path:
+    """The table of ``space`` this machine measured under the conditions the options name,
+    or a one-line error naming the command that builds it and the tables this machine has."""
+    from nasbench.protocol import load_protocol
+    from nasbench.provenance import resolve_device
+
+    protocol = load_protocol(args.protocol).name
+    folder = args.tables / fingerprint
+    path = folder / f"{space}-{protocol}-{args.backend}-t{args.threads}-b{args.batch_size}.json"
+    if path.is_file():
+        return path
+    build = (f"nasbench profile --space {space} --protocol {args.protocol} --device {resolve_device(args.device).type} "
+             f"--backend {args.backend} --threads {args.threads} --batch-size {args.batch_size}"
+             + ("" if args.tables == DEFAULT_TABLES else f" --out {args.tables}"))
+    tables = sorted(p.name for p in folder.glob("*.json") if not p.name.endswith(".validation.json"))
+    others = sorted(p.name for p in args.tables.glob("*/") if p.name != fingerprint)
+    have = (f"this machine's tables: {', '.join(tables)}" if tables else
+            f"this machine has none; other devices' under {args.tables}: {', '.join(others) or 'none'}")
+    raise NasbenchError(f"no cost table {path} for this machine ({fingerprint}); build it with `{build}`, or give "
+                        f"--table FILE ({have})")

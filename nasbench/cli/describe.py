@@ -9,9 +9,12 @@ from nasbench.cli.args import add_protocol, load_checked_protocol, millions, pri
 
 def register(commands: Any) -> None:
     describe = commands.add_parser("describe", help="show a genotype and its network's params and FLOPs")
-    describe.add_argument("genotype", help="a zoo name (`nasbench list genotypes`) or a genotype JSON file")
+    describe.add_argument("genotype", help="a zoo name (`nasbench list genotypes`), a genotype JSON file or what "
+                                           "`nasbench describe --json` printed")
     add_protocol(describe, "the protocol whose final network is built")
-    describe.add_argument("--json", action="store_true")
+    describe.add_argument("--json", action="store_true",
+                          help="print the summary as one JSON object per line (which describe and cost read back "
+                               "as a genotype file)")
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -21,7 +24,8 @@ def execute(args: argparse.Namespace) -> int:
 
     space = get_space("cell")
     genotype, entry = resolve_arch(args.genotype, space)
-    summary = arch_summary(args.genotype, genotype, space, load_checked_protocol(args.protocol), entry)
+    summary = {"space": space.name} | arch_summary(args.genotype, genotype, space, load_checked_protocol(args.protocol),
+                                                   entry)
     if args.json:
         print_json(summary)
         return 0

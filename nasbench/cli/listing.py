@@ -5,66 +5,86 @@ import argparse
 from typing import Any
 
 from nasbench.cli.args import (
-    add_protocol,
     add_store,
     load_checked_protocol,
     millions,
     print_json,
 )
 
+PAPERS_PROTOCOL = "full"
+"""The protocol whose final network is the papers' (DARTS' 20-cell, 36-channel CIFAR-10
+network): the one the published parameter counts of ``list genotypes`` are comparable with."""
+
 
 def register(commands: Any) -> None:
     listing = commands.add_parser("list", help="list methods, spaces, protocols, genotypes or a store's runs")
     listing.add_argument("what", choices=("methods", "spaces", "protocols", "genotypes", "runs"))
-    add_protocol(listing, "for genotypes: the protocol whose final network is counted")
+    listing.add_argument("--protocol", default=PAPERS_PROTOCOL,
+                         help=f"for genotypes: the protocol whose final network is counted (default: {PAPERS_PROTOCOL}, "
+                              "the papers' network, which the published counts are for)")
     add_store(listing, "for runs: the results database whose runs are listed")
-    listing.add_argument("--json", action="store_true", help="one JSON list instead of text")
+    listing.add_argument("--json", action="store_true", help="print the list as one JSON array instead of text")
 
 
 def execute(args: argparse.Namespace) -> int:
-    if args.what == "runs":
-        rows = _runs(args.store)
-        text = [f"{'id':>4s}  {'method':14s} {'seed':>4s}  {'status':11s} {'protocol':8s} variant / state"]
-        text += [f"{r['run_id']:4d}  {r['method']:14s} {r['seed']:4d}  {r['status']:11s} {r['protocol']:8s} "
-                 f"{'; '.join(filter(None, (r['variant'], r['state'])))}" for r in rows]
-        print_json(rows) if args.json else print("\n".join(text))
-        return 0
-    from nasbench.hardware.counting import arch_summary
-    from nasbench.protocol import builtin_protocols, load_protocol
-    from nasbench.spaces import SPACES, get_space
-    from nasbench.strategies import STRATEGIES
-
     if args.what == "methods":
-        rows = [{"name": c.name, "strategy": c.strategy_class, "spaces": list(c.spaces), "summary": c.summary}
-                for c in STRATEGIES.values()]
-        text = [f"{r['name']:14s} {r['strategy']:5s} {','.join(r['spaces']):11s} {r['summary']}" for r in rows]
+        from nasbench.strategies import STRATEGIES
+
+        rows = [{"name": c["name"], "strategy": c["strategy_class"], "spaces": list(c["spaces"]), "summary": c["summary"]}
+                for c in STRATEGIES.cards().values()]
+        text = _columns(["method", "strategy", "spaces", "summary"],
+                        [[r["name"], r["strategy"], ",".join(r["spaces"]), r["summary"]] for r in rows])
     elif args.what == "spaces":
-        rows = [{"name": c.name, "description": c.description} for c in SPACES.values()]
-        text = [f"{r['name']:14s} {r['description']}" for r in rows]
+        from nasbench.spaces import SPACES
+
+        rows = [{"name": c["name"], "description": c["description"]} for c in SPACES.cards().values()]
+        text = _columns(["space", "description"], [[r["name"], r["description"]] for r in rows])
     elif args.what == "protocols":
+        from nasbench.protocol import builtin_protocols, load_protocol
+
         rows = [{"name": p.name, "hash": p.hash, "description": p.description}
                 for p in map(load_protocol, builtin_protocols())]
-        text = [f"{r['name']:8s} {r['hash']}  {r['description']}" for r in rows]
+        text = _columns(["protocol", "hash", "description"], [[r["name"], r["hash"], r["description"]] for r in rows])
+    elif args.what == "runs":
+        rows = _runs(args.store)
+        text = _columns(["id", "method", "seed", "status", "protocol", "variant / state"],
+                        [[str(r["run_id"]), r["method"], str(r["seed"]), r["status"], r["protocol"],
+                          "; ".join(filter(None, (r["variant"], r["state"])))] for r in rows])
     else:
-        space, protocol = get_space("cell"), load_checked_protocol(args.protocol)
-        rows = [arch_summary(entry.name, entry.arch, space, protocol, entry) for entry in space.zoo().values()]
-        text = [f"{'name':26s} {'params (M)':>10s} {'published (M)':>13s} {'FLOPs (M, MAC=1)':>17s}  "
-                f"[final network of protocol {args.protocol}]"]
-        text += [f"{r['name']:26s} {r['params'] / 1e6:10.3f} {millions(r['published_params_m']):>13s} "
-                 f"{r['flops'] / 1e6:17.1f}  {_zoo_check(r)}" for r in rows]
-    if args.json:
-        print_json(rows)
-    else:
-        print("\n".join(text))
+        rows, text = _genotypes(args.protocol)
+    print_json(rows) if args.json else print("\n".join(text))
     return 0
 
 
-def _zoo_check(row: dict[str, Any]) -> str:
+def _columns(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Left-aligned columns as wide as their widest cell (the last one as it comes)."""
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
+    return [" ".join(f"{cell:{width}s}" for cell, width in zip(row[:-1], widths)) + " " + row[-1]
+            for row in [header, *rows]]
+
+
+def _genotypes(protocol_name: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The cell zoo counted in the final network of ``protocol_name``, beside the published counts."""
+    from nasbench.hardware.counting import arch_summary
+    from nasbench.spaces import get_space
+
+    space, protocol = get_space("cell"), load_checked_protocol(protocol_name)
+    rows = [arch_summary(entry.name, entry.arch, space, protocol, entry) for entry in space.zoo().values()]
+    text = [f"{'name':26s} {'params (M)':>10s} {'published (M)':>13s} {'FLOPs (M, MAC=1)':>17s}  "
+            f"[final network of protocol {protocol_name}]"]
+    text += [f"{r['name']:26s} {r['params'] / 1e6:10.3f} {millions(r['published_params_m']):>13s} "
+             f"{r['flops'] / 1e6:17.1f}  {_zoo_check(r, protocol_name)}" for r in rows]
+    return rows, text
+
+
+def _zoo_check(row: dict[str, Any], protocol_name: str) -> str:
     published = row["published_params_m"]
     if published is None:
         return "no published count"
     if round(row["params"] / 1e6, 1) == published:
         return "matches"
+    if protocol_name != PAPERS_PROTOCOL:
+        return f"not comparable: the published count is for the papers' network (--protocol {PAPERS_PROTOCOL})"
     return f"differs: `nasbench describe {row['name']}` says why" if row["params_note"] else "differs"
 
 

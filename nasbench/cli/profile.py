@@ -9,6 +9,7 @@ from typing import Any
 
 from nasbench.cli.args import (
     DEFAULT_TABLES,
+    add_device,
     add_protocol,
     load_checked_protocol,
     non_negative,
@@ -21,7 +22,7 @@ def register(commands: Any) -> None:
     profile = commands.add_parser("profile", help="measure a cost table for a space, protocol and device")
     profile.add_argument("--space", default="cell", help="search space (default: cell)")
     add_protocol(profile, "the protocol whose final network is profiled")
-    profile.add_argument("--device", required=True, choices=("cpu", "cuda"))
+    add_device(profile)
     profile.add_argument("--backend", required=True, choices=("torch", "onnxruntime"))
     profile.add_argument("--batch-size", type=positive, default=1, help="images per call (default: 1)")
     profile.add_argument("--threads", type=positive, default=1, help="intra-op threads (default: 1)")
@@ -36,7 +37,8 @@ def register(commands: Any) -> None:
     profile.add_argument("--min-reps", type=positive, default=5,
                          help="timed calls per item and round, at least (default: 5)")
     profile.add_argument("--seed", type=int, default=0, help="seed of the random architectures (default: 0)")
-    profile.add_argument("--json", action="store_true", help="print the validation figures as JSON")
+    profile.add_argument("--json", action="store_true",
+                         help="print the table's path and the validation figures as one JSON object per line")
     profile.add_argument("--no-progress", action="store_true")
 
 
@@ -54,17 +56,19 @@ def execute(args: argparse.Namespace) -> int:
     request = ProfileRequest(space, protocol, backend, calibrate=args.calibrate, validate=args.validate,
                              seed=args.seed, progress=not args.no_progress)
     table, path, validation_path = profile(request, args.out, log=lambda line: print(line, file=sys.stderr))
-    print(f"table: {path} ({len(table.entries)} entries, built in {table.build_seconds:.0f}s)")
-    if validation_path is None:
+    validation = None if validation_path is None else json.loads(validation_path.read_text())
+    if args.json:
+        print_json({"table": str(path), "entries": len(table.entries), "build_seconds": table.build_seconds,
+                    "validation": None if validation is None else str(validation_path),
+                    "predictors": None if validation is None else validation["predictors"],
+                    "repeatability": None if validation is None else validation["repeatability"]})
         return 0
-    validation = json.loads(validation_path.read_text())
+    print(f"table: {path} ({len(table.entries)} entries, built in {table.build_seconds:.0f}s)")
+    if validation is None:
+        return 0
     figures = dict(validation["predictors"])
     if validation["repeatability"] is not None:
         figures["(repeatability)"] = validation["repeatability"]
-    if args.json:
-        print_json({"table": str(path), "validation": str(validation_path), "predictors": validation["predictors"],
-                    "repeatability": validation["repeatability"]})
-        return 0
     print(f"validation: {validation_path}")
     print(f"{'predictor':18s} {'n':>4s} {'<=5%':>6s} {'<=10%':>6s} {'MAPE%':>6s} {'p95%':>6s} {'bias%':>6s} {'tau':>6s} {'rho':>6s}")
     for name, f in figures.items():

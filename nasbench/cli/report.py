@@ -5,7 +5,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from nasbench.cli.args import DEFAULT_REPORTS, DEFAULT_TABLES, add_store
+from nasbench.cli.args import DEFAULT_REPORTS, DEFAULT_TABLES, add_store, print_json
+
+KINDS = {".md": "markdown"}
+"""A written file's kind where it is not its suffix (``csv``, ``png``)."""
 
 
 def register(commands: Any) -> None:
@@ -14,11 +17,17 @@ def register(commands: Any) -> None:
     report.add_argument("--out", type=Path, default=DEFAULT_REPORTS, help=f"output folder (default: {DEFAULT_REPORTS})")
     report.add_argument("--tables", type=Path, default=DEFAULT_TABLES,
                         help=f"cost tables to summarise (default: {DEFAULT_TABLES})")
+    report.add_argument("--json", action="store_true",
+                        help='print one JSON object per line, one per written file: {"path": ..., "kind": "markdown", '
+                             '"csv" or "png"}')
 
 
 def execute(args: argparse.Namespace) -> int:
     from nasbench.report import generate
 
     for path in generate(args.store, args.out, args.tables):
-        print(path)
+        if args.json:
+            print_json({"path": str(path), "kind": KINDS.get(path.suffix, path.suffix.lstrip("."))})
+        else:
+            print(path)
     return 0

@@ -50,6 +50,8 @@ def register(commands: Any) -> None:
     run.add_argument("--force", action="store_true", help="run again even if the store has the run finished")
     run.add_argument("--json", action="store_true", help="print one JSON object per (method, seed)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-estimate", action="store_true",
+                     help="start at once, without first measuring this machine to say how long the runs will take")
     constraint = run.add_argument_group("resource constraint (methods that accept one, e.g. snas; stored as its own run)")
     constraint.add_argument("--constraint", metavar="METRIC", help=f"one of {', '.join(CONSTRAINT_METRICS)}")
     constraint.add_argument("--target", type=finite, help="the budget, in the metric's unit (ms for latency; counts otherwise)")
@@ -64,29 +66,36 @@ def register(commands: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    from nasbench.spaces import SPACES
+    from nasbench.store import check_store_path
+    from nasbench.strategies import STRATEGIES
+
+    # names and the store path first: their errors need neither torch nor any method's code
+    methods = tuple(STRATEGIES) if args.all else args.method
+    if not methods:
+        raise NasbenchError("--method needs at least one method name")
+    for name in methods:
+        STRATEGIES.check(name)
+    if args.space is not None:
+        SPACES.check(args.space)
+    check_store_path(args.store, write=True)
+    protocol = load_checked_protocol(args.protocol)
+
     from nasbench.data import load_dataset
     from nasbench.hardware.constraint import build_constraint
     from nasbench.provenance import resolve_device
     from nasbench.runner import RunRequest, method_space
     from nasbench.runner import execute as execute_run
-    from nasbench.spaces import get_space, space_class
-    from nasbench.store import check_store_path
-    from nasbench.strategies import STRATEGIES, get_strategy
+    from nasbench.spaces import get_space
+    from nasbench.strategies import get_strategy
 
-    methods = tuple(STRATEGIES) if args.all else args.method
-    if not methods:
-        raise NasbenchError("--method needs at least one method name")
-    if args.space is not None:
-        space_class(args.space)
     classes = [get_strategy(name) for name in methods]
     space_names = [method_space(cls, args.space) for cls in classes]
-    protocol = load_checked_protocol(args.protocol)
     spaces = [get_space(name, protocol) for name in space_names] if args.constraint is not None else []
     constraint = build_constraint(args.constraint, args.target, table=args.table, weight=args.constraint_weight,
                                   setting=args.snas_setting, form=args.constraint_form, methods=classes,
                                   spaces=spaces, protocol=protocol, registry=STRATEGIES)
     device = resolve_device(args.device)
-    check_store_path(args.store, write=True)
     dataset = load_dataset(args.data, args.data_dir)
     request = RunRequest(methods=methods, protocol=protocol, seeds=args.seeds or protocol.seeds, dataset=dataset,
                          device=device, store_path=args.store, force=args.force, show_progress=not args.no_progress,
@@ -107,7 +116,23 @@ def execute(args: argparse.Namespace) -> int:
                   f"search {record['search_seconds']:.0f}s, final training {record['eval_seconds']:.0f}s"
                   f"{_constraint_note(record)}{note}", flush=True)
 
-    tally = execute_run(request, emit, say=lambda text: print(f"nasbench: {text}", file=sys.stderr, flush=True))
+    def say(text: str) -> None:
+        print(f"nasbench: {text}", file=sys.stderr, flush=True)
+
+    def plan(runs: list[tuple[str, int]]) -> dict[str, tuple[float, float]] | None:
+        """Measure this machine and say how long ``runs`` will take (skipped by --no-estimate)."""
+        if args.no_estimate:
+            return None
+        from nasbench.estimate import estimate_runs
+
+        say(f"measuring this machine to estimate {len(runs)} run(s) (--no-estimate skips this)")
+        estimate = estimate_runs(runs, protocol, device, space=args.space)
+        first, *table = estimate.lines()
+        say(first)
+        print("\n".join(table), file=sys.stderr, flush=True)
+        return estimate.stages()
+
+    tally = execute_run(request, emit, say=say, plan=plan)
     if not args.json:
         print(f"stored in {args.store}; `nasbench report --store {args.store}` regenerates the tables", file=sys.stderr)
     return EXIT_FAILED if tally.failed else EXIT_HELD if tally.held else 0

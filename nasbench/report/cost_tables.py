@@ -5,20 +5,34 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from nasbench.hardware.table import CostTable
+from nasbench.provenance import device_fingerprint
 from nasbench.report.common import fmt
 from nasbench.spaces import space_for_table
 
+THIS_MACHINE, ANOTHER_DEVICE = "this machine", "another device"
+
+
+def this_machine() -> list[str]:
+    """The fingerprints of the devices of the machine writing the report: its CPU's, and its
+    GPU's where torch sees one (a table of any other was measured elsewhere)."""
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    return [device_fingerprint(device) for device in devices]
+
 
 def cost_table_rows(tables: list[CostTable]) -> pd.DataFrame:
-    """One row per (cost table, validation predictor), read from the table files."""
+    """One row per (cost table, validation predictor), read from the table files, each
+    labelled this machine's or another device's."""
     rows = []
+    local = this_machine()
     for table in tables:
         path = table.path
         c = table.conditions
         base = {
-            "table": str(path), "device": c.get("device"), "device_fingerprint": table.device_fingerprint,
+            "table": str(path), "machine": THIS_MACHINE if table.device_fingerprint in local else ANOTHER_DEVICE,
+            "device": c.get("device"), "device_fingerprint": table.device_fingerprint,
             "space": table.space, "protocol": table.protocol, "protocol_hash": table.protocol_hash,
             "network": space_for_table(table).describe_network(table.network_config),
             "backend": f"{c.get('backend')} {c.get('backend_version', '')}".strip(), "threads": c.get("threads"),
@@ -44,10 +58,13 @@ def cost_tables_markdown(tables: pd.DataFrame, tables_dir: Path) -> str:
              "own predictor; `naive_sum` sums isolated part latencies; `affine_sum`, the FLOPs and FLOPs+MAC lines "
              "are linear baselines fitted on the same calibration architectures. `(repeatability)` compares two independent "
              "halves of the whole-network measurements (odd against even rounds): the noise floor no predictor can "
-             "beat. Shares within ±5% / ±10% in %, MAPE, p95 absolute error and signed bias in %."]
+             "beat. Shares within ±5% / ±10% in %, MAPE, p95 absolute error and signed bias in %. Each table is marked "
+             f"**{THIS_MACHINE}** (the machine that wrote this report: {', '.join(f'`{f}`' for f in this_machine())}) "
+             f"or **{ANOTHER_DEVICE}**, with the fingerprint of the device it was measured on."]
     for table_path, group in tables.groupby("table", sort=False):
         first = group.iloc[0]
         lines += ["", f"### `{table_path}`", "",
+                  f"**{first['machine']}** (`{first['device_fingerprint']}`): "
                   f"{first['device']}, {first['backend']}, {first['threads']} thread(s), batch {first['batch_size']}; "
                   f"space `{first['space']}`, protocol `{first['protocol']}` ({first['network']}); "
                   f"{first['entries']} entries, built in {fmt(first['build_seconds'], 0)} s; predictor {first['predictor']}."]

@@ -1,26 +1,22 @@
-"""The registry of search spaces."""
+"""The registry of search spaces; a space is imported when it is used."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nasbench.errors import UnknownNameError
-from nasbench.spaces.base import SearchSpace
-from nasbench.spaces.cell.space import CellSpace
-from nasbench.spaces.enas_macro.space import EnasMacroSpace
-from nasbench.spaces.fbnet.space import FbnetSpace
-from nasbench.spaces.metaqnn.space import MetaqnnSpace
-from nasbench.spaces.nasnet.space import NasnetSpace
-from nasbench.spaces.nasrl_macro.space import NasRlSpace
+from nasbench.registry import Registry
 
-SPACES: dict[str, type[SearchSpace]] = {cls.name: cls for cls in (CellSpace, FbnetSpace, NasRlSpace, NasnetSpace,
-                                                                     MetaqnnSpace, EnasMacroSpace)}
+if TYPE_CHECKING:
+    from nasbench.spaces.base import SearchSpace
+
+SPACES = Registry("space", "nasbench.spaces", (
+    "cell.space:CellSpace", "fbnet.space:FbnetSpace", "nasrl_macro.space:NasRlSpace", "nasnet.space:NasnetSpace",
+    "metaqnn.space:MetaqnnSpace", "enas_macro.space:EnasMacroSpace",
+), listed=("description", "protocol_section"))
+"""Every space by name (one line each: where its class lives), imported when used."""
 
 
 def space_class(name: str) -> type[SearchSpace]:
-    try:
-        return SPACES[name]
-    except KeyError:
-        raise UnknownNameError("space", name, SPACES) from None
+    return SPACES[SPACES.check(name)]
 
 
 def get_space(name: str, protocol: Any = None) -> SearchSpace:

@@ -93,9 +93,17 @@ class SearchSpace(ABC, Generic[Arch]):
         """The JSON form of ``arch``."""
 
     def from_file(self, path: Path) -> Arch:
-        """An architecture from a JSON file of its form, with a one-line error when the file
-        cannot be read, is not JSON or is malformed."""
-        return self.from_dict(read_json_file(path, self.arch_noun), where=str(path))
+        """An architecture from a JSON file of its form or of a result record that holds one
+        (:func:`record_arch`), with a one-line error when the file cannot be read, is not JSON
+        or is malformed."""
+        data = read_json_file(path, self.arch_noun)
+        if is_record(data):
+            return self.from_dict(record_arch(data, self.name, path), where=f"{path}: its genotype field")
+        try:
+            return self.from_dict(data, where=str(path))
+        except ConfigError as err:
+            raise ConfigError(f"{err}; or give a record with the {self.arch_noun} in its genotype field, as "
+                              "`nasbench describe --json` prints") from None
 
     def profile_sample(self, rng: random.Random) -> Arch:
         """An architecture for a cost table's calibration and validation networks, which
@@ -151,3 +159,17 @@ def read_json_file(path: Path, noun: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}: not valid JSON ({err})") from None
+
+
+def is_record(data: Any) -> bool:
+    """Whether ``data`` is a result record (``nasbench describe --json``'s, ``nasbench run
+    --json``'s) rather than an architecture: no space's architecture has a ``genotype`` key."""
+    return isinstance(data, dict) and "genotype" in data
+
+
+def record_arch(record: dict[str, Any], space: str, path: Path) -> Any:
+    """The architecture a result record read from ``path`` holds, so that a command's JSON
+    output can be given back as its input; an error when the record is of another space."""
+    if record.get("space", space) != space:
+        raise ConfigError(f"{path}: a record of the {record['space']} space, not of the {space} space")
+    return record["genotype"]

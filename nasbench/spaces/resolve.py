@@ -1,4 +1,5 @@
-"""Architectures named by the user: a name in a space's zoo, or a JSON file of the space's form."""
+"""Architectures named by the user: a name in a space's zoo, or a JSON file of the space's form
+(or a result record holding one)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nasbench.errors import NasbenchError, UnknownNameError
-from nasbench.spaces.base import SearchSpace, ZooEntry
+from nasbench.spaces.base import SearchSpace, ZooEntry, is_record, read_json_file
 
 
 def resolve_arch(name: str, space: SearchSpace) -> tuple[Any, ZooEntry | None]:
@@ -22,3 +23,13 @@ def resolve_arch(name: str, space: SearchSpace) -> tuple[Any, ZooEntry | None]:
         raise UnknownNameError(space.arch_noun, name, list(zoo) + ["<file>.json"])
     example = json.dumps(space.to_dict(space.sample(random.Random(0))))
     raise NasbenchError(f"the {space.name} space has no zoo: give an architecture JSON file, e.g. {example[:60]}...")
+
+
+def record_space(name: str, default: str = "cell") -> str:
+    """The space of the architecture ``name`` gives: the ``space`` field of a result record
+    file, else ``default`` (a zoo name or a bare architecture file does not say)."""
+    if not name.endswith(".json"):
+        return default
+    data = read_json_file(Path(name), "genotype")
+    space = data.get("space") if is_record(data) else None
+    return space if isinstance(space, str) else default

@@ -9,8 +9,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-import torch
-
 from nasbench.errors import NasbenchError
 from nasbench.store.access import check_store_path
 from nasbench.store.claims import CLAIMS_SQL, Claim, ClaimHeld, Holder, holder_of
@@ -279,12 +277,16 @@ class Store:
 
 
 def tensors_to_bytes(tensors: TensorState) -> bytes:
+    import torch  # here, not above: opening a store (e.g. to check a path, list its runs) needs no torch
+
     buffer = io.BytesIO()
     torch.save(tensors, buffer)
     return buffer.getvalue()
 
 
 def tensors_from_bytes(data: bytes) -> TensorState:
+    import torch
+
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 

@@ -1,54 +1,50 @@
 """The registry of search methods. Adding a method: one module with a
 :class:`~nasbench.strategies.base.Strategy` subclass (and its settings class, if it has a
-protocol section), plus one line here."""
+protocol section), plus one line here. Nothing here imports a method until it is used."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nasbench.errors import ConfigError, UnknownNameError
+from nasbench.errors import ConfigError
 from nasbench.protocol import Protocol
+from nasbench.registry import Registry
 from nasbench.spaces import SPACES
-from nasbench.strategies.base import Strategy
-from nasbench.strategies.darts import Darts, DartsSecondOrder
-from nasbench.strategies.enas import Enas
-from nasbench.strategies.evolution import RegularizedEvolution
-from nasbench.strategies.fbnet import Fbnet
-from nasbench.strategies.gdas import Gdas
-from nasbench.strategies.metaqnn import MetaQnn
-from nasbench.strategies.nas_rl import NasRl
-from nasbench.strategies.nasnet import Nasnet
-from nasbench.strategies.pc_darts import PcDarts
-from nasbench.strategies.pnas import Pnas
-from nasbench.strategies.proxylessnas import ProxylessNas
-from nasbench.strategies.random_search import RandomArchitecture, RandomSearch
-from nasbench.strategies.random_ws import RandomWeightSharing
-from nasbench.strategies.snas import Snas
-from nasbench.strategies.supernet_search import SupernetSearch
 
-STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (RandomSearch, RandomArchitecture, Darts, DartsSecondOrder, Snas, Gdas, PcDarts,
-                                RegularizedEvolution, Pnas, RandomWeightSharing, Fbnet, ProxylessNas, Enas,
-                                NasRl, Nasnet, MetaQnn)
-}
+if TYPE_CHECKING:
+    from nasbench.strategies.base import Strategy
+
+STRATEGIES = Registry("method", "nasbench.strategies", (
+    "random_search:RandomSearch", "random_search:RandomArchitecture", "darts:Darts", "darts:DartsSecondOrder",
+    "snas:Snas", "gdas:Gdas", "pc_darts:PcDarts", "evolution:RegularizedEvolution", "pnas:Pnas",
+    "random_ws:RandomWeightSharing", "fbnet:Fbnet", "proxylessnas:ProxylessNas", "enas:Enas", "nas_rl:NasRl",
+    "nasnet:Nasnet", "metaqnn:MetaQnn",
+), listed=("strategy_class", "spaces", "summary", "protocol_section"))
+"""Every method by name (one line each: where its class lives), imported when used."""
 
 
 def supernet_methods() -> list[str]:
     """The methods that train a weight-sharing supernet (what `nasbench rank` and `bench search-step` time)."""
+    from nasbench.strategies.supernet_search import SupernetSearch
+
     return [name for name, cls in STRATEGIES.items() if issubclass(cls, SupernetSearch)]
 
 
 def get_strategy(name: str) -> type[Strategy]:
-    try:
-        return STRATEGIES[name]
-    except KeyError:
-        raise UnknownNameError("method", name, STRATEGIES) from None
+    return STRATEGIES[STRATEGIES.check(name)]
 
 
 def own_sections() -> dict[str, Any]:
-    """Every protocol section a registered method or space owns, by label, with its reader."""
-    methods = {f"search.{cls.protocol_section}": cls.read_settings for cls in STRATEGIES.values() if cls.protocol_section}
-    spaces = {cls.protocol_section: cls.read_layout for cls in SPACES.values() if cls.protocol_section}
+    """Every protocol section a registered method or space owns, by label, with its reader
+    (which imports its owner when called)."""
+    methods = {f"search.{card['protocol_section']}": _reader(STRATEGIES, name, "read_settings")
+               for name, card in STRATEGIES.cards().items() if card.get("protocol_section")}
+    spaces = {card["protocol_section"]: _reader(SPACES, name, "read_layout")
+              for name, card in SPACES.cards().items() if card.get("protocol_section")}
     return methods | spaces
+
+
+def _reader(registry: Any, name: str, method: str) -> Any:
+    return lambda protocol: getattr(registry[name], method)(protocol)
 
 
 def check_protocol(protocol: Protocol) -> Protocol:

@@ -113,7 +113,7 @@ class Enas(HoldsController, SupernetSearch):
     name = "enas"
     strategy_class = "RL"
     summary = "ENAS: an LSTM controller samples paths of a shared supernet, trained by REINFORCE on their accuracy"
-    spaces = tuple(ENAS_SPACES)
+    spaces = ("cell", "enas-macro")  # ENAS_SPACES' keys (a literal: the registry reads it from this source)
     protocol_section = "enas"
     settings_class = EnasBudget
     weight_recipe = ENAS_WEIGHTS

@@ -163,7 +163,7 @@ class Nasnet(ChildTrainingRl):
 
     name = "nasnet"
     summary = "NASNet: LSTM controller + PPO, children of the NASNet (or the shared) cell space trained from scratch"
-    spaces = tuple(NASNET_CONTROLLERS)
+    spaces = ("nasnet", "cell")  # NASNET_CONTROLLERS' keys (a literal: the registry reads it from this source)
     protocol_section = "nasnet"
     settings_class = NasnetBudget
 

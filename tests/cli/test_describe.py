@@ -1,12 +1,19 @@
-"""`nasbench describe`: a zoo genotype under a protocol, a genotype file, and a protocol of unusual
-width."""
+"""`nasbench describe`: a zoo genotype under a protocol, a genotype file, a protocol of unusual
+width, and its JSON output read back as a genotype file."""
 from __future__ import annotations
 
+import json
+import random
+
+import pytest
 from helpers import run_cli
 
+from nasbench.errors import ConfigError
 from nasbench.hardware.counting import count_params
 from nasbench.protocol import load_protocol
+from nasbench.spaces import SPACES, get_space
 from nasbench.spaces.cell.genotype import Genotype
+from nasbench.spaces.resolve import resolve_arch
 
 
 def test_describe_darts_v2_under_the_full_protocol():
@@ -42,3 +49,41 @@ def test_describe_gdas_frc_under_a_valid_protocol_of_6_channels(tmp_path):
         assert len(result.err.splitlines()) == 1 and result.err.startswith("nasbench: error: ")
     else:
         assert result.code == 0 and "6 channels" in result.out
+
+
+@pytest.mark.parametrize("name", ["DARTS_V2", "GDAS_FRC", "ENAS"])
+def test_describe_json_is_read_back_as_a_genotype(name, tmp_path, cell_space):
+    """`nasbench describe X --json > g.json && nasbench describe g.json` (the cell space is the
+    one describe knows; GDAS_FRC has no searched reduction cell, ENAS' cells use other inputs)."""
+    printed = run_cli("describe", name, "--protocol", "smoke", "--json")
+    assert printed.code == 0, printed.err
+    (record,) = printed.json_lines()
+    assert record["space"] == "cell" and record["genotype"] == cell_space.zoo()[name].arch.to_dict()
+    path = tmp_path / "g.json"
+    path.write_text(printed.out)
+    (again,) = run_cli("describe", path, "--protocol", "smoke", "--json").json_lines()
+    published = {"published_params_m", "source", "note", "params_note"}  # the zoo entry's, not the file's
+    assert published <= set(record)
+    assert again == {k: v for k, v in record.items() if k not in published} | {"name": str(path)}
+    text = run_cli("describe", path, "--protocol", "smoke")
+    assert text.code == 0 and text.out.startswith(str(cell_space.zoo()[name].arch))
+
+
+def test_every_space_reads_a_record_of_its_own_and_refuses_another(tmp_path, smoke):
+    """A result record (`describe --json`'s, `run --json`'s) is read by its genotype field in every
+    space; a record of another space, or a file that is neither form, is a one-line error saying so."""
+    for name in SPACES:
+        space = get_space(name, smoke)
+        arch = space.sample(random.Random(3))
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"space": name, "method": "random", "genotype": space.to_dict(arch)}))
+        assert space.from_file(path) == arch == resolve_arch(str(path), space)[0]
+        other = "cell" if name != "cell" else "fbnet"
+        with pytest.raises(ConfigError, match=f"^{path}: a record of the {name} space, not of the {other} space$"):
+            get_space(other, smoke).from_file(path)
+    neither = tmp_path / "neither.json"
+    neither.write_text('{"name": "DARTS_V2"}')
+    result = run_cli("describe", neither)
+    assert result.code == 2 and len(result.err.splitlines()) == 1
+    assert result.err.startswith(f"nasbench: error: {neither}: missing normal")
+    assert "or give a record with the genotype in its genotype field, as `nasbench describe --json` prints" in result.err

@@ -25,19 +25,22 @@ def test_list_methods():
         {"fbnet": ["fbnet", "cell"], "proxylessnas": ["fbnet", "cell"], "random": ["cell", "nasnet"],
          "evolution": ["cell", "nasnet"], "enas": ["cell", "enas-macro"], "metaqnn": ["metaqnn"],
          "nas-rl": ["nasrl-macro"], "nasnet": ["nasnet", "cell"]}
-    text = run_cli("list", "methods").out.splitlines()
+    header, *text = run_cli("list", "methods").out.splitlines()
+    assert header.split() == ["method", "strategy", "spaces", "summary"]
     assert [line.split()[0] for line in text] == list(STRATEGIES)
     assert [line.split()[2] for line in text] == [",".join(cls.spaces) for cls in STRATEGIES.values()]
+    summary_column = header.index("summary")  # aligned: every summary starts in the header's column
+    assert all(line[summary_column:] == STRATEGIES[line.split()[0]].summary for line in text)
 
 
 def test_list_spaces_and_protocols():
     (spaces,) = run_cli("list", "spaces", "--json").json_lines()
     assert [s["name"] for s in spaces] == ["cell", "fbnet", "nasrl-macro", "nasnet", "metaqnn", "enas-macro"]
     (protocols,) = run_cli("list", "protocols", "--json").json_lines()
-    assert [p["name"] for p in protocols] == builtin_protocols() == ["full", "proxy", "smoke"]
+    assert [p["name"] for p in protocols] == builtin_protocols() == ["full", "proxy", "quick", "smoke"]
     assert all(p["hash"] == load_protocol(p["name"]).hash for p in protocols)
     text = run_cli("list", "protocols").out
-    assert f"smoke    {load_protocol('smoke').hash}" in text
+    assert f"smoke    {load_protocol('smoke').hash} " in text
 
 
 @pytest.mark.slow

@@ -1,14 +1,21 @@
-"""`nasbench report` on the session's smoke store: the files it writes, its numbers against the
-store's, its Markdown, its runs table, and a missing store."""
+"""`nasbench report` on the session's smoke store: the files it writes (also as JSON lines), its
+numbers against the store's, its Markdown, its runs table, a missing store, and cost tables
+labelled this machine's or another device's."""
 from __future__ import annotations
 
+import json
 import statistics
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from helpers import run_cli
 
+from nasbench.hardware.profiler import counts_table
+from nasbench.provenance import device_fingerprint
+from nasbench.store import Store
 from nasbench.strategies import STRATEGIES
 
 
@@ -27,6 +34,43 @@ def test_report_writes_its_files(report, smoke, smoke_records):
     assert result.out.splitlines() == [str(out / name) for name in (
         "results.md", "results.csv", "runs.csv", "anytime.csv", figure, "supernet_history.csv",
         "controller_history.csv")]
+
+
+def test_report_json_names_each_written_file(report, smoke_store, tmp_path):
+    _, text = report
+    (tmp_path / "no-tables").mkdir()
+    result = run_cli("report", "--store", smoke_store.path, "--out", tmp_path / "out", "--tables", tmp_path / "no-tables",
+                     "--json")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [Path(r["path"]).name for r in records] == [Path(line).name for line in text.out.splitlines()]
+    assert all(Path(r["path"]).parent == tmp_path / "out" and Path(r["path"]).is_file() for r in records)
+    assert [r["kind"] for r in records] == ["markdown", "csv", "csv", "csv", "png", "csv", "csv"]
+
+
+def test_report_labels_this_machines_cost_tables_and_another_devices(tmp_path, cell_space, smoke):
+    store = tmp_path / "empty.sqlite"
+    Store(store).close()
+    here, elsewhere = device_fingerprint(torch.device("cpu")), "cpu-elsewhere-f0m0s0-0c"
+    for fingerprint in (here, elsewhere):
+        table = counts_table(cell_space, smoke)
+        table.conditions.update(device=f"the {fingerprint} CPU", device_fingerprint=fingerprint, device_type="cpu",
+                                backend="torch", threads=1, batch_size=1)
+        table.save(tmp_path / "tables")
+    out = tmp_path / "out"
+    result = run_cli("report", "--store", store, "--out", out, "--tables", tmp_path / "tables", "--json")
+    assert result.code == 0, result.err
+    records = result.json_lines()
+    assert [(Path(r["path"]).name, r["kind"]) for r in records] == [
+        ("results.md", "markdown"), ("results.csv", "csv"), ("runs.csv", "csv"), ("cost_tables.csv", "csv")]
+    assert all(Path(r["path"]).parent == out and Path(r["path"]).is_file() for r in records)
+    rows = pd.read_csv(out / "cost_tables.csv").set_index("device_fingerprint")
+    assert rows.loc[here, "machine"] == "this machine" and rows.loc[elsewhere, "machine"] == "another device"
+    markdown = (out / "results.md").read_text()
+    assert f"**this machine** (`{here}`): the {here} CPU, torch" in markdown
+    assert f"**another device** (`{elsewhere}`): the {elsewhere} CPU, torch" in markdown
+    assert f"the machine that wrote this report: `{here}`" in markdown
 
 
 def test_report_numbers_equal_the_store(report, smoke_rows, smoke):

@@ -7,8 +7,11 @@ tests that write to a store work on a copy of it.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -16,6 +19,7 @@ import pytest
 import torch
 from helpers import SUBPROCESS_ENV, by_key, run_cli, store_rows
 
+from nasbench.cli import main
 from nasbench.provenance import device_name
 from nasbench.spaces import get_space
 from nasbench.strategies import STRATEGIES
@@ -86,3 +90,60 @@ def test_run_via_subprocess(tmp_path, data_path, smoke_rows):
     assert [r["status"] for r in store_rows(store)] == ["finished"]
 
 
+# -- estimate and overall progress -----------------------------------------------------------
+
+TWO_CHEAP = "random-arch,metaqnn"
+
+
+def test_run_estimates_first_then_says_where_the_whole_command_is(tmp_path, data_path):
+    store = tmp_path / "s.sqlite"
+    argv = ("run", "--method", TWO_CHEAP, "--protocol", "smoke", "--store", store, "--data", data_path, "--no-progress",
+            "--json")
+    result = run_cli(*argv)
+    assert result.code == 0, result.err
+    assert [r["method"] for r in result.json_lines()] == ["random-arch", "metaqnn"]  # stdout: the records only
+    lines = result.err.splitlines()
+    assert lines[0] == "nasbench: measuring this machine to estimate 2 run(s) (--no-estimate skips this)"
+    assert lines[1].startswith("nasbench: estimated time of 2 run(s), from steps measured here in ")
+    assert [line.split()[0] for line in lines[3:5]] == ["random-arch", "metaqnn"]
+    assert lines[5].startswith("total ") and " on " in lines[5]
+    overall = [line for line in lines if line.startswith("nasbench: [")]
+    assert [line.split(" (elapsed ")[0] for line in overall] == [
+        "nasbench: [1/2] random-arch seed 0: search", "nasbench: [1/2] random-arch seed 0: final training",
+        "nasbench: [2/2] metaqnn seed 0: search", "nasbench: [2/2] metaqnn seed 0: final training"]
+    assert all(re.search(r"\(elapsed \w+, about \w+ left\)$", line) for line in overall), overall
+    again = run_cli(*argv)  # every run stored: nothing to measure, nothing to count down
+    assert again.code == 0 and again.err == ""
+
+
+def test_no_estimate_starts_at_once(tmp_path, data_path):
+    result = run_cli("run", "--method", TWO_CHEAP, "--protocol", "smoke", "--store", tmp_path / "s.sqlite",
+                     "--data", data_path, "--no-progress", "--no-estimate")
+    assert result.code == 0, result.err
+    assert "measuring" not in result.err and "estimated time" not in result.err and "left)" not in result.err
+    assert re.search(r"^nasbench: \[2/2\] metaqnn seed 0: final training \(elapsed \w+\)$", result.err, re.MULTILINE)
+
+
+class NoWidthTerminal(io.StringIO):
+    """A stderr that says it is a terminal, on descriptor 2, which reports 0 columns."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return 2
+
+
+@pytest.mark.parametrize("terminal, reason", [(False, "stderr is not a terminal"),
+                                              (True, "the terminal reports no width")])
+def test_runs_without_bars_say_why_once(tmp_path, data_path, monkeypatch, terminal, reason):
+    monkeypatch.delenv("NASBENCH_PROGRESS", raising=False)
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd=None: os.terminal_size((0, 0)))
+    argv = ["run", "--method", TWO_CHEAP, "--protocol", "smoke", "--store", str(tmp_path / "s.sqlite"),
+            "--data", str(data_path), "--no-estimate"]
+    err = NoWidthTerminal() if terminal else io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        assert main(argv) == 0
+    note = f"nasbench: no progress bars: {reason} (NASBENCH_PROGRESS=1 forces them, --no-progress silences this)"
+    assert err.getvalue().splitlines().count(note) == 1
+    assert "no progress bars" not in run_cli(*argv, "--force", "--no-progress").err

@@ -35,9 +35,9 @@ CIFAR configuration, which also sets the 3F-filter stem and the auxiliary head).
 
 class NasnetSpace(SearchSpace[NasnetArch]):
     name = "nasnet"
-    description = (
-        f"NASNet space: normal and reduction cells of {BLOCKS} blocks, each two inputs (a repeat allowed), "
-        f"one of {len(OPERATIONS)} NASNet operations on each, combined by add or concat; networks in the "
+    description = (  # a literal: the registry reads it from this source (BLOCKS and OPERATIONS, checked by a test)
+        "NASNet space: normal and reduction cells of 5 blocks, each two inputs (a repeat allowed), "
+        "one of 13 NASNet operations on each, combined by add or concat; networks in the "
         "cell space's CIFAR layout"
     )
 

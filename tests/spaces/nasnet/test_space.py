@@ -69,6 +69,7 @@ def test_registered_with_the_paper_constants(space):
     assert len(sizes) == 2 * 5 * BLOCKS
     assert sizes[:10] == (2, 2, 13, 13, 2, 3, 3, 13, 13, 2) and sizes[25:] == sizes[:25]
     assert "nasnet" in STRATEGIES["random"].spaces and "nasnet" in STRATEGIES["evolution"].spaces
+    assert f"cells of {BLOCKS} blocks" in space.description and f"one of {len(OPERATIONS)} NASNet" in space.description
 
 
 def test_json_round_trip_and_hashing(space, samples):

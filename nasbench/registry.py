@@ -1,0 +1,127 @@
+"""Registries of plugins (methods, spaces) that import a plugin only when it is used.
+
+A registry line names where a plugin's class lives (``"darts:Darts"`` in its package).
+What the command line shows before any work (names, summaries, spaces) is read from the
+class's literal attributes in its source, following its bases, without importing it: so
+``nasbench list``, ``--help`` and a misspelt name answer at once instead of after torch
+and every plugin have loaded. The class itself, the only source of those attributes, is
+imported on first use; a contract test checks that the source reading agrees with it.
+"""
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+from collections.abc import Iterator, MutableMapping
+from functools import cache
+from typing import Any
+
+from nasbench.errors import UnknownNameError
+
+
+@cache
+def _module_tree(module: str) -> ast.Module:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ImportError(f"no module {module}")
+    with open(spec.origin, encoding="utf-8") as source:
+        return ast.parse(source.read(), spec.origin)
+
+
+def _resolve(module: str, name: str) -> tuple[str, ast.ClassDef] | None:
+    """The class ``name`` as ``module`` defines or imports it, if it is nasbench's."""
+    tree = _module_tree(module)
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            return module, node
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("nasbench"):
+            if any((alias.asname or alias.name) == name for alias in node.names):
+                return _resolve(node.module, name)
+    return None
+
+
+def class_attributes(module: str, class_name: str, names: tuple[str, ...]) -> dict[str, Any]:
+    """The literal values of the class attributes ``names`` of ``module.class_name``, as its
+    source (or its nasbench bases' source, nearest first) assigns them."""
+    found: dict[str, Any] = {}
+    pending = [(module, class_name)]
+    while pending and len(found) < len(names):
+        resolved = _resolve(*pending.pop(0))
+        if resolved is None:
+            continue
+        where, node = resolved
+        for statement in node.body:
+            target = statement.targets[0] if isinstance(statement, ast.Assign) else getattr(statement, "target", None)
+            value = getattr(statement, "value", None)
+            if isinstance(target, ast.Name) and target.id in names and target.id not in found and value is not None:
+                found[target.id] = ast.literal_eval(value)
+        for base in node.bases:
+            base = base.value if isinstance(base, ast.Subscript) else base  # SearchSpace[Genotype]
+            if isinstance(base, ast.Name):
+                pending.append((where, base.id))
+    return found
+
+
+class Registry(MutableMapping):
+    """Name -> plugin class, loaded on first access. Built from registry lines
+    ``"<module>:<Class>"`` (relative to ``package``); classes may also be registered at run
+    time (``registry[name] = cls``). ``cards()`` gives the listed attributes of every plugin
+    without importing one."""
+
+    def __init__(self, kind: str, package: str, lines: tuple[str, ...], listed: tuple[str, ...]):
+        self.kind, self.package, self.listed = kind, package, listed
+        self._lines = lines
+        self._classes: dict[str, type] = {}
+        self._added: dict[str, type] = {}
+        self._removed: set[str] = set()
+        self._read: dict[str, dict[str, Any]] | None = None
+
+    def _line_cards(self) -> dict[str, dict[str, Any]]:
+        if self._read is None:
+            self._read = {}
+            for line in self._lines:
+                module, class_name = line.split(":")
+                card = class_attributes(f"{self.package}.{module}", class_name, ("name", *self.listed))
+                self._read[card["name"]] = {**card, "location": f"{self.package}.{module}:{class_name}"}
+        return self._read
+
+    def cards(self) -> dict[str, dict[str, Any]]:
+        """Every plugin's ``name`` and listed attributes, in registry order."""
+        added = {name: {"name": name, **{a: getattr(cls, a) for a in self.listed}} for name, cls in self._added.items()}
+        return {name: card for name, card in (self._line_cards() | added).items() if name not in self._removed}
+
+    def check(self, name: str) -> str:
+        """``name`` if it is registered, else the one-line error listing the known ones."""
+        if name not in self:
+            raise UnknownNameError(self.kind, name, list(self))
+        return name
+
+    def __getitem__(self, name: str) -> type:
+        if name in self._added:
+            return self._added[name]
+        if name in self._removed or name not in self._line_cards():
+            raise KeyError(name)
+        if name not in self._classes:
+            module, class_name = self._line_cards()[name]["location"].split(":")
+            self._classes[name] = getattr(importlib.import_module(module), class_name)
+        return self._classes[name]
+
+    def __setitem__(self, name: str, cls: type) -> None:
+        self._added[name] = cls
+        self._removed.discard(name)
+
+    def __delitem__(self, name: str) -> None:
+        if name not in self:
+            raise KeyError(name)
+        self._added.pop(name, None)
+        if name in self._line_cards():
+            self._removed.add(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.cards())
+
+    def __len__(self) -> int:
+        return len(self.cards())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.cards()
