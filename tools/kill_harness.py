@@ -18,7 +18,7 @@ env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 proto = work / "slow.toml"; proto.write_text('base = "smoke"\n[search]\ncandidates = 4\n[candidate]\nepochs = 3\n')
 def cmd(store, *extra):
     return [sys.executable, "-m", "nasbench", "run", "--method", "random", "--protocol", str(proto), "--seeds", "0",
-            "--store", str(store), "--no-progress", "--json", *extra]
+            "--store", str(store), "--no-progress", "--no-estimate", "--json", *extra]
 def rows(store):
     c = sqlite3.connect(store); c.row_factory = sqlite3.Row
     return [dict(r) for r in c.execute("SELECT * FROM runs ORDER BY id")]
@@ -47,7 +47,7 @@ for i in range(12):
 # rivals: two processes started together on the same four runs
 store = work / "rivals.sqlite"
 both = [subprocess.Popen([sys.executable, "-m", "nasbench", "run", "--method", "random,random-arch", "--protocol",
-                          str(proto), "--seeds", "0,1", "--store", str(store), "--no-progress", "--json"],
+                          str(proto), "--seeds", "0,1", "--store", str(store), "--no-progress", "--no-estimate", "--json"],
                          env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
 codes = [p.wait() for p in both]
 rs = rows(store)
