@@ -151,18 +151,17 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None],
         todo = [(key.method, key.seed) for _, key in planned if request.force or store.find(key, ("finished",)) is None]
         overall = Overall(len(planned), plan(todo) if todo else None, todo, say, started)
         for index, (cls, key) in enumerate(planned, start=1):
-            done = store.find(key, ("finished",))
-            if done is not None and not request.force:
-                check_method_section(cls, done, request.protocol)
-                emit({**run_record(done), "cached": True})
+            stored = _stored_record(store, request, cls, key)
+            if stored is not None:
+                emit(stored)
                 overall.end(key, finished=False)  # where another process finished it since
                 continue
             finished = False
             try:
                 with store.claimed(key) as claim:
-                    done = store.find(key, ("finished",))  # as it is now: a rival may have finished it
-                    if done is not None and not request.force:
-                        emit({**run_record(done), "cached": True})
+                    stored = _stored_record(store, request, cls, key)  # as it is now: a rival may have finished it
+                    if stored is not None:
+                        emit(stored)
                         continue
                     run_id = _run_one(store, request, cls, key, data, claim, say,
                                       functools.partial(overall.stage, index, key))
@@ -185,6 +184,16 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None],
                 overall.end(key, finished)
             emit({**run_record(store.find(key, ("finished",))), "cached": False, "run_id": run_id})
     return tally
+
+
+def _stored_record(store: Store, request: RunRequest, cls, key: RunKey) -> dict[str, Any] | None:
+    """The record of ``key``'s finished run, to be returned instead of running it (None
+    under ``force`` or where there is none), checked against the method's own settings."""
+    done = store.find(key, ("finished",))
+    if done is None or request.force:
+        return None
+    check_method_section(cls, done, request.protocol)
+    return {**run_record(done), "cached": True}
 
 
 SEARCH, FINAL = "search", "final training"

@@ -42,7 +42,7 @@ def identify(path: Path) -> None:
     if path.stat().st_size == 0:
         return  # an empty file is an empty SQLite database: it becomes a new store
     try:
-        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+        with closing(connect_read_only(path)) as conn:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             version = None
             if NASBENCH_TABLES <= tables:
@@ -57,6 +57,11 @@ def identify(path: Path) -> None:
     if version[0] != str(SCHEMA_VERSION):
         raise NasbenchError(f"store {path} has schema version {version[0]}, this nasbench reads {SCHEMA_VERSION}; "
                             "use another --store")
+
+
+def connect_read_only(path: Path, timeout: float = 5.0) -> sqlite3.Connection:
+    """A connection that cannot change the file at ``path`` (SQLite's ``mode=ro``)."""
+    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)
 
 
 def _check_writable(path: Path) -> None:

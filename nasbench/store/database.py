@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from nasbench.errors import NasbenchError
-from nasbench.store.access import check_store_path
+from nasbench.store.access import check_store_path, connect_read_only
 from nasbench.store.claims import CLAIMS_SQL, Claim, ClaimHeld, Holder, holder_of
 from nasbench.store.records import (
     ABANDONED,
@@ -51,7 +51,7 @@ class Store:
         check_store_path(self.path, write=not readonly)
         try:
             if readonly:
-                self.conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+                self.conn = connect_read_only(self.path, timeout=30)
                 self.conn.row_factory = sqlite3.Row
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
