@@ -237,6 +237,11 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def protocol_from_json(text: str, where: str) -> Protocol:
+    """A protocol as a stored run keeps it (``protocol_json``), parsed and checked as a file is."""
+    return _from_mapping(json.loads(text), where)
+
+
 def _from_mapping(raw: dict[str, Any], where: str) -> Protocol:
     """The shared part parsed and checked; the other tables kept, by label, for their plugins."""
     if not isinstance(raw, dict):

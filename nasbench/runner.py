@@ -21,7 +21,7 @@ import torch
 from nasbench.data import Dataset, SplitData
 from nasbench.errors import NasbenchError
 from nasbench.hardware.constraint import Constraint
-from nasbench.hardware.counting import count_flops, count_params
+from nasbench.hardware.counting import AUXILIARY_PREFIX, count_flops, count_params
 from nasbench.hardware.profiler import measure_on_table_device
 from nasbench.numerics import configure_numerics
 from nasbench.progress import duration
@@ -64,6 +64,9 @@ class RunRequest:
     workers: int = 1
     """Candidates trained at once by the methods that train them from scratch (not part of a
     run's identity: the results do not depend on it)."""
+    keep_weights: bool = True
+    """Store each run's trained final network, so that export and later evaluation need no
+    retraining."""
 
 
 def method_space(cls, space: str | None) -> str:
@@ -303,8 +306,10 @@ def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitDat
             search_seconds=searched, eval_seconds=time.perf_counter() - eval_start,
             genotype=space.to_dict(result.arch), val_acc=result.val_acc, test_acc=trained.accuracy,
             params=count_params(model), flops=count_flops(model), details=_details(result, request.constraint, space))
+        weights = {name: value.detach().cpu() for name, value in model.state_dict().items()
+                   if not name.startswith(AUXILIARY_PREFIX)} if request.keep_weights else None
         claim.check()
-    store.finish(run_id, outcome)
+    store.finish(run_id, outcome, weights)
     return run_id
 
 

@@ -3,7 +3,7 @@ nasbench/, at module level, in functions and under ``if TYPE_CHECKING``): import
 way, down the layers of the design, between top-level units (``nasbench.spaces``,
 ``nasbench.hardware``, ``nasbench.protocol``, ...):
 
-    cli -> estimate -> runner, ranking, bench -> strategies, report -> training, hardware -> spaces
+    cli -> estimate -> runner, ranking, bench, export -> strategies, report -> training, hardware -> spaces
         -> data, provenance, store -> protocol -> settings, types, progress, numerics -> errors
 
 An arrow may only point down (not sideways: ``ranking`` may not import ``bench``); ``store``
@@ -26,7 +26,7 @@ LAYERS = [
     ["nasbench", "nasbench.__main__"],
     ["nasbench.cli"],
     ["nasbench.estimate"],
-    ["nasbench.runner", "nasbench.ranking", "nasbench.bench"],
+    ["nasbench.runner", "nasbench.ranking", "nasbench.bench", "nasbench.export"],
     ["nasbench.strategies", "nasbench.report"],
     ["nasbench.training", "nasbench.hardware"],
     ["nasbench.spaces"],

@@ -1,4 +1,4 @@
-"""The ``nasbench`` command line: run, rank, list, describe, report, profile, cost, bench.
+"""The ``nasbench`` command line: run, rank, list, describe, report, profile, cost, bench, export.
 
 Each command is a module of this package holding its parsing and printing only: its
 ``register`` adds its sub-parser, its ``execute`` runs it. Bad input ends with one line on
@@ -12,12 +12,22 @@ import os
 import sys
 from typing import Sequence
 
-from nasbench.cli import bench, cost, describe, listing, profile, rank, report, run
+from nasbench.cli import (
+    bench,
+    cost,
+    describe,
+    export,
+    listing,
+    profile,
+    rank,
+    report,
+    run,
+)
 from nasbench.cli.args import Parser
 from nasbench.errors import NasbenchError
 
 COMMANDS = {"run": run, "list": listing, "describe": describe, "report": report, "profile": profile, "cost": cost,
-            "rank": rank, "bench": bench}
+            "rank": rank, "bench": bench, "export": export}
 """Each command's module, in the order ``nasbench --help`` lists them."""
 
 

@@ -48,6 +48,8 @@ def register(commands: Any) -> None:
                      help="candidates trained at once, in processes, by the methods that train them from scratch "
                           "(random, nas-rl, nasnet); the results are those of 1 (default: 1)")
     run.add_argument("--force", action="store_true", help="run again even if the store has the run finished")
+    run.add_argument("--no-keep-weights", action="store_true",
+                     help="do not store the final networks' trained weights (by default kept, for `nasbench export`)")
     run.add_argument("--json", action="store_true", help="print one JSON object per (method, seed)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--no-estimate", action="store_true",
@@ -99,7 +101,8 @@ def execute(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.data, args.data_dir)
     request = RunRequest(methods=methods, protocol=protocol, seeds=args.seeds or protocol.seeds, dataset=dataset,
                          device=device, store_path=args.store, force=args.force, show_progress=not args.no_progress,
-                         constraint=constraint, space=args.space, workers=args.workers)
+                         constraint=constraint, space=args.space, workers=args.workers,
+                         keep_weights=not args.no_keep_weights)
 
     def emit(record: dict[str, Any]) -> None:
         if args.json:

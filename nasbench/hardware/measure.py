@@ -225,19 +225,14 @@ class OnnxRuntimeBackend(Backend):
         self.ort, self.provider = ort, provider
 
     def _session(self, module: nn.Module, inputs: Sequence[torch.Tensor]):
-        buffer = io.BytesIO()
-        names = [f"x{i}" for i in range(len(inputs))]
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module.eval(), tuple(inputs), buffer, dynamo=False, opset_version=ONNX_OPSET,
-                              input_names=names, output_names=["y"], do_constant_folding=True)
+        model = onnx_bytes(module, inputs, [f"x{i}" for i in range(len(inputs))], "y")
         options = self.ort.SessionOptions()
         options.graph_optimization_level = self.ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.execution_mode = self.ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
-        session = self.ort.InferenceSession(buffer.getvalue(), options, providers=[self.provider])
+        session = self.ort.InferenceSession(model, options, providers=[self.provider])
         feeds = {node.name: x.numpy() for node, x in zip(session.get_inputs(), inputs)}
         return session, feeds
 
@@ -259,6 +254,20 @@ class OnnxRuntimeBackend(Backend):
             "inter_op_threads": 1,
             "execution_mode": "ORT_SEQUENTIAL",
         }
+
+
+def onnx_bytes(module: nn.Module, inputs: Sequence[torch.Tensor], input_names: Sequence[str], output_name: str,
+               dynamic_axes: dict[str, dict[int, str]] | None = None) -> bytes:
+    """``module`` in eval mode as an ONNX model (opset :data:`ONNX_OPSET`, TorchScript exporter,
+    constant folding): one place for the settings that latencies are measured under and that
+    ``nasbench export`` writes networks with, so an exported network is the one measured."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), tuple(inputs), buffer, dynamo=False, opset_version=ONNX_OPSET,
+                          input_names=list(input_names), output_names=[output_name], dynamic_axes=dynamic_axes,
+                          do_constant_folding=True)
+    return buffer.getvalue()
 
 
 class _Passthrough(nn.Module):

@@ -4,8 +4,10 @@ One row per (method, seed, protocol, data) attempt in ``runs`` with everything n
 reproduce it (the protocol itself, device, software versions, git commit), the search's
 trials in ``trials``, and the strategy's checkpoint so an interrupted run resumes: its JSON
 part in ``runs.state_json``, its tensors (``torch.save`` bytes) in ``checkpoint_tensors``,
-written together. Every write is one transaction; a finished run is superseded only by an
-explicit ``--force``.
+written together. A finished run's trained final network (its state dict, auxiliary head
+left out) is kept in ``final_weights`` unless ``nasbench run --no-keep-weights``, so that
+``nasbench export`` needs no retraining. Every write is one transaction; a finished run is
+superseded only by an explicit ``--force``.
 
 ``nasbench rank`` keeps its experiments in ``rankings`` (one per method, seed, protocol,
 data and number of architectures, with the same provenance as a run and the ranking

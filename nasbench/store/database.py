@@ -31,6 +31,7 @@ from nasbench.store.schema import (
     RANKING_KEY_FIELDS,
     SCHEMA,
     SCHEMA_VERSION,
+    WEIGHTS_FORMAT,
     add_variant_column,
     provenance_values,
 )
@@ -170,9 +171,13 @@ class Store:
         row = self.conn.execute("SELECT data FROM checkpoint_tensors WHERE run_id=?", (run_id,)).fetchone()
         return {} if row is None else tensors_from_bytes(row["data"])
 
-    def finish(self, run_id: int, outcome: RunOutcome) -> None:
-        """Record the result and supersede older finished runs of the same key, atomically."""
+    def finish(self, run_id: int, outcome: RunOutcome, weights: TensorState | None = None) -> None:
+        """Record the result, with the final network's ``weights`` where given, and supersede
+        older finished runs of the same key, atomically."""
+        blob = None if weights is None else tensors_to_bytes(weights)
         with self.conn:
+            if blob is not None:
+                self.conn.execute("INSERT OR REPLACE INTO final_weights VALUES (?, ?, ?)", (run_id, blob, WEIGHTS_FORMAT))
             key = self.conn.execute("SELECT method, seed, protocol_hash, data, variant FROM runs WHERE id=?",
                                     (run_id,)).fetchone()
             self.conn.execute(f"UPDATE runs SET status='superseded' WHERE {KEY_COLUMNS} AND status='finished' AND id<>?",
@@ -186,6 +191,19 @@ class Store:
             freed = self.conn.execute("DELETE FROM checkpoint_tensors WHERE run_id=?", (run_id,)).rowcount
         if freed:
             self.conn.execute("VACUUM")  # give the checkpoint's pages back: stores are kept in git
+
+    def final_weights(self, run_id: int) -> TensorState | None:
+        """The run's final network's state on the CPU (:data:`WEIGHTS_FORMAT`); None where the
+        store has none: a run kept without them, or a store older than the table opened read-only."""
+        if self.conn.execute("SELECT 1 FROM sqlite_master WHERE name='final_weights'").fetchone() is None:
+            return None
+        row = self.conn.execute("SELECT data, format FROM final_weights WHERE run_id=?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        if row["format"] != WEIGHTS_FORMAT:
+            raise NasbenchError(f"the final weights of run {run_id} in {self.path} are stored as {row['format']!r}, "
+                                f"this nasbench reads {WEIGHTS_FORMAT!r}")
+        return tensors_from_bytes(row["data"])
 
     def fail(self, run_id: int, error: str, status: str = "failed") -> None:
         with self.conn:

@@ -1,5 +1,7 @@
 """The store's SQLite schema: runs and rankings with the same provenance columns, their
-key columns, and the migration of stores written before run variants existed."""
+key columns, and the migrations of older stores, which keep the schema version: run variants
+(a column added in place) and final weights (a table created where it is missing; a store
+opened read-only without it has no weights)."""
 from __future__ import annotations
 
 import json
@@ -58,6 +60,11 @@ CREATE TABLE IF NOT EXISTS checkpoint_tensors (
     run_id INTEGER PRIMARY KEY REFERENCES runs(id),
     data BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS final_weights (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+    data BLOB NOT NULL,
+    format TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rankings (
     id INTEGER PRIMARY KEY,
     method TEXT NOT NULL,
@@ -94,6 +101,9 @@ CREATE TABLE IF NOT EXISTS ranking_supernets (
     data BLOB NOT NULL
 );
 """.format(provenance="    " + PROVENANCE_SQL)
+WEIGHTS_FORMAT = "torch.save state_dict, CPU, no auxiliary head"
+"""What a ``final_weights`` blob holds: the deployed final network's state (the auxiliary head
+trains only), as ``Store.final_weights`` reads it back."""
 KEY_INDEX = "CREATE INDEX IF NOT EXISTS runs_key ON runs (method, seed, protocol_hash, data, variant, status)"
 KEY_FIELDS = ("method", "seed", "protocol_hash", "data", "variant")
 KEY_COLUMNS = " AND ".join(f"{name}=?" for name in KEY_FIELDS)

@@ -125,6 +125,28 @@ CASES = {
     "bench-odd-channels": (("bench", "search-step", "--method", "darts", "--channels", "3"),
                            "channels must be an even number >= 2"),
     "bench-not-supernet": (("bench", "search-step", "--method", "random"), "has no supernet search step"),
+    # export
+    "export-run-unknown": (("export", "99", "--store", "{store}", "--out", "{dir}/net.onnx"), "no run 99 in"),
+    "export-store-missing": (("export", "1", "--store", "{dir}/none.sqlite", "--out", "{dir}/net.onnx"),
+                             "no results store"),
+    "export-store-foreign": (("export", "1", "--store", "{dir}/foreign.sqlite", "--out", "{dir}/net.onnx"),
+                             "not a nasbench store"),
+    "export-genotype-malformed": (("export", "{dir}/broken-genotype.json", *SMOKE, "--out", "{dir}/net.onnx"),
+                                  "not valid JSON"),
+    "export-genotype-unknown": (("export", "NotANet", *SMOKE, "--out", "{dir}/net.onnx"), "unknown genotype 'NotANet'"),
+    "export-format-unknown": (("export", "DARTS_V2", *SMOKE, "--format", "tflite", "--out", "{dir}/net.onnx"),
+                              "invalid choice: 'tflite'"),
+    "export-out-missing": (("export", "DARTS_V2", *SMOKE), "the following arguments are required: --out"),
+    "export-out-under-a-file": (("export", "DARTS_V2", *SMOKE, "--out", "{dir}/data.csv/net.onnx"),
+                                "is a file, not a directory"),
+    "export-out-under-proc": (("export", "DARTS_V2", *SMOKE, "--out", "/proc/nasbench/net.onnx"),
+                              "does not accept new files"),
+    "export-out-a-directory": (("export", "DARTS_V2", *SMOKE, "--out", "{dir}/folder.npz"), "is a directory"),
+    "export-protocol-disagrees": (("export", "1", "--store", "{store}", "--protocol", "proxy", "--out", "{dir}/net.onnx"),
+                                  "not under --protocol proxy"),
+    "export-space-disagrees": (("export", "1", "--store", "{store}", "--space", "fbnet", "--out", "{dir}/net.onnx"),
+                               "not --space fbnet"),
+    "export-space-unknown": (("export", "DARTS_V2", "--space", "nope", "--out", "{dir}/net.onnx"), "unknown space"),
 }
 
 

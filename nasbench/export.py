@@ -1,0 +1,138 @@
+"""``nasbench export`` as functions: a found network, as the protocol's final stage builds it
+for inference (eval mode, no auxiliary head, which only trains), with the run's trained
+weights where the store keeps them, written as an ONNX model that records where it comes from.
+
+The network is exported with the settings the onnxruntime backend measures latencies under
+(:func:`nasbench.hardware.measure.onnx_bytes`), so an exported network is the one measured.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from torch import nn
+
+from nasbench.data import CIFAR10_MEAN, CIFAR10_STD
+from nasbench.errors import NasbenchError
+from nasbench.hardware.measure import onnx_bytes
+from nasbench.protocol import Protocol, protocol_from_json
+from nasbench.spaces import get_space, space_class
+from nasbench.spaces.base import SearchSpace
+from nasbench.spaces.resolve import resolve_arch
+from nasbench.store import Store, check_store_path
+from nasbench.training import build_model
+from nasbench.types import TensorState
+
+INPUT, OUTPUT = "images", "logits"
+UNTRAINED_SEED = 0
+"""The seed of the weights a network without trained ones is exported with."""
+
+
+@dataclass(frozen=True)
+class ExportSource:
+    """What is exported: an architecture of a space, the protocol whose final stage sizes its
+    network, and the stored run it comes from with its trained weights, where there are."""
+
+    name: str
+    """How messages name it: ``run 7 (random-arch seed 0)`` or the genotype as given."""
+    space: SearchSpace
+    arch: Any
+    protocol: Protocol
+    run_id: int | None = None
+    weights: TensorState | None = None
+
+
+def stored_run(store_path: Path, run_id: int, protocol: Protocol | None = None, space: str | None = None) -> ExportSource:
+    """Run ``run_id`` of the store at ``store_path`` under its stored protocol and space, with
+    its final weights where the store holds them; ``protocol`` and ``space``, where given, must
+    be the run's (the same hash and space layout), or it is an error."""
+    check_store_path(store_path, write=False)
+    with Store(store_path, readonly=True) as store:
+        row = next((r for r in store.all_runs() if r["id"] == run_id), None)
+        if row is None:
+            raise NasbenchError(f"no run {run_id} in {store_path} (`nasbench list runs --store {store_path}` lists them)")
+        if row["genotype_json"] is None:
+            raise NasbenchError(f"run {run_id} is {row['status']}: it has no final network to export")
+        weights = store.final_weights(run_id)
+    stored = protocol_from_json(row["protocol_json"], f"run {run_id}'s stored protocol")
+    if stored.hash != row["protocol_hash"]:
+        raise NasbenchError(f"run {run_id}'s stored protocol hashes to {stored.hash} under this nasbench, not to the "
+                            f"run's {row['protocol_hash']}: its network cannot be rebuilt as it was trained")
+    label = space_class(row["space"]).protocol_section
+    if protocol is not None and (protocol.hash != stored.hash or (label and protocol.section(label) != stored.section(label))):
+        raise NasbenchError(f"run {run_id} was made under protocol {stored.name} ({stored.hash}), not under --protocol "
+                            f"{protocol.name} ({protocol.hash}); leave --protocol out to export it under its own")
+    if space is not None and space != row["space"]:
+        raise NasbenchError(f"run {run_id} searched the {row['space']} space, not --space {space}; leave --space out")
+    built = get_space(row["space"], stored)
+    arch = built.from_dict(json.loads(row["genotype_json"]), where=f"run {run_id}'s genotype")
+    return ExportSource(f"run {run_id} ({row['method']} seed {row['seed']})", built, arch, stored, run_id, weights)
+
+
+def named_architecture(name: str, space: str, protocol: Protocol) -> ExportSource:
+    """The architecture ``name`` gives (a zoo name or a JSON file) in ``space`` as ``protocol``
+    lays it out; it has no trained weights."""
+    built = get_space(space, protocol)
+    arch, _ = resolve_arch(name, built)
+    return ExportSource(name, built, arch, protocol)
+
+
+def final_network(source: ExportSource) -> nn.Module:
+    """The network the protocol's final stage trains (:func:`~nasbench.training.build_model`,
+    as the runner builds it) without the auxiliary head, on the CPU in eval mode, holding the
+    run's trained weights, else freshly initialised ones (:data:`UNTRAINED_SEED`)."""
+    stage = dataclasses.replace(source.protocol.final, auxiliary_weight=0.0)
+    model = build_model(source.space, source.arch, stage, torch.device("cpu"), UNTRAINED_SEED)
+    if source.weights is not None:
+        try:
+            model.load_state_dict(source.weights)
+        except RuntimeError as err:
+            raise NasbenchError(f"the stored weights of {source.name} do not fit its network as this nasbench builds "
+                                f"it: {str(err).splitlines()[0]}") from None
+    return model.eval()
+
+
+def metadata(source: ExportSource) -> dict[str, str]:
+    """The ONNX model's ``metadata_props``: where the network comes from and what it takes."""
+    size = source.space.input_size
+    return {
+        "nasbench.run_id": "none" if source.run_id is None else str(source.run_id),
+        "nasbench.space": source.space.name,
+        "nasbench.protocol": source.protocol.name,
+        "nasbench.protocol_hash": source.protocol.hash,
+        "nasbench.genotype": json.dumps(source.space.to_dict(source.arch), sort_keys=True),
+        "nasbench.weights": "untrained" if source.weights is None else "trained",
+        "nasbench.input": f"{INPUT}: float32 (N, 3, {size}, {size}), RGB in [0, 1] normalised per channel with mean "
+                          f"{list(CIFAR10_MEAN)} and std {list(CIFAR10_STD)}; {OUTPUT}: (N, classes)",
+    }
+
+
+def onnx_model(source: ExportSource, network: nn.Module) -> bytes:
+    """``network`` as a checked ONNX model with a dynamic batch size and :func:`metadata`."""
+    size = source.space.input_size
+    image = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    model = onnx.load_from_string(onnx_bytes(network, [image], [INPUT], OUTPUT,
+                                             {INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}))
+    onnx.helper.set_model_props(model, metadata(source))
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all (a file beside it, renamed over it); the
+    CLI checked that ``path`` can be written before any work."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with open(temporary, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
