@@ -1,8 +1,11 @@
 """Comparison reports, regenerated from the store (never edited by hand).
 
-Writes ``results.md`` (one table per protocol and data set, like the survey's tables:
-method, strategy class, test error, params, FLOPs, search cost, beside the published
-figures), ``results.csv`` (the same, machine-readable) and ``runs.csv`` (every finished
+Writes ``results.md`` (per protocol, data set and search space a main table that fits a
+screen, like the survey's tables: method, strategy class, test error with its spread and 95%
+interval, the difference from random architectures and whether seeds tell it apart, params,
+FLOPs, search cost, beside the published figures of the same data set; constrained variants
+under their method with short labels and a legend; search details; predicted latency per
+device in tables of its own), ``results.csv`` (the same, machine-readable) and ``runs.csv`` (every finished
 run with its provenance, so any row can be traced and reproduced).
 
 Beside them: ``anytime.csv`` (black-box methods' best search-validation accuracy after each
@@ -14,8 +17,9 @@ once ``nasbench rank`` has stored some, ``rankings.csv`` (the ranking quality of
 sharing, also a section of ``results.md``). Figures are written without metadata that
 changes between runs, so regenerating an unchanged store gives the same bytes.
 
-One module per section: ``results`` (the tables and the published figures, which
-``baselines/comparisons.csv`` pairs with a method and space), ``runs`` (the runs as read and
+One module per section: ``results`` (the summary and its statistics, and the published figures,
+which ``baselines/comparisons.csv`` pairs with a method and space), ``tables`` (its Markdown),
+``labels`` (short words for variants, data sets and titles), ``runs`` (the runs as read and
 ``runs.csv``), ``latency`` (the cost tables' predicted latency per run), ``tradeoff`` (latency
 targets), ``anytime``, ``histories`` (supernet and controller), ``rankings``,
 ``cost_tables``; ``write`` puts them together. The report reads the store, the cost tables

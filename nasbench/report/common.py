@@ -18,8 +18,21 @@ def fmt(value: object, digits: int = 2) -> str:
     return str(value)
 
 
-def label(method: str, variant: str) -> str:
-    return method if not variant else f"{method} [{variant}]"
+def markdown_table(frame: pd.DataFrame) -> str:
+    """``frame`` as a Markdown table padded to its widest cells only (tabulate's pipe tables add
+    two spaces to every column, which pushes a wide table off the screen)."""
+    cells = [[str(c) for c in frame.columns], *([str(v) for v in row] for row in frame.itertuples(index=False))]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+
+    def line(row: list[str]) -> str:
+        return "| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths)) + " |"
+
+    return "\n".join([line(cells[0]), "|" + "|".join(":" + "-" * (w + 1) for w in widths) + "|", *map(line, cells[1:])])
+
+
+def label(method: str, short_label: str) -> str:
+    """A row's name in a figure: its method and its variant's short label."""
+    return method if not short_label else f"{method}, {short_label}"
 
 
 def section_title(protocol: str, protocol_hash: str, data: str) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from nasbench.report.common import markdown_table
 from nasbench.store import TOP_FRACTION, Store, ranking_record
 
 
@@ -50,5 +51,5 @@ def rankings_markdown(rankings: pd.DataFrame) -> str:
         f"Spearman ρ between the two orders; top-k overlap: the share of the stand-alone best k (k = K // "
         f"{TOP_FRACTION}, at least 1) among the supernet's best k. 1 is a perfect ranking, 0 none; – where one "
         "side scores every architecture the same. `rankings.csv` has both accuracy lists.",
-        "", table.to_markdown(index=False, disable_numparse=True),
+        "", markdown_table(table),
     ]) + "\n"

@@ -1,61 +1,69 @@
-"""The results tables: one row per (protocol, data, method, variant), beside the published figures."""
+"""The results summary: one row per (protocol, data, method, variant), with the seeds' spread,
+a 95% interval, the difference from random architectures of the same space and whether it is
+told apart from seed noise, beside the published figures it compares with."""
 from __future__ import annotations
 
-from pathlib import Path
+import math
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
-from nasbench.report.common import (
-    REFERENCE_METHOD,
-    ROW_KEYS,
-    SECTION_KEYS,
-    fmt,
-    label,
-    section_title,
-)
+from nasbench.report.common import REFERENCE_METHOD, ROW_KEYS
+from nasbench.report.labels import compares_with
 from nasbench.store.baselines import compared_row
 
-CONVENTIONS = (
-    "Test error: % on the protocol's test split, mean ± sample standard deviation over seeds (n). "
-    "Params: millions, auxiliary head excluded. FLOPs: millions, fvcore's count, one multiply-add = one FLOP. "
-    "Search cost: hours of wall time of the search alone on the device named (final training excluded). "
-    f"Δ vs random: mean test error minus that of `{REFERENCE_METHOD}` (architectures drawn at random and "
-    "final-trained identically); negative is better. Published columns: the papers' own figures "
-    "(full CIFAR-10, their hardware, GPU-days) from baselines/published_results.csv. "
-    "Latency (ms) <space> <device> <backend> t<threads> b<batch>: the found networks' latency predicted by the measured "
-    "cost table of that device and the run's protocol (its final network, without the auxiliary head), mean over seeds; "
-    "empty where the table has no entry for a part of the network (a table holds the parts of 4-node cells, so PNAS' "
-    "shorter cells of a small budget have none). "
-    "Skip share (N / R): the share of `skip_connect` among the found cells' edges, mean over seeds (a cell "
-    "collapsing onto skip connections is DARTS' known failure mode; supernet methods' per-epoch shares are in "
-    "supernet_history.csv). Constraint: the metric, the cost the found architecture achieves on the constraint "
-    "table's device (mean over seeds) / the target, and that device."
-)
+CONFIDENCE = 0.95
+"""Of the interval of the mean test error (Student's t over the seeds)."""
+SIGNIFICANCE = 0.05
+"""Welch's t-test level at which a difference from random architectures is told apart from noise."""
 
 
-def _published(method: str, space: str) -> dict[str, object]:
-    """The published row a method's runs on ``space`` are compared with (baselines/comparisons.csv);
-    none where it names none."""
+def _published(method: str, space: str, data: str) -> dict[str, object]:
+    """The published row a method's runs on ``space`` are compared with (baselines/comparisons.csv),
+    with its data set; its error only where that data set is the runs' own."""
     row = compared_row(method, space)
     if row is None:
-        return {"published_test_error": None, "published_params_m": None,
-                "published_search_cost_gpu_days": None, "published_source": None}
+        return {"published_test_error": None, "published_data": None, "published_comparable": False,
+                "published_params_m": None, "published_search_cost_gpu_days": None, "published_source": None}
     return {
         "published_test_error": row["test_error"],
+        "published_data": row["dataset"],
+        "published_comparable": compares_with(row["dataset"], data),
         "published_params_m": row["params_m"],
         "published_search_cost_gpu_days": row["search_cost_gpu_days"],
         "published_source": f"{row['method']}, {row['variant']}: {row['source']}",
     }
 
 
+def mean_interval(errors: pd.Series) -> tuple[float, float]:
+    """The ``CONFIDENCE`` interval of the mean of ``errors`` (Student's t); NaN under two seeds."""
+    n = errors.count()
+    if n < 2:
+        return math.nan, math.nan
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * errors.std() / math.sqrt(n)
+    return errors.mean() - half, errors.mean() + half
+
+
+def welch_p(errors: pd.Series, reference: pd.Series) -> float:
+    """Welch's two-sided p-value that ``errors`` and ``reference`` have the same mean; NaN when
+    either has under two seeds or both have no spread."""
+    a, b = errors.dropna().to_numpy(), reference.dropna().to_numpy()
+    if len(a) < 2 or len(b) < 2 or (np.ptp(a) == 0 and np.ptp(b) == 0):
+        return math.nan
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (protocol, data, method, variant): a constrained run is its own row."""
+    """One row per (protocol, data, method, variant): a constrained run is its own row. Δ vs
+    random is against ``random-arch``'s runs on the same space, protocol and data."""
     runs = runs.assign(test_error=100.0 * (1.0 - runs["test_acc"]))
     latency_columns = [c for c in runs.columns if c.startswith("latency_ms ")]
     grouped = runs.groupby(ROW_KEYS, sort=False)
     table = grouped.agg(
         strategy=("strategy_class", "first"),
         space=("space", "first"),
+        label=("label", "first"),
         n=("seed", "nunique"),
         seeds=("seed", lambda s: ",".join(str(v) for v in sorted(s))),
         test_error_mean=("test_error", "mean"),
@@ -74,51 +82,28 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         constraint_device=("constraint_device", lambda s: "; ".join(sorted(set(s.dropna())))),
         **{column: (column, "mean") for column in latency_columns},
     ).reset_index()
-    reference = table[(table["method"] == REFERENCE_METHOD) & (table["variant"] == "")].set_index(["protocol_hash", "data"])["test_error_mean"]
-    table["delta_vs_random"] = [
-        row.test_error_mean - reference[(row.protocol_hash, row.data)] if (row.protocol_hash, row.data) in reference.index else None
-        for row in table.itertuples()
-    ]
-    published = pd.DataFrame([_published(m, space) for m, space in zip(table["method"], table["space"])])
+    errors = {key: group["test_error"] for key, group in grouped}
+    intervals = [mean_interval(errors[key]) for key in table[ROW_KEYS].itertuples(index=False, name=None)]
+    table["test_error_ci_low"] = [low for low, _ in intervals]
+    table["test_error_ci_high"] = [high for _, high in intervals]
+    reference = _references(table, errors)
+    deltas, p_values = [], []
+    for row in table.itertuples():
+        key = (row.protocol_hash, row.data, row.space)
+        ref = reference.get(key)
+        deltas.append(None if ref is None else row.test_error_mean - ref.mean())
+        own = errors[tuple(getattr(row, k) for k in ROW_KEYS)]
+        p_values.append(math.nan if ref is None or own is ref else welch_p(own, ref))
+    table["delta_vs_random"] = deltas
+    table["delta_p_value"] = p_values
+    table["distinguishable"] = [None if math.isnan(p) else bool(p < SIGNIFICANCE) for p in p_values]
+    published = pd.DataFrame([_published(m, space, data)
+                              for m, space, data in zip(table["method"], table["space"], table["data"])])
     return pd.concat([table, published], axis=1)
 
 
-def to_markdown(summary: pd.DataFrame, store_path: Path, n_runs: int) -> str:
-    lines = [
-        "# nasbench results",
-        "",
-        f"Generated by `nasbench report` from the store `{store_path}` ({n_runs} finished runs). "
-        "Do not edit by hand: regenerate.",
-        "",
-        CONVENTIONS,
-    ]
-    for (protocol, protocol_hash, data), section in summary.groupby(SECTION_KEYS, sort=False):
-        lines += ["", f"## {section_title(protocol, protocol_hash, data)}", ""]
-        table = pd.DataFrame({
-            "Method": [label(m, v) for m, v in zip(section["method"], section["variant"])],
-            "Strategy": section["strategy"],
-            "Test error (%)": [f"{fmt(m)} ± {fmt(s)}" for m, s in zip(section["test_error_mean"], section["test_error_std"])],
-            "n": section["n"],
-            "Δ vs random (pp)": [fmt(v) for v in section["delta_vs_random"]],
-            "Params (M)": [fmt(v, 3) for v in section["params_m"]],
-            "FLOPs (M, MAC=1)": [fmt(v, 1) for v in section["flops_m"]],
-            "Skip share (N / R)": [f"{fmt(n)} / {fmt(r)}" for n, r in zip(section["skip_normal"], section["skip_reduce"])],
-            "Search cost (h)": [fmt(v, 3) for v in section["search_hours"]],
-            "Device": section["devices"],
-            **{f"Latency (ms) {c.removeprefix('latency_ms ')}": [fmt(v, 2) for v in section[c]]
-               for c in section.columns if c.startswith("latency_ms ") and section[c].notna().any()},
-            **({"Constraint: achieved / target on the table's device": [
-                "–" if pd.isna(t) else f"{metric} {a:.4g} / {t:.4g} on {device}"
-                for metric, a, t, device in zip(section["constraint_metric"], section["constraint_achieved"],
-                                                section["constraint_target"], section["constraint_device"])]}
-               if section["constraint_target"].notna().any() else {}),
-            "Published error (%)": [fmt(v) for v in section["published_test_error"]],
-            "Published params (M)": [fmt(v, 1) for v in section["published_params_m"]],
-            "Published search (GPU-days)": [fmt(v, 1) for v in section["published_search_cost_gpu_days"]],
-        })
-        lines.append(table.to_markdown(index=False, disable_numparse=True))
-        # one mention per method and source, however many variants (constraints, spaces) it has rows for
-        sources = section.dropna(subset=["published_source"]).drop_duplicates(["method", "published_source"])
-        if len(sources):
-            lines += ["", "Published figures: " + "; ".join(f"{m}: {s}" for m, s in zip(sources["method"], sources["published_source"]))]
-    return "\n".join(lines) + "\n"
+def _references(table: pd.DataFrame, errors: dict[tuple, pd.Series]) -> dict[tuple, pd.Series]:
+    """Per (protocol hash, data, space): the test errors of its unconstrained ``random-arch`` runs
+    (another space is a variant of the method, but not of the reference)."""
+    rows = table[(table["method"] == REFERENCE_METHOD) & table["label"].eq("")]
+    return {(r.protocol_hash, r.data, r.space): errors[tuple(getattr(r, k) for k in ROW_KEYS)] for r in rows.itertuples()}

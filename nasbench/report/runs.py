@@ -1,5 +1,5 @@
-"""The finished runs as the report reads them (one row per run, with its constraint and the
-found cells' skip share) and as ``runs.csv`` writes them, with their provenance."""
+"""The finished runs as the report reads them (one row per run, with its constraint, its
+variant's short label and the found cells' skip share) and as ``runs.csv`` writes them, with their provenance."""
 from __future__ import annotations
 
 import json
@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from nasbench.report.labels import variant_label
 from nasbench.spaces import get_space, space_class
 from nasbench.store import iter_finished
 
 
 def load_runs(store_path: Path) -> pd.DataFrame:
-    rows = [{**dict(row), **_constraint_columns(row["details_json"]), **_skip_columns(row["space"], row["genotype_json"])}
+    rows = [{**dict(row), **_constraint_columns(row["details_json"]), **_skip_columns(row["space"], row["genotype_json"]),
+             "label": variant_label(row["variant"], stored_constraint(row["details_json"]))}
             for row in iter_finished(store_path)]
     return pd.DataFrame(rows)
 

@@ -12,11 +12,14 @@ from nasbench.report.anytime import (
     write_anytime_figures,
 )
 from nasbench.report.cost_tables import cost_table_rows, cost_tables_markdown
+from nasbench.report.drawings import write_drawings
 from nasbench.report.histories import controller_history, supernet_history
 from nasbench.report.latency import load_tables, with_device_costs
 from nasbench.report.rankings import load_rankings, rankings_markdown
-from nasbench.report.results import summarise, to_markdown
+from nasbench.report.results import summarise
 from nasbench.report.runs import load_runs, provenance
+from nasbench.report.site import write_site
+from nasbench.report.tables import results_markdown
 from nasbench.report.tradeoff import (
     TRADEOFF_COLUMNS,
     latency_tradeoff,
@@ -54,7 +57,7 @@ def generate(store_path: Path, out_dir: Path, tables_dir: Path | None = None) ->
     figures = write_anytime_figures(trajectories, out_dir)
     tradeoff = latency_tradeoff(runs, cost_tables)
     tradeoff_md, tradeoff_figures = tradeoff_markdown(tradeoff, out_dir)
-    paths[0].write_text(to_markdown(summary, store_path, len(runs)) + tradeoff_md + anytime_markdown(figures)
+    paths[0].write_text(results_markdown(summary, store_path, len(runs)) + tradeoff_md + anytime_markdown(figures)
                         + rankings_md + tables_md)
     summary.to_csv(paths[1], index=False, float_format=CSV_FLOATS)
     provenance(runs).to_csv(paths[2], index=False, float_format=CSV_FLOATS)
@@ -69,4 +72,7 @@ def generate(store_path: Path, out_dir: Path, tables_dir: Path | None = None) ->
     supernet_history(runs).to_csv(paths[-1], index=False, float_format=CSV_FLOATS)
     paths.append(out_dir / "controller_history.csv")
     controller_history(runs).to_csv(paths[-1], index=False, float_format=CSV_FLOATS)
-    return paths
+    drawings, drawings_md = write_drawings(out_dir, runs)
+    paths[0].write_text(paths[0].read_text() + drawings_md)
+    histories = {"anytime": trajectories, "supernet": supernet_history(runs), "controller": controller_history(runs)}
+    return paths + drawings + write_site(out_dir / "site", runs, summary, tables, histories)

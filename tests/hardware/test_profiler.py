@@ -229,4 +229,6 @@ def test_report_gives_each_method_its_latency_on_the_profiled_device(profiled, s
             continue
         expected = np.mean([model.cost(g) for g in genotypes])
         assert summary.loc[method, column] == pytest.approx(expected, rel=1e-5)
-    assert f"Latency (ms) cell {table.device_fingerprint} {backend} t1 b1" in (tmp_path / "results.md").read_text()
+    markdown = (tmp_path / "results.md").read_text()
+    assert f"space `cell`, device `{table.device_fingerprint}`\n\n| Method " in markdown
+    assert f"| {backend} t1 b1 |" in markdown

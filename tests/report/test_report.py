@@ -96,36 +96,59 @@ def test_summary_numbers(made):
     assert pd.isna(b.loc["random", "test_error_std"]) and pd.isna(b.loc["random", "delta_vs_random"])
 
 
+def tables(text: str, starts: str = "| Method") -> list[list[dict[str, str]]]:
+    """Every Markdown table in ``text`` whose header starts with ``starts``, as rows of cells by column."""
+    found, lines = [], text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(starts):
+            header = [c.strip() for c in line.strip().strip("|").split("|")]
+            body = []
+            for row in lines[i + 2:]:
+                if not row.startswith("|"):
+                    break
+                body.append(dict(zip(header, [c.strip() for c in row.strip().strip("|").split("|")])))
+            found.append(body)
+    return found
+
+
 def test_markdown(made):
     path, out, _, _ = made
     text = (out / "results.md").read_text()
     assert f"from the store `{path}` (6 finished runs)" in text
-    assert "## Protocol `p-a` (hash `aaaaaaaaaaaa`)" in text and "## Protocol `p-b` (hash `bbbbbbbbbbbb`)" in text
-    section_a, section_b = text.split("## Protocol `p-b`")
-
-    def rows(section):
-        return {cells[0]: cells for cells in ([c.strip() for c in line.strip().strip("|").split("|")]
-                                              for line in section.splitlines() if line.startswith("| random"))}
-
-    a, b = rows(section_a), rows(section_b)
-    assert a["random"][:4] == ["random", "RS", "20.00 ± 10.00", "3"]
-    assert a["random-arch"][:4] == ["random-arch", "RS", "30.00 ± 7.07", "2"]
-    assert b["random"][:5] == ["random", "RS", "50.00 ± –", "1", "–"]
+    assert "## `p-a` protocol (hash `aaaaaaaaaaaa`), CIFAR-10 from an .npz file" in text
+    assert "## `p-b` protocol (hash `bbbbbbbbbbbb`)" in text
+    section_a, section_b = text.split("## `p-b` protocol")
+    main_a, details_a = tables(section_a)[:2]
+    assert [row["Method"] for row in main_a] == ["random", "random-arch"]  # sorted by error
+    a, b = main_a[0], tables(section_b)[0][0]
+    assert (a["Strategy"], a["Space"], a["Test error (%)"], a["95% CI"]) == ("RS", "cell", "20.00 ± 10.00 (3)", "0.0–44.8")
+    assert (a["Δ vs random-arch"], a["Told apart"]) == ("-10.00", "no (p 0.29)")  # Welch's t-test, 10,20,30 vs 25,35
+    assert main_a[1]["Test error (%)"] == "30.00 ± 7.07 (2)" and main_a[1]["95% CI"] == "0.0–93.5"
+    assert main_a[1]["Told apart"] == "reference"
+    assert (b["Test error (%)"], b["95% CI"], b["Δ vs random-arch"], b["Told apart"]) == ("50.00 ± – (1)", "–", "–", "–")
+    assert "No `random-arch` runs on this space: `nasbench run --method random-arch --space cell`" in section_b
+    assert details_a[0]["Seeds"] == "0,1,2"
 
 
 def test_markdown_keeps_the_documented_number_formats(made):
     """Δ with 2 decimals, params with 3, FLOPs 1, search cost 3, published as given: the same in every table."""
     _, out, _, _ = made
-    text = (out / "results.md").read_text()
-    cells = {}
-    for section, part in zip("ab", text.split("## Protocol `p-b`")):
-        for line in part.splitlines():
-            if line.startswith("| random"):
-                row = [c.strip() for c in line.strip().strip("|").split("|")]
-                cells[section, row[0]] = row[4:]
-    assert cells["a", "random"] == ["-10.00", "1.667", "2.0", "0.25 / 0.50", "1.333", "cpu x", "3.29", "3.2", "4.0"]
-    assert cells["a", "random-arch"] == ["0.00", "1.000", "2.0", "0.25 / 0.50", "1.000", "cpu x", "–", "–", "–"]
-    assert cells["b", "random"] == ["–", "1.000", "2.0", "0.25 / 0.50", "1.000", "cpu x", "3.29", "3.2", "4.0"]
+    section_a, section_b = (out / "results.md").read_text().split("## `p-b` protocol")
+    main_a, details_a = tables(section_a)[:2]
+    main_b, details_b = tables(section_b)[:2]
+    numbers = ["Params (M)", "FLOPs (M)", "Search (h)", "Published (%)"]
+    assert [main_a[0][k] for k in numbers] == ["1.667", "2.0", "1.333", "3.29 (CIFAR-10)"]
+    assert [main_a[1][k] for k in numbers] == ["1.000", "2.0", "1.000", "–"]
+    assert [main_b[0][k] for k in numbers] == ["1.000", "2.0", "1.000", "3.29 (CIFAR-10)"]
+    details = ["Skip share (N / R)", "Final training (h)", "Searched on", "Published params (M)", "Published search (GPU-days)"]
+    assert [details_a[0][k] for k in details] == ["0.25 / 0.50", "0.017", "cpu x", "3.2", "4.0"]
+    assert [details_b[0][k] for k in details] == ["0.25 / 0.50", "0.017", "cpu x", "3.2", "4.0"]
+
+
+def test_main_table_fits_a_screen(made):
+    text = (made[1] / "results.md").read_text()
+    main = [line for line in text.splitlines() if line.startswith("|")]
+    assert main and max(map(len, main)) <= 170
 
 
 def test_runs_csv_lists_finished_runs_only(made):
@@ -212,7 +235,7 @@ def test_anytime_figure_is_a_png_regenerated_byte_for_byte(searched, tmp_path):
     path, out, _ = searched
     figure = (out / FIGURE).read_bytes()
     assert figure.startswith(b"\x89PNG\r\n\x1a\n") and b"IHDR" in figure and b"Software" not in figure
-    assert matplotlib.image.imread(out / FIGURE).shape == (420, 1100, 4)
+    assert matplotlib.image.imread(out / FIGURE).shape == (270, 1100, 4)  # one method: one row of panels
     generate(path, tmp_path)
     assert (tmp_path / FIGURE).read_bytes() == figure
     assert f"![anytime performance, p-a]({FIGURE})" in (out / "results.md").read_text()
@@ -226,16 +249,17 @@ def test_skip_share_comes_from_the_genotype(searched):
     assert table.loc["snas", ["skip_normal", "skip_reduce"]].tolist() == [0.25, 0.5]
 
 
-def test_constrained_row_shows_metric_achieved_target_and_device(searched):
+def test_constrained_row_has_a_short_label_expanded_in_the_legend(searched):
+    """The constrained SNAS run has no unconstrained one to sit under, so its row names its method."""
     _, out, _ = searched
     text = (out / "results.md").read_text()
-    header = next(line for line in text.splitlines() if line.startswith("| Method"))
-    row = next(line for line in text.splitlines() if line.startswith(f"| snas [{CONSTRAINED}]"))
-    cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
-    assert cells["Constraint: achieved / target on the table's device"] == "params 4321 / 5000 on cpu-x"
-    assert cells["Skip share (N / R)"] == "0.25 / 0.50"
-    darts = next(line for line in text.splitlines() if line.startswith("| darts "))
-    assert "| –" in darts and "on cpu-x" not in darts
+    main, details = tables(text)[:2]
+    assert "snas: params ≤ 0.005M, λ 0.01" in [row["Method"] for row in main]
+    assert f"- snas `snas: params ≤ 0.005M, λ 0.01`: `{CONSTRAINED}` (table of `cpu-x`)" in text
+    row = next(row for row in details if row["Method"].startswith("snas:"))
+    assert row["Constraint achieved"] == "0.00432M (target 0.005M)"
+    assert row["Skip share (N / R)"] == "0.25 / 0.50"
+    assert next(row for row in details if row["Method"] == "darts")["Constraint achieved"] == "–"
 
 
 def test_supernet_history_per_epoch(searched):
