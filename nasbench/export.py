@@ -124,6 +124,28 @@ def onnx_model(source: ExportSource, network: nn.Module) -> bytes:
     return model.SerializeToString()
 
 
+PARITY_TOLERANCE = 1e-4
+"""The largest absolute difference between onnxruntime's and torch's logits an export accepts."""
+PARITY_BATCH = 4
+
+
+def parity(model: bytes, network: nn.Module, size: int) -> float:
+    """The largest absolute difference between the logits onnxruntime computes from ``model`` and
+    those torch computes from ``network`` on the same fixed random batch; an error above
+    :data:`PARITY_TOLERANCE`, so that a file that computes something else is never written."""
+    import onnxruntime
+
+    images = torch.randn(PARITY_BATCH, 3, size, size, generator=torch.Generator().manual_seed(1))
+    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    (logits,) = session.run([OUTPUT], {INPUT: images.numpy()})
+    with torch.no_grad():
+        difference = (torch.from_numpy(logits) - network(images)).abs().max().item()
+    if not difference <= PARITY_TOLERANCE:
+        raise NasbenchError(f"the ONNX model computes logits up to {difference:.3g} away from torch's (tolerance "
+                            f"{PARITY_TOLERANCE:g}): not written; please report it with the architecture")
+    return difference
+
+
 def write_file(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` whole or not at all (a file beside it, renamed over it); the
     CLI checked that ``path`` can be written before any work."""

@@ -13,7 +13,13 @@ import pytest
 import torch
 
 from nasbench.errors import NasbenchError
-from nasbench.export import ExportSource, final_network, named_architecture, onnx_model
+from nasbench.export import (
+    ExportSource,
+    final_network,
+    named_architecture,
+    onnx_model,
+    parity,
+)
 from nasbench.hardware.counting import AUXILIARY_PREFIX, count_params
 from nasbench.spaces import SPACES, get_space
 from nasbench.training import build_model
@@ -97,3 +103,17 @@ def test_untrained_weights_are_the_same_every_time(smoke):
     source = named_architecture("DARTS_V2", "cell", smoke)
     first, second = final_network(source).state_dict(), final_network(source).state_dict()
     assert all(np.array_equal(first[k].numpy(), second[k].numpy()) for k in first)
+
+
+def test_an_export_that_computes_something_else_is_refused(smoke, cell_space):
+    """The check every export runs before writing: the model against another network fails."""
+    source = ExportSource("a", cell_space, cell_space.sample(random.Random(0)), smoke)
+    network = final_network(source)
+    model = onnx_model(source, network)
+    assert parity(model, network, 32) <= 1e-4
+    other = final_network(ExportSource("b", cell_space, cell_space.sample(random.Random(0)), smoke))
+    with torch.no_grad():
+        for parameter in other.parameters():
+            parameter.add_(0.01)
+    with pytest.raises(NasbenchError, match="computes logits up to .* away from torch's"):
+        parity(model, other.eval(), 32)

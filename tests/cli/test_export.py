@@ -108,6 +108,7 @@ def test_a_genotype_of_any_space_is_exported_untrained(tmp_path, smoke):
     assert result.code == 0 and result.err.count("\n") == 1 and UNTRAINED in result.err
     record = result.json_lines()[0]
     assert (record["space"], record["run_id"], record["weights"]) == ("nasrl-macro", None, "untrained")
+    assert 0 <= record["parity_max_abs_diff"] <= 1e-4 and record["parity_batch"] == 4
     meta = props(out)
     assert (meta["nasbench.space"], meta["nasbench.run_id"]) == ("nasrl-macro", "none")
     assert json.loads(meta["nasbench.genotype"]) == arch
