@@ -144,3 +144,43 @@ class Provenance:
     device_fingerprint: str
     software: dict[str, str]
     git_commit: str | None
+
+
+NODE_KINDS = ("input", "intermediate", "output", "layer")
+"""What a drawn node is: a cell's input state, one of its intermediate nodes, its output, or
+a layer of a layer-wise or macro network."""
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    id: str
+    label: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class GraphEdge:
+    src: str
+    dst: str
+    label: str = ""
+    """The operation on the edge, where the space puts operations on edges (cells)."""
+
+
+@dataclass(frozen=True)
+class ArchitectureGraph:
+    """One drawable part of an architecture (a cell type, or a whole network) as nodes and
+    edges, so that the report can draw every space alike without knowing its values."""
+
+    group: str
+    """What this graph is: ``normal``, ``reduce``, ``network``."""
+    nodes: tuple[GraphNode, ...]
+    edges: tuple[GraphEdge, ...]
+
+    def __post_init__(self) -> None:
+        ids = [node.id for node in self.nodes]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"{self.group}: node ids must be distinct, got {ids}")
+        unknown = [n.kind for n in self.nodes if n.kind not in NODE_KINDS]
+        dangling = [(e.src, e.dst) for e in self.edges if e.src not in ids or e.dst not in ids]
+        if unknown or dangling:
+            raise ValueError(f"{self.group}: unknown node kinds {unknown} or edges between unknown nodes {dangling}")

@@ -12,14 +12,15 @@ KINDS = {".md": "markdown"}
 
 
 def register(commands: Any) -> None:
-    report = commands.add_parser("report", help="regenerate the comparison tables from the store")
+    report = commands.add_parser("report", help="regenerate the comparison tables, figures, drawings and the web "
+                                                "report (site/index.html) from the store")
     add_store(report)
     report.add_argument("--out", type=Path, default=DEFAULT_REPORTS, help=f"output folder (default: {DEFAULT_REPORTS})")
     report.add_argument("--tables", type=Path, default=DEFAULT_TABLES,
                         help=f"cost tables to summarise (default: {DEFAULT_TABLES})")
     report.add_argument("--json", action="store_true",
                         help='print one JSON object per line, one per written file: {"path": ..., "kind": "markdown", '
-                             '"csv" or "png"}')
+                             '"csv", "png", "svg" (a drawn architecture) or "html" (the web report under site/)}')
 
 
 def execute(args: argparse.Namespace) -> int:

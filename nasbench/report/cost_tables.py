@@ -38,6 +38,7 @@ def cost_table_rows(tables: list[CostTable]) -> pd.DataFrame:
             "backend": f"{c.get('backend')} {c.get('backend_version', '')}".strip(), "threads": c.get("threads"),
             "batch_size": c.get("batch_size"), "entries": len(table.entries), "build_seconds": table.build_seconds,
             "predictor": None if table.predictor is None else table.predictor.describe(),
+            "warnings": "\n".join(table.warnings),
         }
         validation = path.with_suffix(".validation.json")
         if not validation.is_file():
@@ -48,6 +49,11 @@ def cost_table_rows(tables: list[CostTable]) -> pd.DataFrame:
             rows.append(base | {"validated_predictor": name} | figures)
         if content.get("repeatability"):
             rows.append(base | {"validated_predictor": "(repeatability)"} | content["repeatability"])
+        later = content.get("later_process")
+        if later:
+            for name, figures in later["predictors"].items():
+                rows.append(base | {"validated_predictor": f"{name} (later process)"} | figures)
+            rows.append(base | {"validated_predictor": "(repeatability across processes)"} | later["repeatability"])
     return pd.DataFrame(rows)
 
 
@@ -58,7 +64,10 @@ def cost_tables_markdown(tables: pd.DataFrame, tables_dir: Path) -> str:
              "own predictor; `naive_sum` sums isolated part latencies; `affine_sum`, the FLOPs and FLOPs+MAC lines "
              "are linear baselines fitted on the same calibration architectures. `(repeatability)` compares two independent "
              "halves of the whole-network measurements (odd against even rounds): the noise floor no predictor can "
-             "beat. Shares within ±5% / ±10% in %, MAPE, p95 absolute error and signed bias in %. Each table is marked "
+             "beat. Rows marked `(later process)` compare with the same networks measured again in a separate process "
+             "after the build, as a user measures later: `table` restated at that moment's speed of the machine (by the "
+             "table's reference workload), `table_unscaled` as stored; `(repeatability across processes)` compares the "
+             "build's measurement with that one. Shares within ±5% / ±10% in %, MAPE, p95 absolute error and signed bias in %. Each table is marked "
              f"**{THIS_MACHINE}** (the machine that wrote this report: {', '.join(f'`{f}`' for f in this_machine())}) "
              f"or **{ANOTHER_DEVICE}**, with the fingerprint of the device it was measured on."]
     for table_path, group in tables.groupby("table", sort=False):
@@ -68,6 +77,8 @@ def cost_tables_markdown(tables: pd.DataFrame, tables_dir: Path) -> str:
                   f"{first['device']}, {first['backend']}, {first['threads']} thread(s), batch {first['batch_size']}; "
                   f"space `{first['space']}`, protocol `{first['protocol']}` ({first['network']}); "
                   f"{first['entries']} entries, built in {fmt(first['build_seconds'], 0)} s; predictor {first['predictor']}."]
+        for warning in (first.get("warnings") or "").splitlines():
+            lines += ["", f"**Warning:** {warning}"]
         if "validated_predictor" in group and group["validated_predictor"].notna().any():
             shown = pd.DataFrame({
                 "Predictor": group["validated_predictor"], "n": group["n"].astype(int),

@@ -68,11 +68,10 @@ def generate(store_path: Path, out_dir: Path, tables_dir: Path | None = None) ->
         paths.append(out_dir / "tradeoff.csv")
         tradeoff[TRADEOFF_COLUMNS].to_csv(paths[-1], index=False, float_format=CSV_FLOATS)
         paths += tradeoff_figures
-    paths.append(out_dir / "supernet_history.csv")
-    supernet_history(runs).to_csv(paths[-1], index=False, float_format=CSV_FLOATS)
-    paths.append(out_dir / "controller_history.csv")
-    controller_history(runs).to_csv(paths[-1], index=False, float_format=CSV_FLOATS)
+    histories = {"anytime": trajectories, "supernet": supernet_history(runs), "controller": controller_history(runs)}
+    for name in ("supernet", "controller"):
+        paths.append(out_dir / f"{name}_history.csv")
+        histories[name].to_csv(paths[-1], index=False, float_format=CSV_FLOATS)
     drawings, drawings_md = write_drawings(out_dir, runs)
     paths[0].write_text(paths[0].read_text() + drawings_md)
-    histories = {"anytime": trajectories, "supernet": supernet_history(runs), "controller": controller_history(runs)}
     return paths + drawings + write_site(out_dir / "site", runs, summary, tables, histories)

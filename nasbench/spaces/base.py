@@ -18,7 +18,7 @@ from torch import nn
 
 from nasbench.errors import ConfigError, NasbenchError
 from nasbench.protocol import Protocol, read_section
-from nasbench.types import CostLayout, NetworkConfig, PartKey
+from nasbench.types import ArchitectureGraph, CostLayout, NetworkConfig, PartKey
 
 Arch = TypeVar("Arch", bound=Hashable)
 
@@ -123,6 +123,11 @@ class SearchSpace(ABC, Generic[Arch]):
     def zoo(self) -> Mapping[str, ZooEntry[Arch]]:
         """Published architectures of this space, by name."""
         return {}
+
+    def graph(self, arch: Arch) -> tuple[ArchitectureGraph, ...]:
+        """``arch`` as graphs to draw, one per group (a cell type, or the whole network), in
+        the space's natural drawing (the report's architecture figures)."""
+        raise NasbenchError(f"the {self.name} space has no drawing of its {self.arch_noun}s")
 
     # -- hardware cost decomposition (spaces that support cost tables) ---------------
     def cost_parts(self, arch: Arch, config: NetworkConfig) -> list[PartKey]:

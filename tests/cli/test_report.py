@@ -31,9 +31,16 @@ def report(smoke_store, tmp_path_factory):
 def test_report_writes_its_files(report, smoke, smoke_records):
     out, result = report
     figure = f"anytime_smoke_{smoke.hash}_{smoke_records[0]['data']}.png"  # random and evolution have trials
-    assert result.out.splitlines() == [str(out / name) for name in (
+    written = result.out.splitlines()
+    assert written[:7] == [str(out / name) for name in (
         "results.md", "results.csv", "runs.csv", "anytime.csv", figure, "supernet_history.csv",
         "controller_history.csv")]
+    drawings = [line for line in written[7:] if line.endswith(".svg")]
+    assert len(drawings) == len(smoke_records) and all(line.startswith(str(out / "architectures")) for line in drawings)
+    methods = {r["method"] for r in smoke_records}
+    pages = written[7 + len(drawings):]
+    assert pages[0] == str(out / "site" / "index.html")
+    assert sorted(pages[1:]) == sorted(str(out / "site" / "methods" / f"{method}.html") for method in methods)
 
 
 def test_report_json_names_each_written_file(report, smoke_store, tmp_path):
@@ -45,8 +52,10 @@ def test_report_json_names_each_written_file(report, smoke_store, tmp_path):
     lines = result.out.splitlines()
     records = [json.loads(line) for line in lines]
     assert [Path(r["path"]).name for r in records] == [Path(line).name for line in text.out.splitlines()]
-    assert all(Path(r["path"]).parent == tmp_path / "out" and Path(r["path"]).is_file() for r in records)
-    assert [r["kind"] for r in records] == ["markdown", "csv", "csv", "csv", "png", "csv", "csv"]
+    assert all(Path(r["path"]).is_relative_to(tmp_path / "out") and Path(r["path"]).is_file() for r in records)
+    kinds = [r["kind"] for r in records]
+    assert kinds[:7] == ["markdown", "csv", "csv", "csv", "png", "csv", "csv"]
+    assert set(kinds[7:]) == {"svg", "html"}
 
 
 def test_report_labels_this_machines_cost_tables_and_another_devices(tmp_path, cell_space, smoke):

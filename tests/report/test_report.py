@@ -69,8 +69,12 @@ def made(tmp_path_factory):
 
 def test_files(made):
     _, out, paths, _ = made
-    assert paths == [out / name for name in ("results.md", "results.csv", "runs.csv", "anytime.csv",
-                                             "supernet_history.csv", "controller_history.csv")]  # no trials, so no anytime figure
+    assert paths[:6] == [out / name for name in ("results.md", "results.csv", "runs.csv", "anytime.csv",
+                                                 "supernet_history.csv", "controller_history.csv")]  # no trials, so no anytime figure
+    drawings = [p.relative_to(out).as_posix() for p in paths[6:] if p.suffix == ".svg"]
+    assert len(drawings) == 6 and all(name.startswith("architectures/random") for name in drawings)  # one per run
+    assert [p.relative_to(out).as_posix() for p in paths[6 + len(drawings):]] == [
+        "site/index.html", "site/methods/random.html", "site/methods/random-arch.html"]
     assert all(p.is_file() for p in paths)
 
 
@@ -202,7 +206,7 @@ def searched(tmp_path_factory):
 
 def test_anytime_csv_has_best_so_far_and_cumulative_seconds(searched):
     _, out, paths = searched
-    assert paths[3:] == [out / "anytime.csv", out / FIGURE, out / "supernet_history.csv", out / "controller_history.csv"]
+    assert paths[3:7] == [out / "anytime.csv", out / FIGURE, out / "supernet_history.csv", out / "controller_history.csv"]
     anytime = pd.read_csv(out / "anytime.csv")
     assert set(anytime["method"]) == {"random"}  # the only method with trials; the superseded run's are gone
     seed_0, seed_1 = (anytime[anytime["seed"] == s] for s in (0, 1))

@@ -13,10 +13,17 @@ from torch import nn
 
 from nasbench.spaces.base import SearchSpace, ZooEntry
 from nasbench.spaces.cell import costs
-from nasbench.spaces.cell.genotype import Genotype
+from nasbench.spaces.cell.genotype import CellEdges, Genotype
 from nasbench.spaces.cell.network import EvalNetwork
 from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
-from nasbench.types import CostLayout, NetworkConfig, PartKey
+from nasbench.types import (
+    ArchitectureGraph,
+    CostLayout,
+    GraphEdge,
+    GraphNode,
+    NetworkConfig,
+    PartKey,
+)
 
 NODES = 4
 SAMPLED_OPERATIONS = tuple(op for op in SEARCH_OPERATIONS if op != "none")
@@ -84,6 +91,11 @@ class CellSpace(SearchSpace[Genotype]):
     def zoo(self) -> Mapping[str, ZooEntry[Genotype]]:
         return _zoo()
 
+    def graph(self, arch: Genotype) -> tuple[ArchitectureGraph, ...]:
+        """DARTS' drawing (Liu et al., ICLR 2019, Fig. 4-5) of each searched cell; GDAS' fixed
+        reduction cell is not searched and so not drawn."""
+        return tuple(cell_graph(kind, edges, concat) for kind, edges, concat in arch.cells() if edges is not None)
+
     def cost_parts(self, arch: Genotype, config: NetworkConfig) -> list[PartKey]:
         return costs.genotype_parts(arch, config)
 
@@ -98,6 +110,16 @@ class CellSpace(SearchSpace[Genotype]):
 
     def arch_weights(self, arch: Genotype) -> dict[str, torch.Tensor]:
         return costs.genotype_weights(arch)
+
+
+def cell_graph(group: str, edges: CellEdges, concat: tuple[int, ...]) -> ArchitectureGraph:
+    """The inputs c_{k-2} and c_{k-1}, intermediate nodes 0..n-1 whose edges carry their
+    operations, and the output c_{k} concatenating the listed nodes."""
+    nodes = [GraphNode("s0", "c_{k-2}", "input"), GraphNode("s1", "c_{k-1}", "input")]
+    nodes += [GraphNode(f"s{state}", str(state - 2), "intermediate") for state in range(2, len(edges) // 2 + 2)]
+    links = [GraphEdge(f"s{source}", f"s{position // 2 + 2}", op) for position, (op, source) in enumerate(edges)]
+    links += [GraphEdge(f"s{state}", "out") for state in concat]
+    return ArchitectureGraph(group, (*nodes, GraphNode("out", "c_{k}", "output")), tuple(links))
 
 
 @cache

@@ -21,7 +21,7 @@ from nasbench.spaces.enas_macro.network import (
     MacroNetwork,
     reduction_layers,
 )
-from nasbench.types import NetworkConfig
+from nasbench.types import ArchitectureGraph, GraphEdge, GraphNode, NetworkConfig
 
 SKIPS_GROUP = "skips"
 """The one group of :meth:`EnasMacroSpace.skip_share`: all of a network's skip choices."""
@@ -98,6 +98,19 @@ class EnasMacroSpace(SearchSpace[MacroArch]):
         """The share of the L(L-1)/2 possible skip connections that are made (the official
         code's ``skip_rate``; ENAS' KL penalty pulls it towards 0.4)."""
         return {SKIPS_GROUP: sum(map(len, arch.skips)) / (self.layers * (self.layers - 1) / 2)}
+
+    def graph(self, arch: MacroArch) -> tuple[ArchitectureGraph, ...]:
+        """The network as ENAS' Fig. 4 draws it: the layers in a chain, each with its operation
+        (and the pooling after it where the network pools), and an edge from every state a
+        layer adds as a skip connection (state 0 is the stem's output)."""
+        self._check(arch)
+        pooled = reduction_layers(self.layers)
+        layers = [GraphNode(f"l{i}", f"{i}: {op}" + (", pool" if i in pooled else ""), "layer")
+                  for i, op in enumerate(arch.operations)]
+        nodes = (GraphNode("stem", "stem", "input"), *layers, GraphNode("head", "pool, fc", "output"))
+        chain = [GraphEdge(a.id, b.id) for a, b in zip(nodes, nodes[1:])]
+        skips = [GraphEdge(nodes[j].id, f"l{i}") for i, sources in enumerate(arch.skips) for j in sources]
+        return (ArchitectureGraph("network", nodes, tuple(chain + skips)),)
 
     def build(self, arch: MacroArch, config: NetworkConfig) -> nn.Module:
         """The layout fixes the depth, ``config`` the width and the classes (the network has

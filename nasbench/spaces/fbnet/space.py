@@ -19,7 +19,14 @@ from nasbench.spaces.fbnet.blocks import (
     make_head_conv,
     make_stem,
 )
-from nasbench.types import CostLayout, NetworkConfig, PartKey
+from nasbench.types import (
+    ArchitectureGraph,
+    CostLayout,
+    GraphEdge,
+    GraphNode,
+    NetworkConfig,
+    PartKey,
+)
 
 LAYERS_GROUP = "layers"
 """The one group of architecture weights: a (layers, blocks) tensor."""
@@ -161,6 +168,18 @@ class FbnetSpace(SearchSpace[LayerArch]):
 
     def skip_share(self, arch: LayerArch) -> dict[str, float]:
         return {LAYERS_GROUP: sum(b == "skip" for b in arch.blocks) / len(arch.blocks)}
+
+    def graph(self, arch: LayerArch) -> tuple[ArchitectureGraph, ...]:
+        """The network as a chain, as FBNet's Fig. 5 draws it: stem, every layer's chosen block
+        with its channels (and stride where it halves the resolution), head."""
+        self._check(arch)
+        layout = self.layout
+        layers = [GraphNode(f"l{i}", f"{block} {spec.c_in}→{spec.c_out}" + (f" /{spec.stride}" * (spec.stride > 1)),
+                            "layer") for i, (block, spec) in enumerate(zip(arch.blocks, self.specs))]
+        nodes = (GraphNode("image", f"image {layout.resolution}px", "input"),
+                 GraphNode("stem", f"stem 3x3 {layout.stem_channels}", "layer"), *layers,
+                 GraphNode("head", f"head 1x1 {layout.head_channels}, pool, fc", "output"))
+        return (ArchitectureGraph("network", nodes, tuple(GraphEdge(a.id, b.id) for a, b in zip(nodes, nodes[1:]))),)
 
     def build(self, arch: LayerArch, config: NetworkConfig) -> nn.Module:
         """The layout fixes the network's size; ``config`` gives only the classes (FBNet's

@@ -45,7 +45,7 @@ from nasbench.spaces.metaqnn.arch import (
     parse_sequence,
 )
 from nasbench.spaces.metaqnn.network import MetaqnnNetwork
-from nasbench.types import NetworkConfig
+from nasbench.types import ArchitectureGraph, GraphEdge, GraphNode, NetworkConfig
 
 REPRESENTATION_BINS = (8, 4, 1)
 """The smallest representation size of each of the paper's bins (inf, 8], (8, 4], (4, 1] (Table 1)."""
@@ -209,3 +209,11 @@ class MetaqnnSpace(SearchSpace[LayerSequence]):
 
     def to_dict(self, arch: LayerSequence) -> dict[str, Any]:
         return arch.to_dict()
+
+    def graph(self, arch: LayerSequence) -> tuple[ArchitectureGraph, ...]:
+        """The sequence as the paper writes it (Table 1's notation): the image, every layer, the
+        termination."""
+        layers = [GraphNode(f"l{i}", str(layer), "layer") for i, layer in enumerate(arch.layers)]
+        nodes = (GraphNode("image", f"image {self.input_size}px", "input"), *layers,
+                 GraphNode("end", action_name(arch.termination), "output"))
+        return (ArchitectureGraph("network", nodes, tuple(GraphEdge(a.id, b.id) for a, b in zip(nodes, nodes[1:]))),)

@@ -22,9 +22,10 @@ from nasbench.spaces.nasnet.arch import (
     Block,
     CellArch,
     NasnetArch,
+    state_name,
 )
 from nasbench.spaces.nasnet.network import NasnetNetwork
-from nasbench.types import NetworkConfig
+from nasbench.types import ArchitectureGraph, GraphEdge, GraphNode, NetworkConfig
 
 PAPER_CIFAR_NETWORK = NetworkConfig(channels=32, cells=20, auxiliary=True)
 """NASNet-A "6 @ 768" on CIFAR-10 (Table 1): N = 6 normal cells per stage, so 3N + 2 = 20
@@ -97,6 +98,22 @@ class NasnetSpace(SearchSpace[NasnetArch]):
 
     def zoo(self) -> Mapping[str, ZooEntry[NasnetArch]]:
         return _zoo()
+
+    def graph(self, arch: NasnetArch) -> tuple[ArchitectureGraph, ...]:
+        """Per cell, as Fig. 4 of the paper: the inputs h_(i-1) and h_i, a node per block named
+        by how it combines its two edges, each edge carrying its operation, and the output
+        h_(i+1) concatenating the blocks no block reads."""
+        return tuple(_cell_graph(kind, cell) for kind, cell in arch.cells())
+
+
+def _cell_graph(group: str, cell: CellArch) -> ArchitectureGraph:
+    nodes = [GraphNode(f"s{state}", state_name(state), "input") for state in (0, 1)]
+    nodes += [GraphNode(f"s{position + 2}", f"n{position + 2}: {block.combine}", "intermediate")
+              for position, block in enumerate(cell.blocks)]
+    edges = [GraphEdge(f"s{source}", f"s{position + 2}", op) for position, block in enumerate(cell.blocks)
+             for op, source in zip(block.ops, block.inputs)]
+    edges += [GraphEdge(f"s{state}", "out") for state in cell.concat]
+    return ArchitectureGraph(group, (*nodes, GraphNode("out", "h_(i+1)", "output")), tuple(edges))
 
 
 def from_genotype(genotype: Genotype, where: str = "genotype") -> NasnetArch:

@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from nasbench.errors import ConfigError
 from nasbench.settings import require
 from nasbench.spaces.base import SearchSpace
-from nasbench.types import NetworkConfig
+from nasbench.types import ArchitectureGraph, GraphEdge, GraphNode, NetworkConfig
 
 FILTER_SIZES = (1, 3, 5, 7)
 """Filter heights and widths (Zoph & Le, Sect. 4.1: "filter height in [1, 3, 5, 7], filter
@@ -211,6 +211,20 @@ class NasRlSpace(SearchSpace[LayerChain]):
 
     def to_dict(self, arch: LayerChain) -> dict[str, Any]:
         return arch.to_dict()
+
+    def graph(self, arch: LayerChain) -> tuple[ArchitectureGraph, ...]:
+        """The layers with their filter sizes and counts, an edge from each of a layer's inputs
+        (from the image where it has none), and the unused layers into the classifier."""
+        self._check(arch)
+        layers = [GraphNode(f"l{i}", f"{i}: {l.filter_height}x{l.filter_width}, {l.filters}"
+                            + ("" if (l.stride_height, l.stride_width) == (1, 1) else
+                               f" /{l.stride_height}x{l.stride_width}"), "layer")
+                  for i, l in enumerate(arch.layers)]
+        nodes = (GraphNode("image", "image", "input"), *layers, GraphNode("head", "concat, pool, fc", "output"))
+        edges = [GraphEdge(f"l{j}" if layer.inputs else "image", f"l{i}")
+                 for i, layer in enumerate(arch.layers) for j in (layer.inputs or (None,))]
+        edges += [GraphEdge(f"l{i}", "head") for i in arch.outputs()]
+        return (ArchitectureGraph("network", nodes, tuple(edges)),)
 
     def _check(self, arch: LayerChain, where: str = "architecture") -> None:
         layout = self.layout
