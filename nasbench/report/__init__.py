@@ -19,7 +19,8 @@ changes between runs, so regenerating an unchanged store gives the same bytes.
 
 One module per section: ``results`` (the summary and its statistics, and the published figures,
 which ``baselines/comparisons.csv`` pairs with a method and space), ``tables`` (its Markdown),
-``labels`` (short words for variants, data sets and titles), ``runs`` (the runs as read and
+``labels`` (short words for variants, data sets and titles), ``drawings`` (each run's
+architecture drawn as SVG in ``architectures/``), ``site`` (the web report, ``site/``), ``runs`` (the runs as read and
 ``runs.csv``), ``latency`` (the cost tables' predicted latency per run), ``tradeoff`` (latency
 targets), ``anytime``, ``histories`` (supernet and controller), ``rankings``,
 ``cost_tables``; ``write`` puts them together. The report reads the store, the cost tables
