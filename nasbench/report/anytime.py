@@ -86,17 +86,19 @@ def plot_anytime(section: pd.DataFrame, title: str, path: Path) -> None:
             axes = panels[index, column]
             for other, curve in by_row.items():
                 if other != key:
-                    axes.plot(curve[x] * scale, 100 * curve["mean"], drawstyle="steps-post", color="0.8", linewidth=1)
+                    axes.plot(curve[x] * scale, 100 * (1 - curve["mean"]), drawstyle="steps-post", color="0.8",
+                              linewidth=1)
             curve = by_row[key]
             xs, colour = curve[x] * scale, colours[index % len(colours)]
-            axes.fill_between(xs, 100 * curve["min"], 100 * curve["max"], step="post", alpha=0.25, color=colour)
-            axes.plot(xs, 100 * curve["mean"], drawstyle="steps-post", marker="o", markersize=3, color=colour)
+            axes.fill_between(xs, 100 * (1 - curve["max"]), 100 * (1 - curve["min"]), step="post", alpha=0.25,
+                              color=colour)
+            axes.plot(xs, 100 * (1 - curve["mean"]), drawstyle="steps-post", marker="o", markersize=3, color=colour)
             axes.set_title(f"{label(key[0], curve['label'].iloc[0])}, {curve['space'].iloc[0]} space "
                            f"(n={curve['seeds'].iloc[0]})", fontsize=9, loc="left")
             axes.grid(alpha=0.3)
         panels[-1, column].set_xlabel(axis_label)
     panels[0, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
-    figure.supylabel("best search-validation accuracy so far (%)")
+    figure.supylabel("lowest search-validation error so far (%)")
     figure.savefig(path, format="png", dpi=100, metadata={"Software": None})
 
 
@@ -105,7 +107,7 @@ def write_anytime_figures(trajectories: pd.DataFrame, out_dir: Path) -> dict[tup
     figures = {}
     for section_key, section in trajectories.groupby(SECTION_KEYS, sort=False):
         figures[section_key] = out_dir / anytime_figure_name(*section_key)
-        plot_anytime(section, f"Best search-validation accuracy so far: {section_words(section_key[0], section_key[2])}",
+        plot_anytime(section, f"Lowest search-validation error so far: {section_words(section_key[0], section_key[2])}",
                      figures[section_key])
     return figures
 
@@ -114,7 +116,7 @@ def anytime_markdown(figures: dict[tuple[str, str, str], Path]) -> str:
     if not figures:
         return ""
     lines = ["", "## Anytime performance", "",
-             "Methods that train candidates (black-box search): the best search-validation accuracy found so far "
+             "Methods that train candidates (black-box search): the lowest search-validation error (the best candidate) found so far "
              "against the number of trained candidates and against the cumulative time spent training them (the "
              "search's wall time less its own overhead). Line: mean over seeds; band: min–max across seeds. A "
              "failed candidate counts as trained but improves nothing; a seed whose search has ended keeps its final "

@@ -84,13 +84,13 @@ def main_table(rows: pd.DataFrame) -> str:
 
 
 def details_table(rows: pd.DataFrame) -> str:
-    """What a reader checks second: seeds, selection accuracy, skip share, final training, the
+    """What a reader checks second: seeds, selection (search-validation) error, skip share, final training, the
     constraint achieved, the device searched on, and the published size and search cost."""
     constrained = rows["constraint_target"].notna()
     return markdown_table(pd.DataFrame({
         "Method": row_names(rows),
         "Seeds": rows["seeds"],
-        "Val acc (%)": [fmt(100 * v) for v in rows["val_acc_mean"]],
+        "Val error (%)": [fmt(100 * (1 - v)) for v in rows["val_acc_mean"]],
         "Skip share (N / R)": [f"{fmt(n)} / {fmt(r)}" for n, r in zip(rows["skip_normal"], rows["skip_reduce"])],
         "Final training (h)": [fmt(v, 3) for v in rows["eval_hours"]],
         "Constraint achieved": [

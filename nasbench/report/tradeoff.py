@@ -1,5 +1,5 @@
 """The latency section: every latency-constrained run's target, predicted and measured latency
-and accuracy, against the same methods' unconstrained runs, with the Pareto front."""
+and test error, against the same methods' unconstrained runs, with the Pareto front."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,9 +51,14 @@ def _table_reference(constraint: dict[str, object]) -> str | None:
 
 
 def pareto_front(points: pd.DataFrame, latency: str) -> pd.DataFrame:
-    """The points no other point beats on both latency (lower) and test accuracy (higher)."""
+    """The points no other point beats on both latency and test error (lower is better in both)."""
     ordered = points.dropna(subset=[latency]).sort_values([latency, "test_acc"], ascending=[True, False])
     return ordered[ordered["test_acc"] > ordered["test_acc"].cummax().shift(fill_value=-1.0)]
+
+
+def test_error(accuracy: pd.Series) -> pd.Series:
+    """The report's one metric: test error in %."""
+    return 100 * (1 - accuracy)
 
 
 LATENCY_KINDS = (("measured_ms", "measured end to end after the search"), ("predicted_ms", "predicted by the cost table"))
@@ -62,7 +67,7 @@ MARKERS = "osD^vPX*<>"
 
 
 def plot_tradeoff(section: pd.DataFrame, title: str, path: Path) -> None:
-    """Test accuracy against latency: a row of panels per search space, one panel per kind of
+    """Test error against latency: a row of panels per search space, one panel per kind of
     latency (:data:`LATENCY_KINDS`), each with its own Pareto front; a colour per method and
     loss setting, a marker per target, both legends outside the panels (no labels on points,
     so none overlap)."""
@@ -81,12 +86,12 @@ def plot_tradeoff(section: pd.DataFrame, title: str, path: Path) -> None:
             for (method, setting), group in points.groupby(["method", "setting"], sort=False):
                 colour = colours[series.index((method, setting)) % len(colours)]
                 for target, at in group.groupby(group["target_ms"].fillna(-1.0), sort=False):
-                    axes.scatter(at[latency], 100 * at["test_acc"], color=colour, marker=marker.get(target, "x"), s=30)
+                    axes.scatter(at[latency], test_error(at["test_acc"]), color=colour, marker=marker.get(target, "x"), s=30)
             front = pareto_front(points, latency)
-            axes.plot(front[latency], 100 * front["test_acc"], color="black", linewidth=1)
+            axes.plot(front[latency], test_error(front["test_acc"]), color="black", linewidth=1)
             axes.set_title(f"{space} space, latency {words}", fontsize=9, loc="left")
             axes.set_xlabel("latency (ms)")
-            axes.set_ylabel("test accuracy (%)")
+            axes.set_ylabel("test error (%)")
             axes.grid(alpha=0.3)
             if points.empty:
                 axes.text(0.5, 0.5, "no run measured this", transform=axes.transAxes, ha="center", color="0.5")
@@ -105,19 +110,19 @@ def tradeoff_markdown(tradeoff: pd.DataFrame, out_dir: Path) -> tuple[str, list[
     lines = ["", "## Latency targets: predicted against measured", "",
              "Every latency-constrained run: the target, the latency the table predicts for the found architecture, "
              "the latency measured end to end on the table's device after the search (a table that misleads a "
-             "search shows as a gap), the test accuracy and the search time; unconstrained runs of the same methods "
+             "search shows as a gap), the test error and the search time; unconstrained runs of the same methods "
              "as the no-target point (predicted only). Per run: tradeoff.csv."]
     figures = []
     for section_key, section in tradeoff.groupby(SECTION_KEYS, sort=False):
         figures.append(out_dir / f"tradeoff_{'_'.join(section_key)}.png")
-        plot_tradeoff(section, f"Test accuracy against latency: {section_words(section_key[0], section_key[2])}", figures[-1])
+        plot_tradeoff(section, f"Test error against latency: {section_words(section_key[0], section_key[2])}", figures[-1])
         table = markdown_table(pd.DataFrame({
             "Method": section["method"], "Weight, form": section["setting"],
             "Seed": section["seed"], "Target (ms)": [fmt(v, 2) for v in section["target_ms"]],
             "Predicted (ms)": [fmt(v, 3) for v in section["predicted_ms"]],
             "Measured (ms)": [fmt(v, 3) for v in section["measured_ms"]],
-            "Test acc (%)": [fmt(100 * v, 2) for v in section["test_acc"]],
+            "Test error (%)": [fmt(v, 2) for v in test_error(section["test_acc"])],
             "Search (s)": [fmt(v, 0) for v in section["search_seconds"]], "Device": section["device"]}))
         lines += ["", f"### {section_title(*section_key)}", "", table,
-                  "", f"![accuracy against latency]({figures[-1].name})"]
+                  "", f"![test error against latency]({figures[-1].name})"]
     return "\n".join(lines) + "\n", figures

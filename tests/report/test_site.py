@@ -132,9 +132,9 @@ def test_method_pages_draw_each_seed_with_its_curves_and_provenance(site):
     assert random.count('<section class="seed"') == 2
     assert random.count('<svg class="architecture" data-group="normal"') == 2
     assert random.count('data-group="reduce"') == 2 and "xmlns" not in random
-    assert random.count("<figcaption>Best search-validation accuracy so far</figcaption>") == 2
+    assert random.count("<figcaption>Lowest search-validation error so far</figcaption>") == 2
     darts = read(out, "methods/darts.html")
-    for curve in ("Skip share of the derived architecture", "Supernet search-validation accuracy",
+    for curve in ("Skip share of the derived architecture", "Supernet search-validation error",
                   "Architecture weights, normal cell (mean over its positions)", "Architecture weights, reduction cell"):
         assert curve in darts
     assert "Controller reward (mean per update)" in read(out, "methods/enas.html")

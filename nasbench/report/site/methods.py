@@ -40,20 +40,20 @@ def weight_curves(details: Mapping[str, Any]) -> str:
 
 
 def search_curves(run: Mapping[str, Any], histories: Mapping[str, pd.DataFrame]) -> str:
-    """Every curve the run's search left: anytime accuracy, the supernet's per-epoch skip share,
-    accuracy, expected cost and architecture weights, the controller's reward and entropy."""
+    """Every curve the run's search left: anytime error, the supernet's per-epoch skip share,
+    error, expected cost and architecture weights, the controller's reward and entropy."""
     charts = []
     anytime = _of_run(histories.get("anytime"), run["id"])
     if not anytime.empty:
-        charts.append(line_chart("Best search-validation accuracy so far", {"best": list(zip(
-            anytime["candidates"], 100 * anytime["best_val_acc"]))}, "trained candidates", "accuracy (%)", steps=True))
+        charts.append(line_chart("Lowest search-validation error so far", {"best": list(zip(
+            anytime["candidates"], 100 * (1 - anytime["best_val_acc"])))}, "trained candidates", "error (%)", steps=True))
     supernet = _of_run(histories.get("supernet"), run["id"])
     if not supernet.empty:
         skips = {group: list(zip(supernet["epoch"], supernet[f"skip_{group}"])) for group in ("normal", "reduce", "layers")
                  if f"skip_{group}" in supernet and supernet[f"skip_{group}"].notna().any()}
         charts.append(line_chart("Skip share of the derived architecture", skips, "epoch", "share", (0.0, 1.0)))
-        charts.append(line_chart("Supernet search-validation accuracy", {"accuracy": list(zip(
-            supernet["epoch"], 100 * supernet["supernet_val_acc"]))}, "epoch", "accuracy (%)"))
+        charts.append(line_chart("Supernet search-validation error", {"error": list(zip(
+            supernet["epoch"], 100 * (1 - supernet["supernet_val_acc"])))}, "epoch", "error (%)"))
         if supernet["expected_cost"].notna().any():
             charts.append(line_chart("Expected cost under the constraint", {"cost": list(zip(
                 supernet["epoch"], supernet["expected_cost"]))}, "epoch", str(run["constraint_metric"])))
