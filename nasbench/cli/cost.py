@@ -13,6 +13,7 @@ from nasbench.cli.args import (
     positive,
     print_json,
 )
+from nasbench.cli.profile import add_stopping
 from nasbench.errors import NasbenchError
 
 
@@ -32,13 +33,15 @@ def register(commands: Any) -> None:
     cost.add_argument("--batch-size", type=positive, default=1,
                       help="without --table: the table's batch size (default: 1)")
     cost.add_argument("--measure", action="store_true",
-                      help="also measure the whole network under the table's conditions (on the table's device)")
+                      help="also measure the whole network under the table's conditions (on the table's device), "
+                           "with the table's reference workload where it has one, so the prediction is restated at "
+                           "this moment's speed of the machine")
+    add_stopping(cost, 9, 30.0)
     cost.add_argument("--json", action="store_true", help="print the costs as one JSON object per line")
 
 
 def execute(args: argparse.Namespace) -> int:
     from nasbench.hardware.cost_model import CostModel
-    from nasbench.hardware.profiler import measure_on_table_device
     from nasbench.hardware.table import CostTable
     from nasbench.spaces import space_for_table
     from nasbench.spaces.resolve import record_space, resolve_arch
@@ -61,10 +64,7 @@ def execute(args: argparse.Namespace) -> int:
         result["latency_ms_predicted"] = latency.cost(arch)
         result["latency_conditions"] = {k: table.conditions[k] for k in ("device", "backend", "threads", "batch_size")}
     if args.measure:
-        measured = measure_on_table_device(space, arch, table)
-        result["latency_ms_measured_p50"] = measured.p50_ms
-        result["latency_ms_measured_p10_p90"] = [measured.p10_ms, measured.p90_ms]
-        result["prediction_error_pct"] = 100 * (result["latency_ms_predicted"] - measured.p50_ms) / measured.p50_ms
+        result |= _measure(args, space, arch, table, result["latency_ms_predicted"])
     if args.json:
         print_json(result)
         return 0
@@ -74,14 +74,56 @@ def execute(args: argparse.Namespace) -> int:
           f"MAC {result['mac_bytes'] / 2**20:.2f} MiB ({result['mac_elements']} elements)")
     if latency is not None:
         c = table.conditions
-        print(f"  latency predicted {result['latency_ms_predicted']:.3f} ms ({c['backend']}, {c['threads']} thread(s), "
-              f"batch {c['batch_size']}, {c['device']})")
+        speed = "" if table.reference_speed is None else " at the table's reference speed"
+        print(f"  latency predicted {result['latency_ms_predicted']:.3f} ms{speed} ({c['backend']}, {c['threads']} "
+              f"thread(s), batch {c['batch_size']}, {c['device']})")
         if not result["same_device"]:
             print(f"  predicted for {table.device_fingerprint}, not this machine ({this_device})")
     if args.measure:
-        print(f"  latency measured  {result['latency_ms_measured_p50']:.3f} ms (p50; p10-p90 "
-              f"{measured.p10_ms:.3f}-{measured.p90_ms:.3f}); prediction error {result['prediction_error_pct']:+.1f}%")
+        _print_measurement(result)
     return 0
+
+
+def _measure(args: argparse.Namespace, space: Any, arch: Any, table: Any, predicted: float) -> dict[str, Any]:
+    """The network measured to ``--precision`` (or ``--max-time``), its spread, and the error of
+    the prediction restated at this moment's speed (and as stored, against the raw timings)."""
+    import numpy as np
+
+    from nasbench.hardware.drift import relative_ci
+    from nasbench.hardware.later import measure_networks, table_backend
+
+    later = measure_networks(space, [arch], table, table_backend(table, args.rounds, args.precision, args.max_time))
+    measured, raw, rounds = later.latencies[0], later.raw[0], later.round_p50s_ms[0]
+    predicted_now = predicted * later.speed_factor
+    return {
+        "latency_ms_measured_p50": measured.p50_ms, "latency_ms_measured_p10_p90": [measured.p10_ms, measured.p90_ms],
+        "latency_ms_measured_raw_p50": raw.p50_ms,
+        "measurement": later.stop.to_dict() | {"rounds_p50_p10_p90_ms": np.percentile(rounds, [10, 90]).tolist(),
+                                               "network_precision": relative_ci(rounds)},
+        "reference_ms_now": later.reference_ms,
+        "reference_ms_table": None if table.reference_speed is None else table.reference_speed["ms"],
+        "speed_factor": later.speed_factor, "latency_ms_predicted_now": predicted_now,
+        "prediction_error_pct": 100 * (predicted_now - measured.p50_ms) / measured.p50_ms,
+        "prediction_error_unscaled_pct": 100 * (predicted - raw.p50_ms) / raw.p50_ms,
+    }
+
+
+def _print_measurement(result: dict[str, Any]) -> None:
+    from nasbench.hardware.drift import Stop
+
+    m = result["measurement"]
+    low, high = m["rounds_p50_p10_p90_ms"]
+    stop = Stop(**{k: v for k, v in m.items() if k in Stop.__dataclass_fields__})
+    print(f"  latency measured  {result['latency_ms_measured_p50']:.3f} ms (p50; the rounds' p50s p10-p90 "
+          f"{low:.3f}-{high:.3f} ms); {stop.describe()}")
+    if result["reference_ms_table"] is None:
+        print(f"  prediction error {result['prediction_error_pct']:+.1f}% (the table has no reference speed: how much "
+              "faster or slower the machine is now than during its build is not known)")
+        return
+    print(f"  machine now: the reference workload takes {result['reference_ms_now']:.4f} ms, "
+          f"{result['speed_factor']:.3f}x its {result['reference_ms_table']:.4f} ms in the table; prediction at this "
+          f"speed {result['latency_ms_predicted_now']:.3f} ms, error {result['prediction_error_pct']:+.1f}% (as "
+          f"stored: {result['prediction_error_unscaled_pct']:+.1f}% against the raw {result['latency_ms_measured_raw_p50']:.3f} ms)")
 
 
 def _this_device(requested: str, table_device_type: str | None) -> str:

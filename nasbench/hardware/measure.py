@@ -4,7 +4,9 @@ keep percentiles, and record the conditions with every number.
 A :class:`Backend` turns a module and its inputs into a zero-argument runner and times
 it: ``torch`` (eager, CPU or CUDA; CUDA timed with events) or ``onnxruntime`` (the
 module exported to ONNX and run in an InferenceSession). The same backend object
-measures table entries and whole networks, so both see identical settings.
+measures table entries and whole networks, so both see identical settings. It reads the
+time from a :class:`Clock`, the process's performance counter unless one is injected: tests
+drive the real measurement code with a simulated clock whose speed drifts.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import warnings
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -46,7 +48,21 @@ class MeasureSettings:
     min_time_s: float = 0.05
     """Timed repetitions go on until both ``min_reps`` and ``min_time_s`` are reached."""
     rounds: int = 9
-    """Every item is measured this many times, round-robin over all items, samples pooled."""
+    """Every item is measured at least this many times, round-robin over all items, samples pooled."""
+    precision: float = 0.02
+    """After ``rounds``, rounds go on until the watched figures (whole networks and their part
+    sums) are known to this share: the 90th percentile of their 95% confidence half-widths."""
+    max_time_s: float = 0.0
+    """... or until the next round would end later than this many seconds after the first
+    began (0: exactly ``rounds`` rounds)."""
+    drift_correction: bool = True
+    """Measure a fixed reference workload between the items and state every latency at one
+    speed of the machine (:mod:`nasbench.hardware.drift`)."""
+    reference_every_s: float = 0.5
+    """The reference is measured before the next item once this long has passed since it last was."""
+    reference_window_s: float = 2.0
+    """An item's speed is the median of the reference's measurements from half this before it to
+    half this after it."""
 
 
 @dataclass(frozen=True)
@@ -79,11 +95,24 @@ def collector_paused() -> Iterator[None]:
         gc.enable()
 
 
+class Clock(Protocol):
+    """Where measurement reads the time, in nanoseconds."""
+
+    def now_ns(self) -> int: ...
+
+
+class PerfCounter:
+    def now_ns(self) -> int:
+        return time.perf_counter_ns()
+
+
 class Backend(ABC):
     name: str
 
-    def __init__(self, device: torch.device, threads: int, batch_size: int, settings: MeasureSettings):
+    def __init__(self, device: torch.device, threads: int, batch_size: int, settings: MeasureSettings,
+                 clock: Clock | None = None):
         self.device, self.threads, self.batch_size, self.settings = device, threads, batch_size, settings
+        self.clock = clock or PerfCounter()
         torch.set_num_threads(threads)
         configure_numerics()  # random weights can underflow; denormals are 100x slower
         if device.type == "cuda":
@@ -102,12 +131,15 @@ class Backend(ABC):
         """A runner that does no work through the same call path: its latency is the
         measurement's own overhead, paid once per timed call."""
 
+    def seconds(self) -> float:
+        return self.clock.now_ns() / 1e9
+
     def time_calls(self, run: Runner, n: int) -> list[float]:
         samples = []
         for _ in range(n):
-            start = time.perf_counter_ns()
+            start = self.clock.now_ns()
             run()
-            samples.append((time.perf_counter_ns() - start) / 1e6)
+            samples.append((self.clock.now_ns() - start) / 1e6)
         return samples
 
     def measure(self, run: Runner, warm: bool = False) -> list[float]:
@@ -128,11 +160,11 @@ class Backend(ABC):
 
     def _warm_up(self, run: Runner) -> None:
         s = self.settings
-        started, previous = time.perf_counter(), None
+        started, previous = self.seconds(), None
         while True:
             median = statistics.median(self.time_calls(run, s.warmup_window))
             steady = previous is not None and abs(median - previous) <= s.warmup_tolerance * previous
-            if steady or time.perf_counter() - started > s.warmup_max_s:
+            if steady or self.seconds() - started > s.warmup_max_s:
                 return
             previous = median
 
@@ -157,7 +189,8 @@ class Backend(ABC):
             "measurement": asdict(self.settings) | {
                 "timer": "time.perf_counter_ns around each call", "gc": "collected before, disabled during each round",
                 "warm_up": "until steady on an item's first round, rewarm_calls calls in later rounds",
-                "statistic": "percentiles of the samples pooled over rounds"},
+                "statistic": "percentiles of the samples pooled over rounds, each divided by the machine's speed "
+                             "at its moment where drift_correction is on (the table's `reference_speed`)"},
         }
 
 
@@ -214,14 +247,15 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
 
-    def __init__(self, device: torch.device, threads: int, batch_size: int, settings: MeasureSettings):
+    def __init__(self, device: torch.device, threads: int, batch_size: int, settings: MeasureSettings,
+                 clock: Clock | None = None):
         import onnxruntime as ort
 
         provider = "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider"
         if provider not in ort.get_available_providers():
             raise NasbenchError(f"onnxruntime {ort.__version__} here has no {provider}; "
                                 "install onnxruntime-gpu for --device cuda, or use --backend torch")
-        super().__init__(device, threads, batch_size, settings)
+        super().__init__(device, threads, batch_size, settings, clock)
         self.ort, self.provider = ort, provider
 
     def _session(self, module: nn.Module, inputs: Sequence[torch.Tensor]):

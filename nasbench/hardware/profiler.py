@@ -1,16 +1,19 @@
 """Building cost tables: enumerate a space's parts, count and time each, fit the
 whole-network predictor on calibration architectures, and validate it on others.
 
-Parts, calibration networks and validation networks are measured interleaved: every
-round visits all of them in a fresh random order, and the samples of all rounds are
-pooled, so slow drift of the machine (frequency, other load) affects every item alike.
+Parts, calibration networks and validation networks are measured interleaved in one
+:class:`~nasbench.hardware.drift.Session`: every round visits all of them in a fresh random
+order, with a reference workload measured between them, so every latency is stated at one speed
+of the machine, and rounds go on until the whole-network figures reach the stated precision
+or the time limit passes. A separate process measures some networks again after the build:
+what a user's later measurement will see.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import random
-import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Hashable, Sequence
@@ -21,10 +24,15 @@ from scipy import optimize, stats
 
 from nasbench.hardware.cost_model import CostModel
 from nasbench.hardware.counting import count_flops, count_params
+from nasbench.hardware.drift import Item, Session, Watch
+from nasbench.hardware.later import (
+    measure_in_another_process,
+    measure_networks,
+    table_backend,
+)
 from nasbench.hardware.mac import DTYPE_BYTES, count_mac
-from nasbench.hardware.measure import Backend, LatencyStats, Runner, collector_paused
+from nasbench.hardware.measure import Backend, LatencyStats, MeasureSettings
 from nasbench.hardware.table import CostTable, LatencyPredictor, TableEntry
-from nasbench.progress import progress_bar
 from nasbench.protocol import Protocol
 from nasbench.spaces.base import SearchSpace
 from nasbench.types import NetworkConfig, PartKey
@@ -64,32 +72,6 @@ def final_network(protocol: Protocol) -> NetworkConfig:
     """The network costs are about: the protocol's final (deployed) network, without
     the auxiliary head, which inference does not run."""
     return NetworkConfig(channels=protocol.final.channels, cells=protocol.final.cells)
-
-
-@dataclass
-class _Item:
-    name: str
-    run: Runner
-    rounds: list[list[float]]
-    """Samples of each round, in milliseconds."""
-
-    @property
-    def samples(self) -> list[float]:
-        return [s for samples in self.rounds for s in samples]
-
-    def halves(self) -> tuple[LatencyStats, LatencyStats]:
-        """Statistics of the even and of the odd rounds: two independent measurements."""
-        return tuple(LatencyStats.of([s for r in self.rounds[start::2] for s in r]) for start in (0, 1))
-
-
-def measure_interleaved(backend: Backend, items: list[_Item], rounds: int, seed: int, progress: bool) -> None:
-    order = random.Random(seed)
-    with progress_bar(total=rounds * len(items), desc="profile", unit="item", enabled=progress) as bar:
-        for _ in range(rounds):
-            with collector_paused():
-                for item in order.sample(items, len(items)):
-                    item.rounds.append(backend.measure(item.run, warm=bool(item.rounds)))
-                    bar.update()
 
 
 @dataclass(frozen=True)
@@ -202,10 +184,10 @@ def evaluate_predictors(calibration: list[ArchMeasurement], validation: list[Arc
     return {name: accuracy_figures(pred, measured) for name, pred in predictions.items()}
 
 
-def repeatability(validation: list[ArchMeasurement]) -> dict[str, float] | None:
-    """The noise floor: the odd rounds' measurement taken as a prediction of the even
-    rounds'. No predictor can be expected to agree with the measurements much better."""
-    halves = [a.halves_p50_ms for a in validation if a.halves_p50_ms is not None]
+def repeatability(measured: list[ArchMeasurement]) -> dict[str, float] | None:
+    """The noise floor across rounds: the odd rounds' measurement taken as a prediction of the
+    even rounds'. No predictor can be expected to agree with the measurements much better."""
+    halves = [a.halves_p50_ms for a in measured if a.halves_p50_ms is not None]
     if len(halves) < 2:
         return None
     return accuracy_figures([odd for _, odd in halves], [even for even, _ in halves])
@@ -218,29 +200,47 @@ class ProfileRequest:
     backend: Backend
     calibrate: int = 30
     validate: int = 0
+    later: int = 0
+    """Networks re-measured in a separate process after the build (validation networks, else
+    calibration ones): the noise across processes and, validating, the temporal validation."""
+    tolerance: float = 0.10
+    """The prediction error the table is meant to hold; noise beyond it is a warning in the table."""
     seed: int = 0
     progress: bool = True
+
+
+def _watches(space: SearchSpace, config: NetworkConfig, networks: list[tuple[Hashable, Counts, Item]],
+             items: dict[str, Item]) -> list[Watch]:
+    """What the precision is judged on: every whole network and the sum of its parts (each
+    less the harness overhead, plus it once); the parts themselves where there are no networks."""
+    watches: list[Watch] = []
+    for arch, _, item in networks:
+        parts = Counter(space.cost_parts(arch, config))
+        watches.append([(item, 1.0)])
+        watches.append([(items[key.id], float(n)) for key, n in parts.items()]
+                       + [(items["harness"], 1.0 - sum(parts.values()))])
+    return watches or [[(item, 1.0)] for name, item in items.items() if name != "harness"]
 
 
 def profile(request: ProfileRequest, out_dir: Path, log: Callable[[str], None] = lambda s: None) -> tuple[CostTable, Path, Path | None]:
     """Build, calibrate, validate and save a table; returns it with its file and the
     validation file (None without ``validate``)."""
-    started = time.perf_counter()
     space, backend, protocol = request.space, request.backend, request.protocol
+    started = backend.seconds()
     config = final_network(protocol)
     parts = space.all_cost_parts(config)
-    log(f"{len(parts)} parts of the {space.name} space under protocol {protocol.name}")
+    log(f"{len(parts)} parts of the {space.name} space under protocol {protocol.name}, batch {backend.batch_size}")
     counts = count_parts(space, parts)
 
-    items = {"harness": _Item("harness", backend.harness(), [])}
+    items = {"harness": Item("harness", backend.harness())}
     for key in parts:
         module = space.build_part(key).eval()
-        items[key.id] = _Item(key.id, backend.prepare(module, backend.inputs(key.input_shapes(backend.batch_size))), [])
+        items[key.id] = Item(key.id, backend.prepare(module, backend.inputs(key.input_shapes(backend.batch_size))))
     log(f"prepared {len(parts)} parts for {backend.name}")
     rng = random.Random(request.seed)
     archs = {"calibration": [space.profile_sample(rng) for _ in range(request.calibrate)],
              "validation": [space.profile_sample(rng) for _ in range(request.validate)]}
-    networks: dict[str, list[tuple[Hashable, Counts, _Item]]] = {}
+    networks: dict[str, list[tuple[Hashable, Counts, Item]]] = {}
     image = backend.inputs([(backend.batch_size, 3, space.input_size, space.input_size)])
     for group, group_archs in archs.items():
         networks[group] = []
@@ -248,23 +248,27 @@ def profile(request: ProfileRequest, out_dir: Path, log: Callable[[str], None] =
             torch.manual_seed(i)
             net = space.build(arch, config).eval()
             network_counts = count_module(net, [torch.zeros(1, 3, space.input_size, space.input_size)])
-            item = _Item(f"{group}-{i}", backend.prepare(net, image), [])
-            networks[group].append((arch, network_counts, item))
-    all_items = list(items.values()) + [item for group in networks.values() for _, _, item in group]
-    log(f"measuring {len(parts)} parts and {len(all_items) - len(parts) - 1} whole networks, "
-        f"{backend.settings.rounds} rounds interleaved")
-    measure_interleaved(backend, all_items, backend.settings.rounds, request.seed, request.progress)
+            networks[group].append((arch, network_counts, Item(f"{group}-{i}", backend.prepare(net, image))))
+    all_networks = networks["calibration"] + networks["validation"]
+    s = backend.settings
+    log(f"measuring {len(parts)} parts and {len(all_networks)} whole networks interleaved: at least {s.rounds} rounds, "
+        f"then until ±{100 * s.precision:g}% or {s.max_time_s:g} s, "
+        + ("the reference workload measured between them" if s.drift_correction else "without drift correction"))
+    session = Session(backend, request.seed, request.progress, desc="profile")
+    stop = session.run(list(items.values()) + [item for _, _, item in all_networks],
+                       _watches(space, config, all_networks, items))
+    log(stop.describe())
 
-    harness = LatencyStats.of(items["harness"].samples).p50_ms
+    harness = items["harness"].stats().p50_ms
     entries = {}
     for key in parts:
         c = counts[key]
-        entries[key] = TableEntry(key, c.params, c.flops, c.mac_elements, BYTES * c.mac_elements,
-                                  LatencyStats.of(items[key.id].samples))
+        entries[key] = TableEntry(key, c.params, c.flops, c.mac_elements, BYTES * c.mac_elements, items[key.id].stats())
     table = CostTable(space.name, protocol.name, protocol.hash, space.network_record(config), backend.conditions(),
-                      entries, harness_ms=harness)
+                      entries, harness_ms=harness, reference_speed=session.reference_record(), drift=session.drift(),
+                      measurement_stop=stop.to_dict())
 
-    def measurement(arch: Hashable, network_counts: Counts, item: _Item) -> ArchMeasurement:
+    def measurement(arch: Hashable, network_counts: Counts, item: Item) -> ArchMeasurement:
         parts = space.cost_parts(arch, config)
         op_sums: dict[str, float] = {}
         for key in parts:
@@ -272,15 +276,22 @@ def profile(request: ProfileRequest, out_dir: Path, log: Callable[[str], None] =
                 op_sums[key.name] = op_sums.get(key.name, 0.0) + entries[key].latency.p50_ms - harness
         naive_sum = sum(entries[k].latency.p50_ms for k in parts)
         part_sum = naive_sum - harness * (len(parts) - 1)
-        halves = tuple(h.p50_ms for h in item.halves()) if len(item.rounds) >= 2 else None
-        return ArchMeasurement(space.to_dict(arch), LatencyStats.of(item.samples), halves, part_sum, naive_sum,
+        return ArchMeasurement(space.to_dict(arch), item.stats(), item.halves(), part_sum, naive_sum,
                                op_sums, part_sum - harness - sum(op_sums.values()),
                                network_counts.flops, network_counts.mac_elements)
 
     calibration = [measurement(*n) for n in networks["calibration"]]
     validation = [measurement(*n) for n in networks["validation"]]
     table.predictor = fit_predictor(calibration, harness)
-    table.build_seconds = time.perf_counter() - started
+    path = table.save(out_dir)  # the separate process reads it
+    later = _later_process(request, table, validation or calibration, bool(validation), log)
+    table.noise = {"tolerance": request.tolerance, "precision": stop.precision,
+                   "across_rounds": repeatability(calibration + validation),
+                   "across_processes": None if later is None else later["repeatability"]}
+    table.warnings = noise_warnings(table.noise)
+    for warning in table.warnings:
+        log(f"warning: {warning}")
+    table.build_seconds = backend.seconds() - started
     path = table.save(out_dir)
     validation_path = None
     if validation:
@@ -292,7 +303,9 @@ def profile(request: ProfileRequest, out_dir: Path, log: Callable[[str], None] =
             "calibration_archs": len(calibration),
             "validation_archs": len(validation),
             "predictors": figures,
-            "repeatability": repeatability(validation),
+            "repeatability": table.noise["across_rounds"],
+            "later_process": later,
+            "warnings": table.warnings,
             "predictor_descriptions": PREDICTORS,
             "architectures": [asdict(a) for a in validation],
             "calibration_architectures": [asdict(a) for a in calibration],
@@ -300,35 +313,71 @@ def profile(request: ProfileRequest, out_dir: Path, log: Callable[[str], None] =
     return table, path, validation_path
 
 
+def _later_process(request: ProfileRequest, table: CostTable, measured: list[ArchMeasurement], validating: bool,
+                   log: Callable[[str], None]) -> dict[str, Any] | None:
+    """The first ``request.later`` of ``measured`` measured again in a separate process after
+    the build (with a quarter of the build's time limit): the build's measurements restated at
+    that process's speed against its own (the noise across processes) and, ``validating``, the
+    table's predictions restated so against it, and as stored against its raw timings."""
+    chosen = measured[:request.later]
+    if not chosen:
+        return None
+    s = request.backend.settings
+    log(f"measuring {len(chosen)} of its {'validation' if validating else 'calibration'} networks again in a "
+        "separate process")
+    later = measure_in_another_process(table.path, [a.arch for a in chosen], s.rounds, s.precision, s.max_time_s / 4)
+    factor, now = later.speed_factor, [stats.p50_ms for stats in later.latencies]
+    record: dict[str, Any] = {"n": len(chosen), "networks": "validation" if validating else "calibration",
+                              "speed_factor": factor, "reference_ms": later.reference_ms, "stop": later.stop.to_dict(),
+                              "repeatability": accuracy_figures([a.latency.p50_ms * factor for a in chosen], now)}
+    if validating:
+        model = CostModel(table, request.space, "latency_ms")
+        predicted = [model.cost(request.space.from_dict(a.arch)) for a in chosen]
+        raw = [stats.p50_ms for stats in later.raw]
+        record["predictors"] = {"table": accuracy_figures([p * factor for p in predicted], now),
+                                "table_unscaled": accuracy_figures(predicted, raw)}
+        record["architectures"] = [{"validation_index": i, "predicted_ms": p, "predicted_now_ms": p * factor,
+                                    "measured_ms": m, "measured_raw_ms": r, "build_ms": a.latency.p50_ms}
+                                   for i, (p, m, r, a) in enumerate(zip(predicted, now, raw, chosen))]
+    return record
+
+
+def noise_warnings(noise: dict[str, Any]) -> list[str]:
+    """Where the measurements' own noise exceeds the tolerance: a precision wider than it (or
+    unknown), or the same networks measured twice (two halves of the build's rounds; the build
+    and a separate process) differing by more than it for over 5% of them."""
+    tolerance = 100 * noise["tolerance"]
+    warnings = []
+    if noise["precision"] is None or noise["precision"] > noise["tolerance"]:
+        reached = "unknown (fewer than 3 rounds)" if noise["precision"] is None else f"±{100 * noise['precision']:.1f}%"
+        warnings.append(f"measurement precision {reached} does not reach the tolerance ±{tolerance:g}%: measure more rounds "
+                        "or on a quieter machine")
+    for name, how in (("across_rounds", "in two halves of the build's rounds"),
+                      ("across_processes", "in the build and in a separate process after it")):
+        figures = noise[name]
+        if figures is not None and figures["p95_abs_error_pct"] > tolerance:
+            warnings.append(f"noise exceeds the tolerance: {figures['n']} networks measured {how} differ by more than "
+                            f"±{tolerance:g}% for over 5% of them (p95 |difference| {figures['p95_abs_error_pct']:.1f}%); "
+                            f"predictions cannot hold ±{tolerance:g}% on this machine now")
+    return warnings
+
+
 PREDICTORS = {
     "naive_sum": "plain sum of the parts' isolated p50 latencies",
     "part_sum": "sum of the parts' p50 latencies less the harness overhead each, plus the harness once",
     "table": "the table's predictor (see the table's `predictor`): per operation name, a scale of its parts' latencies, "
-             "and an offset, fitted by least squares on the calibration architectures",
+             "and an offset, fitted by least squares on the calibration architectures; in `later_process`, restated at "
+             "that process's speed (x its `speed_factor`)",
+    "table_unscaled": "in `later_process` only: the table's prediction as stored against that process's raw timings",
     "affine_sum": "baseline: a * part_sum + b, fitted on the calibration architectures",
     "flops_linear": "baseline: a * FLOPs + b, fitted on the calibration architectures",
     "flops_mac_linear": "baseline: a * FLOPs + b * MAC + c, fitted on the calibration architectures",
 }
 
 
-def measure_network(space: SearchSpace, arch: Hashable, config: NetworkConfig, backend: Backend) -> LatencyStats:
-    """Whole-network latency of ``arch`` under ``backend``'s settings (all rounds pooled)."""
-    net = space.build(arch, config).eval()
-    image = backend.inputs([(backend.batch_size, 3, space.input_size, space.input_size)])
-    item = _Item("network", backend.prepare(net, image), [])
-    measure_interleaved(backend, [item], backend.settings.rounds, 0, progress=False)
-    return LatencyStats.of(item.samples)
-
-
 def measure_on_table_device(space: SearchSpace, arch: Hashable, table: CostTable) -> LatencyStats:
-    """Whole-network latency of ``arch`` measured under ``table``'s conditions (backend,
-    threads, batch, timing settings) on this machine, which must be the table's device."""
-    from nasbench.hardware.measure import MeasureSettings, make_backend
-    from nasbench.provenance import device_fingerprint, resolve_device
-
-    c = table.conditions
-    device = resolve_device(c["device_type"])
-    table.require(device_fingerprint=device_fingerprint(device))
-    settings = MeasureSettings(**{k: v for k, v in c["measurement"].items() if k in MeasureSettings.__dataclass_fields__})
-    backend = make_backend(c["backend"], device, c["threads"], c["batch_size"], settings)
-    return measure_network(space, arch, table.network_config, backend)
+    """Whole-network latency of ``arch`` as timed under ``table``'s conditions on this machine,
+    which must be the table's device: the table's minimum rounds, no more (a run's quick check
+    of its table; ``nasbench cost --measure`` measures to a precision)."""
+    backend = table_backend(table, table.conditions["measurement"]["rounds"], MeasureSettings.precision, 0.0)
+    return measure_networks(space, [arch], table, backend).raw[0]

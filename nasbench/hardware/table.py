@@ -119,6 +119,18 @@ class CostTable:
     """Latency of a call that does no work through the same timing path."""
     predictor: LatencyPredictor | None = None
     build_seconds: float | None = None
+    reference_speed: dict[str, Any] | None = None
+    """The machine's speed the latencies are stated at: ``workload`` (the fixed reference
+    workload) and ``ms``, its median time over the build. None in tables built without drift
+    correction (all before it existed): latencies at whatever speed the machine had."""
+    drift: dict[str, Any] | None = None
+    """The machine's speed during the build, as the reference saw it."""
+    measurement_stop: dict[str, Any] | None = None
+    """Why measuring stopped: the precision reached or the time limit (:class:`~nasbench.hardware.drift.Stop`)."""
+    noise: dict[str, Any] | None = None
+    """The measurements' own repeatability across rounds and across processes, and the tolerance."""
+    warnings: list[str] = field(default_factory=list)
+    """Why the table may not hold its tolerance (noise beyond it); empty where nothing was seen."""
     path: Path | None = field(default=None, compare=False)
     content_hash: str | None = field(default=None, compare=False)
     """The first 12 hex digits of the SHA-256 of the file the table was read from (None for
@@ -189,6 +201,11 @@ class CostTable:
             "harness_ms": self.harness_ms,
             "predictor": None if self.predictor is None else asdict(self.predictor),
             "build_seconds": self.build_seconds,
+            "reference_speed": self.reference_speed,
+            "drift": self.drift,
+            "measurement_stop": self.measurement_stop,
+            "noise": self.noise,
+            "warnings": self.warnings,
             "entries": [e.to_dict() for e in sorted(self.entries.values(), key=lambda e: e.key)],
         }
 
@@ -221,7 +238,12 @@ class CostTable:
             if harness is not None and not all(measured) or harness is None and any(measured):
                 raise ValueError("a table has a latency for every entry and harness_ms, or for none")
             table = cls(raw["space"], raw["protocol"], raw["protocol_hash"], raw["network"], raw["conditions"],
-                        {e.key: e for e in entries}, harness, predictor, raw.get("build_seconds"), path)
+                        {e.key: e for e in entries}, harness, predictor, raw.get("build_seconds"),
+                        raw.get("reference_speed"), raw.get("drift"), raw.get("measurement_stop"), raw.get("noise"),
+                        [str(w) for w in raw.get("warnings") or []], path)
+            speed = (table.reference_speed or {"ms": 1.0})["ms"]
+            if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not 0 < speed < math.inf:
+                raise ValueError(f"reference_speed.ms must be a finite number > 0, got {speed!r}")
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise NasbenchError(f"{path}: malformed cost table ({type(err).__name__}: {err})") from None
         table.content_hash = hashlib.sha256(content).hexdigest()[:12]

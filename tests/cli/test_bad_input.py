@@ -147,6 +147,23 @@ CASES = {
     "export-space-disagrees": (("export", "1", "--store", "{store}", "--space", "fbnet", "--out", "{dir}/net.onnx"),
                                "not --space fbnet"),
     "export-space-unknown": (("export", "DARTS_V2", "--space", "nope", "--out", "{dir}/net.onnx"), "unknown space"),
+    # profile and cost --measure: batch sizes, precision, time limit, tolerance
+    "profile-batch-zero": (("profile", *SMOKE, "--backend", "torch", "--out", "{dir}/tables", "--batch-size", "0"),
+                           "must be >= 1, got 0"),
+    "profile-batch-letter": (("profile", *SMOKE, "--backend", "torch", "--out", "{dir}/tables", "--batch-size", "1,a"),
+                             "not an integer: 'a'"),
+    "profile-batch-twice": (("profile", *SMOKE, "--backend", "torch", "--out", "{dir}/tables", "--batch-size", "32,32"),
+                            "a batch size is given twice"),
+    "profile-precision-zero": (("profile", *SMOKE, "--backend", "torch", "--out", "{dir}/tables", "--precision", "0"),
+                               "must be a share > 0"),
+    "profile-precision-negative": (("profile", *SMOKE, "--backend", "torch", "--out", "{dir}/tables",
+                                    "--precision", "-0.02"), "must be a share > 0"),
+    "profile-max-time-negative": (("profile", *SMOKE, "--backend", "torch", "--out", "{dir}/tables", "--max-time", "-1"),
+                                  "must be a number of seconds >= 0"),
+    "profile-tolerance-nan": (("profile", *SMOKE, "--backend", "torch", "--out", "{dir}/tables", "--tolerance", "nan"),
+                              "must be a finite number"),
+    "cost-precision-zero": (("cost", "DARTS_V2", "--table", "{table}", "--measure", "--precision", "0"),
+                            "must be a share > 0"),
 }
 
 

@@ -26,7 +26,8 @@ from nasbench.provenance import device_fingerprint
 from nasbench.spaces import get_space
 from nasbench.spaces.cell.ops import OPERATIONS
 
-FAST = ["--rounds", "1", "--min-time", "0.002", "--calibrate", "12", "--validate", "5", "--no-progress"]
+FAST = ["--rounds", "1", "--min-time", "0.002", "--calibrate", "12", "--validate", "5", "--max-time", "0", "--later", "2",
+        "--no-progress"]
 
 
 def test_accuracy_figures_by_hand():
@@ -106,11 +107,13 @@ def test_the_predictor_recovers_per_operation_scales():
 @pytest.fixture(scope="module", params=["torch", "onnxruntime"])
 def profiled(request, tmp_path_factory):
     out = tmp_path_factory.mktemp(f"tables-{request.param}")
+    batches = "1,2" if request.param == "torch" else "1"  # two batch sizes once: two tables
     code = main(["profile", "--protocol", "smoke", "--device", "cpu", "--backend", request.param, "--out", str(out),
-                 *FAST])
+                 "--batch-size", batches, *FAST])
     assert code == 0
-    (table_path,) = [p for p in out.glob("*/*.json") if not p.name.endswith(".validation.json")]
-    return request.param, table_path, out
+    tables = sorted(p for p in out.glob("*/*.json") if not p.name.endswith(".validation.json"))
+    assert [p.name for p in tables] == [f"cell-smoke-{request.param}-t1-b{b}.json" for b in batches.split(",")]
+    return request.param, tables[0], out
 
 
 @pytest.mark.slow
@@ -158,19 +161,51 @@ def test_profile_validation_file(profiled):
         assert figures["n"] == 5 and 0 <= figures["within_10pct"] <= 1 and figures["mape_pct"] >= 0
     for arch in validation["architectures"]:
         assert arch["latency"]["p50_ms"] > 0 and arch["part_sum_ms"] > 0
+    later = validation["later_process"]  # two validation networks again, in a separate process after the build
+    assert later["n"] == 2 and later["networks"] == "validation" and later["speed_factor"] > 0
+    assert set(later["predictors"]) == {"table", "table_unscaled"} and later["repeatability"]["n"] == 2
+    for arch in later["architectures"]:
+        assert arch["predicted_now_ms"] == pytest.approx(arch["predicted_ms"] * later["speed_factor"])
+        assert arch["measured_ms"] > 0 and arch["measured_raw_ms"] > 0
+    table = CostTable.load(path)
+    assert table.noise["across_processes"] == later["repeatability"] and table.noise["tolerance"] == 0.1
+    assert table.reference_speed["ms"] > 0 and table.drift["measurements"] > 0
+    assert table.measurement_stop["rounds"] == 1 and table.measurement_stop["reason"] == "time limit"
+    assert any("precision unknown" in w for w in table.warnings)  # one round: its noise is not known
+    assert validation["warnings"] == table.warnings
+
+
+@pytest.mark.slow
+def test_one_table_per_batch_size(profiled):
+    backend, path, _ = profiled
+    if backend != "torch":
+        pytest.skip("built for one batch size")
+    b1, b2 = CostTable.load(path), CostTable.load(path.with_name(path.name.replace("-b1.", "-b2.")))
+    assert (b1.conditions["batch_size"], b2.conditions["batch_size"]) == (1, 2)
+    assert json.loads(path.with_name(path.name.replace("-b1.", "-b2.validation.")).read_text())["later_process"]["n"] == 2
+    assert set(b1.entries) == set(b2.entries)  # the same parts, costing more per call at batch 2
+    assert sum(e.latency.p50_ms for e in b2.entries.values()) > sum(e.latency.p50_ms for e in b1.entries.values())
 
 
 @pytest.mark.slow
 def test_cost_command_matches_the_network_counts_and_measures(profiled, capsys):
     _, path, _ = profiled
-    assert main(["cost", "DARTS_V2", "--table", str(path), "--measure", "--json"]) == 0
+    assert main(["cost", "DARTS_V2", "--table", str(path), "--measure", "--max-time", "0", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     network = get_space("cell").build(get_space("cell").zoo()["DARTS_V2"].arch, final_network(load_protocol("smoke")))
     assert result["params"] == count_params(network) and result["flops"] == count_flops(network)
     assert result["mac_bytes"] == 4 * result["mac_elements"]
     assert result["latency_ms_predicted"] > 0 and result["latency_ms_measured_p50"] > 0
+    assert result["latency_ms_predicted_now"] == pytest.approx(result["latency_ms_predicted"] * result["speed_factor"])
+    assert result["speed_factor"] == pytest.approx(result["reference_ms_now"] / result["reference_ms_table"])
     assert result["prediction_error_pct"] == pytest.approx(
-        100 * (result["latency_ms_predicted"] - result["latency_ms_measured_p50"]) / result["latency_ms_measured_p50"])
+        100 * (result["latency_ms_predicted_now"] - result["latency_ms_measured_p50"]) / result["latency_ms_measured_p50"])
+    assert result["prediction_error_unscaled_pct"] == pytest.approx(
+        100 * (result["latency_ms_predicted"] - result["latency_ms_measured_raw_p50"]) / result["latency_ms_measured_raw_p50"])
+    measurement = result["measurement"]  # the default 9 rounds, no time beyond them: its spread and precision
+    assert measurement["rounds"] == 9 and measurement["reason"] in ("precision", "time limit")
+    low, high = measurement["rounds_p50_p10_p90_ms"]
+    assert 0 < low <= high and measurement["network_precision"] >= 0
 
 
 @pytest.mark.slow

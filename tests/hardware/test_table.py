@@ -124,3 +124,22 @@ def test_table_entries_serialise_their_units():
     assert set(row) == {"part", "params", "flops", "mac_elements", "mac_bytes", "latency_ms_p50", "latency_ms_p10",
                         "latency_ms_p90", "latency_ms_mean", "latency_count"}
     assert TableEntry.from_dict(row) == entry
+
+
+def test_the_drift_and_noise_records_round_trip_and_old_tables_still_load(cell_counts, tmp_path):
+    from pathlib import Path
+
+    table = dataclasses.replace(_measured(cell_counts), reference_speed={"workload": "w", "ms": 0.12},
+                                drift={"round_range_pct": 3.0}, measurement_stop={"reason": "precision"},
+                                noise={"tolerance": 0.1}, warnings=["noise exceeds the tolerance"])
+    loaded = CostTable.load(table.save(tmp_path))
+    assert (loaded.reference_speed, loaded.drift, loaded.measurement_stop, loaded.noise, loaded.warnings) == (
+        table.reference_speed, table.drift, table.measurement_stop, table.noise, table.warnings)
+    raw = json.loads(loaded.path.read_text())
+    raw["reference_speed"]["ms"] = 0
+    loaded.path.write_text(json.dumps(raw))
+    with pytest.raises(NasbenchError, match="reference_speed.ms must be a finite number > 0, got 0"):
+        CostTable.load(loaded.path)
+    committed = next((Path(__file__).parents[2] / "cost_tables").glob("*/cell-proxy-torch-t1-b1.json"))
+    old = CostTable.load(committed)  # written before drift correction: latencies as measured, nothing to warn of
+    assert old.measured and old.reference_speed is None and old.warnings == [] and old.noise is None
