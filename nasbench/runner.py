@@ -290,20 +290,29 @@ def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitDat
         store.checkpoint(run_id, checkpoint.state, search_seconds(), checkpoint.tensors)
 
     context.on_checkpoint = keep
+
+    def epochs_kept(label: str, genotype: dict[str, Any], epochs: int) -> StoredEpochs:
+        return StoredEpochs(store, run_id, label, genotype, claim,
+                            lambda done: say(f"{key.describe()} (run {run_id}): "
+                                             f"{'the final training' if label == 'final' else label} resumes from "
+                                             f"epoch {done} of {epochs}"))
+
+    context.epoch_checkpoint = lambda label, genotype: epochs_kept(label, genotype, request.protocol.candidate.epochs)
     with failure_recorded(lambda error, status: store.fail(run_id, error, status)):
         if not strategy.finished():
             stage(SEARCH, counts=strategy.steps_done() == 0)
         result = strategy.run()
         searched = search_seconds()
-        stage(FINAL)
+        stage(FINAL, counts="final" not in store.stage_epochs(run_id))
         eval_start = time.perf_counter()
         final = request.protocol.final
         final_seed = derive_seed(key.seed, "final")
         model = build_model(space, result.arch, final, request.device, final_seed)
         trained = train_network(model, final, data.train, data.test, final_seed,
-                                description=f"final {cls.name} seed {key.seed}", show_progress=request.show_progress)
+                                description=f"final {cls.name} seed {key.seed}", show_progress=request.show_progress,
+                                checkpoint=epochs_kept("final", space.to_dict(result.arch), final.epochs))
         outcome = RunOutcome(
-            search_seconds=searched, eval_seconds=time.perf_counter() - eval_start,
+            search_seconds=searched, eval_seconds=time.perf_counter() - eval_start + trained.earlier_seconds,
             genotype=space.to_dict(result.arch), val_acc=result.val_acc, test_acc=trained.accuracy,
             params=count_params(model), flops=count_flops(model), details=_details(result, request.constraint, space))
         weights = {name: value.detach().cpu() for name, value in model.state_dict().items()
@@ -312,6 +321,31 @@ def _run_one(store: Store, request: RunRequest, cls, key: RunKey, data: SplitDat
     store.finish(run_id, outcome, weights)
     return run_id
 
+
+@dataclass(frozen=True)
+class StoredEpochs:
+    """The :class:`~nasbench.training.EpochCheckpoint` of one of a run's trainings in the
+    store (``label``: ``final``, ``candidate <index>``), tagged with the architecture it
+    trains so that a checkpoint is only resumed by the same training."""
+
+    store: Store
+    run_id: int
+    label: str
+    genotype: dict[str, Any]
+    claim: Claim
+    resumes: Callable[[int], None]
+    """Told the epochs done where the training resumes from a checkpoint (said as it loads it)."""
+
+    def load(self) -> dict[str, Any] | None:
+        state = self.store.stage_state(self.run_id, self.label)
+        if state is None or state.get("genotype") != json.dumps(self.genotype):
+            return None
+        self.resumes(state["epochs"])
+        return state
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.claim.check()
+        self.store.save_stage(self.run_id, self.label, {**state, "genotype": json.dumps(self.genotype)})
 
 
 def _attempt(store: Store, request: RunRequest, cls, key: RunKey, strategy, say: Callable[[str], None]) -> tuple[int, float]:
@@ -337,7 +371,7 @@ def _attempt(store: Store, request: RunRequest, cls, key: RunKey, strategy, say:
     strategy.restore(Checkpoint(json.loads(previous["state_json"]), store.checkpoint_tensors(run_id)))
     store.resume(run_id)
     done, budget = strategy.steps_done(), strategy.budget()
-    final = "; the search is done, the final training starts over (it keeps no checkpoint)" if done >= budget else ""
+    final = "; the search is done" if done >= budget else ""
     say(f"resuming {key.describe()} (run {run_id}) from step {done} of {budget} (search){final}")
     return run_id, previous["search_seconds"] or 0.0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -32,6 +33,23 @@ class TrainResult:
     train_loss: float
     """Mean training loss of the last epoch."""
     seconds: float
+    """This attempt's seconds."""
+    resumed_epoch: int = 0
+    """Epochs an earlier attempt had done, restored from the checkpoint (0: trained from the start)."""
+    earlier_seconds: float = 0.0
+    """The training seconds of the earlier attempts."""
+
+
+class EpochCheckpoint(Protocol):
+    """Where :func:`train_network` keeps its whole state after every epoch, so that a
+    training stopped at any point (SIGKILL included) resumes losing at most one epoch and
+    ends exactly as an uninterrupted one would (at one thread)."""
+
+    def load(self) -> dict[str, Any] | None:
+        """The state last saved, on the CPU; None where there is none."""
+
+    def save(self, state: dict[str, Any]) -> None:
+        """Keep ``state`` (references to live tensors: serialise before returning)."""
 
 
 def build_model(space: SearchSpace, arch, stage: TrainStage, device: torch.device, seed: int) -> nn.Module:
@@ -51,11 +69,13 @@ def cosine_lr(stage: TrainStage, epoch: int) -> float:
 
 
 def train_network(model: nn.Module, stage: TrainStage, train: DeviceSplit, evaluate_on: DeviceSplit, seed: int,
-                  description: str = "train", show_progress: bool = True) -> TrainResult:
+                  description: str = "train", show_progress: bool = True,
+                  checkpoint: EpochCheckpoint | None = None) -> TrainResult:
     """Train ``model`` with ``stage``'s recipe on ``train`` and return its accuracy on ``evaluate_on``.
 
     The batch order, augmentation and drop path are drawn from generators seeded by
-    ``seed``, so a run is repeatable on the same device and software."""
+    ``seed``, so a run is repeatable on the same device and software. With ``checkpoint``
+    the training continues from its saved state, if any, and saves after every epoch."""
     start = time.perf_counter()
     device = train.images.device
     torch.manual_seed(seed)  # drop path draws from the global generator
@@ -64,10 +84,13 @@ def train_network(model: nn.Module, stage: TrainStage, train: DeviceSplit, evalu
     optimizer = torch.optim.SGD(model.parameters(), lr=stage.lr, momentum=stage.momentum,
                                 weight_decay=stage.weight_decay, nesterov=stage.nesterov)
     criterion = nn.CrossEntropyLoss()
+    saved = None if checkpoint is None else checkpoint.load()
+    first, earlier, epoch_loss = (0, 0.0, math.nan) if saved is None else _restore(saved, model, optimizer, generator)
     model.train()
     loss_sum = torch.zeros((), device=device)
-    with progress_bar(total=stage.epochs, desc=description, unit="epoch", enabled=show_progress) as bar:
-        for epoch in range(stage.epochs):
+    with progress_bar(total=stage.epochs, initial=first, desc=description, unit="epoch",
+                      enabled=show_progress) as bar:
+        for epoch in range(first, stage.epochs):
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(stage, epoch)
             model.drop_path_prob = stage.drop_path * epoch / stage.epochs
@@ -87,10 +110,36 @@ def train_network(model: nn.Module, stage: TrainStage, train: DeviceSplit, evalu
             epoch_loss = loss_sum.item() / len(train)
             if not math.isfinite(epoch_loss):
                 raise TrainingDiverged(f"training loss became {epoch_loss} in epoch {epoch + 1}")
+            if checkpoint is not None:
+                checkpoint.save(_state(epoch + 1, epoch_loss, earlier + time.perf_counter() - start, model,
+                                       optimizer, generator))
             bar.set_postfix(loss=f"{epoch_loss:.3f}")
             bar.update()
     accuracy = evaluate(model, evaluate_on)
-    return TrainResult(accuracy=accuracy, train_loss=epoch_loss, seconds=time.perf_counter() - start)
+    return TrainResult(accuracy=accuracy, train_loss=epoch_loss, seconds=time.perf_counter() - start,
+                       resumed_epoch=first, earlier_seconds=earlier)
+
+
+def _state(epochs: int, loss: float, seconds: float, model: nn.Module, optimizer: torch.optim.Optimizer,
+           generator: torch.Generator) -> dict[str, Any]:
+    """Everything the next epoch depends on: weights and batch-norm statistics, momentum,
+    the batch and augmentation generator, the global generators drop path draws from."""
+    device = generator.device
+    return {"epochs": epochs, "loss": loss, "seconds": seconds, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "cpu_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def _restore(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
+             generator: torch.Generator) -> tuple[int, float, float]:
+    """Put a :func:`_state` back; its (epochs done, seconds spent, last epoch's loss)."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["cpu_rng"])
+    if state["cuda_rng"] is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], generator.device)
+    return state["epochs"], state["seconds"], state["loss"]
 
 
 @torch.inference_mode()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 
 import pytest
@@ -134,3 +135,64 @@ def test_auxiliary_loss_is_added_with_its_weight(cell_space, dataset, smoke):
     aux_ce = (light - without) / 0.4
     assert 1.5 < aux_ce < 3.5  # an untrained 10-class head: about ln(10)
     assert heavy - without == pytest.approx(0.8 * aux_ce, rel=1e-4)
+
+
+class Stopped(Exception):
+    """Stands for a kill right after a checkpoint."""
+
+
+class MemoryCheckpoint:
+    """An :class:`EpochCheckpoint` in memory, serialised as the store does; it stops the
+    training once it has saved ``stop_after`` epochs."""
+
+    def __init__(self, stop_after: int | None = None):
+        self.data: bytes | None = None
+        self.stop_after, self.saved = stop_after, []
+
+    def load(self):
+        return None if self.data is None else torch.load(io.BytesIO(self.data), weights_only=True)
+
+    def save(self, state):
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        self.data = buffer.getvalue()
+        self.saved.append(state["epochs"])
+        if state["epochs"] == self.stop_after:
+            raise Stopped
+
+
+@pytest.mark.parametrize("stop_after", [1, 2])
+def test_a_training_stopped_after_any_epoch_resumes_to_the_same_network(cell_space, split64, smoke, stop_after):
+    stage = dataclasses.replace(smoke.final, epochs=3, batch_size=16)  # cutout, drop path and aux head all on
+    assert stage.cutout > 0 and stage.drop_path > 0 and stage.auxiliary_weight > 0
+    genotype = cell_space.zoo()["DARTS_V2"].arch
+
+    def train(checkpoint):
+        model = build_model(cell_space, genotype, stage, CPU, 5)
+        result = train_network(model, stage, split64, split64, seed=5, show_progress=False, checkpoint=checkpoint)
+        return result, model.state_dict()
+
+    plain, weights = train(None)
+    checkpoint = MemoryCheckpoint(stop_after)
+    with pytest.raises(Stopped):
+        train(checkpoint)
+    torch.manual_seed(123)  # another process: the global generator in another state
+    checkpoint.stop_after = None
+    resumed, resumed_weights = train(checkpoint)
+    assert checkpoint.saved == [*range(1, stop_after + 1), *range(stop_after + 1, 4)]  # no epoch done twice
+    assert resumed.resumed_epoch == stop_after and resumed.earlier_seconds > 0
+    assert (resumed.accuracy, resumed.train_loss) == (plain.accuracy, plain.train_loss)
+    assert weights.keys() == resumed_weights.keys()
+    assert all(torch.equal(weights[name], resumed_weights[name]) for name in weights)
+
+
+def test_a_training_stopped_after_its_last_epoch_only_evaluates(cell_space, split64, smoke):
+    stage = dataclasses.replace(smoke.final, epochs=1, batch_size=32)
+    genotype = cell_space.zoo()["DARTS_V2"].arch
+    checkpoint = MemoryCheckpoint(stop_after=1)
+    with pytest.raises(Stopped):
+        train_network(build_model(cell_space, genotype, stage, CPU, 0), stage, split64, split64, seed=0,
+                      show_progress=False, checkpoint=checkpoint)
+    again = train_network(build_model(cell_space, genotype, stage, CPU, 0), stage, split64, split64, seed=0,
+                          show_progress=False, checkpoint=checkpoint)
+    assert checkpoint.saved == [1] and again.resumed_epoch == 1 and math.isfinite(again.train_loss)

@@ -113,7 +113,8 @@ class Store:
 
     def restart(self, run_id: int, provenance: Provenance) -> None:
         """Start a run that stopped before its first checkpoint over, in its own row (with
-        the provenance of the process that now does it)."""
+        the provenance of the process that now does it); the epoch checkpoint of its first
+        candidates stays, for the same candidates."""
         sets = ", ".join(f"{name}=?" for name in PROVENANCE_COLUMNS)
         with self.conn:
             self.conn.execute("DELETE FROM trials WHERE run_id=?", (run_id,))
@@ -158,13 +159,32 @@ class Store:
 
     def checkpoint(self, run_id: int, state: dict[str, Any], search_seconds: float,
                    tensors: TensorState | None = None) -> None:
-        """Keep a strategy's state; its tensors, if any, in the same transaction."""
+        """Keep a strategy's state; its tensors, if any, in the same transaction, which drops
+        the epoch checkpoints of the candidates it holds the trials of."""
         with self.conn:
             self.conn.execute("UPDATE runs SET state_json=?, search_seconds=? WHERE id=?",
                               (json.dumps(state), search_seconds, run_id))
             if tensors:
                 self.conn.execute("INSERT OR REPLACE INTO checkpoint_tensors VALUES (?, ?)",
                                   (run_id, tensors_to_bytes(tensors)))
+            self.conn.execute("DELETE FROM stage_checkpoints WHERE run_id=? AND stage LIKE 'candidate %'", (run_id,))
+
+    def save_stage(self, run_id: int, stage: str, state: dict[str, Any]) -> None:
+        """Keep the epoch checkpoint of one of the run's trainings (``final``, ``candidate <index>``)."""
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO stage_checkpoints VALUES (?, ?, ?, ?)",
+                              (run_id, stage, state["epochs"], tensors_to_bytes(state)))
+
+    def stage_state(self, run_id: int, stage: str) -> dict[str, Any] | None:
+        """That checkpoint, on the CPU; None where there is none."""
+        row = self.conn.execute("SELECT data FROM stage_checkpoints WHERE run_id=? AND stage=?",
+                                (run_id, stage)).fetchone()
+        return None if row is None else tensors_from_bytes(row["data"])
+
+    def stage_epochs(self, run_id: int) -> dict[str, int]:
+        """The epochs each of the run's epoch checkpoints holds, by stage."""
+        rows = self.conn.execute("SELECT stage, epochs FROM stage_checkpoints WHERE run_id=? ORDER BY stage", (run_id,))
+        return {row["stage"]: row["epochs"] for row in rows}
 
     def checkpoint_tensors(self, run_id: int) -> TensorState:
         """The tensors of the run's last checkpoint, on the CPU; {} if it has none."""
@@ -188,7 +208,8 @@ class Store:
                 (_now(), outcome.search_seconds, outcome.eval_seconds, json.dumps(outcome.genotype), outcome.val_acc,
                  outcome.test_acc, outcome.params, outcome.flops, json.dumps(outcome.details), run_id),
             )
-            freed = self.conn.execute("DELETE FROM checkpoint_tensors WHERE run_id=?", (run_id,)).rowcount
+            freed = sum(self.conn.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,)).rowcount
+                        for table in ("checkpoint_tensors", "stage_checkpoints"))
         if freed:
             self.conn.execute("VACUUM")  # give the checkpoint's pages back: stores are kept in git
 

@@ -1,7 +1,7 @@
 """The store's SQLite schema: runs and rankings with the same provenance columns, their
 key columns, and the migrations of older stores, which keep the schema version: run variants
-(a column added in place) and final weights (a table created where it is missing; a store
-opened read-only without it has no weights)."""
+(a column added in place), final weights and stage checkpoints (tables created where they
+are missing; a store opened read-only without them has none)."""
 from __future__ import annotations
 
 import json
@@ -64,6 +64,13 @@ CREATE TABLE IF NOT EXISTS final_weights (
     run_id INTEGER PRIMARY KEY REFERENCES runs(id),
     data BLOB NOT NULL,
     format TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS stage_checkpoints (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    stage TEXT NOT NULL,
+    epochs INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (run_id, stage)
 );
 CREATE TABLE IF NOT EXISTS rankings (
     id INTEGER PRIMARY KEY,

@@ -16,7 +16,7 @@ from nasbench.errors import NasbenchError
 from nasbench.hardware.constraint import Constraint
 from nasbench.protocol import Protocol
 from nasbench.spaces.base import SearchSpace
-from nasbench.training import build_model, train_network
+from nasbench.training import EpochCheckpoint, build_model, train_network
 from nasbench.types import Checkpoint, Trial, derive_seed
 
 
@@ -32,6 +32,10 @@ class SearchContext:
     device: torch.device
     on_trial: Callable[[Trial], None] = lambda trial: None
     on_checkpoint: Callable[[Checkpoint], None] = lambda checkpoint: None
+    epoch_checkpoint: Callable[[str, dict], EpochCheckpoint | None] = lambda label, genotype: None
+    """Where a training labelled ``label`` (``candidate <index>``) of the architecture
+    ``genotype`` keeps its epoch checkpoint; None: nowhere. Candidates trained in worker
+    processes keep none (the store has one writer): a kill loses their trainings in flight."""
     show_progress: bool = True
     constraint: Constraint | None = None
     """Only for methods with ``accepts_constraint``; the runner refuses it for the others."""
@@ -47,7 +51,8 @@ class SearchContext:
         stage = self.protocol.candidate
         model = build_model(self.space, arch, stage, self.device, seed)
         result = train_network(model, stage, self.data.search_train, self.data.search_val, seed,
-                               description=f"candidate {index}", show_progress=self.show_progress)
+                               description=f"candidate {index}", show_progress=self.show_progress,
+                               checkpoint=self.epoch_checkpoint(f"candidate {index}", self.space.to_dict(arch)))
         return result.accuracy
 
     def train_candidates(self, archs: list[tuple[int, Hashable]]) -> list["CandidateOutcome"]:
