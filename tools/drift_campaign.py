@@ -57,7 +57,7 @@ def check_later(table_path: Path, later_time: float) -> dict:
     table = CostTable.load(table_path)
     space = space_for_table(table)
     archs = [space.zoo()[name].arch for name in NETWORKS]
-    later = measure_in_another_process(table_path, [space.to_dict(a) for a in archs], 9, 0.02, later_time)
+    later = measure_in_another_process(table_path, space, [space.to_dict(a) for a in archs], 9, 0.02, later_time)
     model = CostModel(table, space, "latency_ms")
     predicted = np.array([model.cost(arch) for arch in archs])
     measured = np.array([s.p50_ms for s in later.latencies])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import subprocess
 import sys
@@ -86,14 +87,16 @@ def measure_networks(space: SearchSpace, archs: Sequence[Hashable], table: CostT
                             [item.round_p50s().tolist() for item in items], session.reference_ms, factor, stop)
 
 
-def measure_in_another_process(table_path: Path, archs: list[dict[str, Any]], rounds: int, precision: float,
-                               max_time_s: float) -> LaterMeasurement:
-    """:func:`measure_networks` in a fresh Python process (architectures as their dicts)."""
+def measure_in_another_process(table_path: Path, space: SearchSpace, archs: list[dict[str, Any]], rounds: int,
+                               precision: float, max_time_s: float) -> LaterMeasurement:
+    """:func:`measure_networks` in a fresh Python process (architectures as ``space``'s dicts; the
+    process imports the space's class by name, as hardware knows no concrete space)."""
     with tempfile.TemporaryDirectory(prefix="nasbench-later-") as folder:
         archs_file, out = Path(folder) / "archs.json", Path(folder) / "measured.json"
         archs_file.write_text(json.dumps(archs))
         done = subprocess.run([sys.executable, "-m", "nasbench.hardware.later", str(table_path), str(archs_file),
-                               str(out), "--rounds", str(rounds), "--precision", str(precision),
+                               str(out), "--space-class", f"{type(space).__module__}:{type(space).__qualname__}",
+                               "--rounds", str(rounds), "--precision", str(precision),
                                "--max-time", str(max_time_s)], capture_output=True, text=True)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -103,19 +106,19 @@ def measure_in_another_process(table_path: Path, archs: list[dict[str, Any]], ro
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from nasbench.spaces import space_for_table
-
     parser = argparse.ArgumentParser(prog="python -m nasbench.hardware.later",
                                      description="measure whole networks of a cost table on its device")
     parser.add_argument("table", type=Path)
     parser.add_argument("archs", type=Path, help="a JSON list of architectures (the space's dicts)")
     parser.add_argument("out", type=Path, help="where the measurement is written, as JSON")
+    parser.add_argument("--space-class", required=True, metavar="MODULE:CLASS", help="the table's space's class")
     parser.add_argument("--rounds", type=int, default=MeasureSettings.rounds)
     parser.add_argument("--precision", type=float, default=MeasureSettings.precision)
     parser.add_argument("--max-time", type=float, default=60.0)
     args = parser.parse_args(argv)
     table = CostTable.load(args.table)
-    space = space_for_table(table)
+    module, name = args.space_class.split(":")
+    space = getattr(importlib.import_module(module), name).for_network(table.network)
     archs = [space.from_dict(arch) for arch in json.loads(args.archs.read_text())]
     backend = table_backend(table, args.rounds, args.precision, args.max_time)
     args.out.write_text(json.dumps(measure_networks(space, archs, table, backend).to_dict()) + "\n")

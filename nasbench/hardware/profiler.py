@@ -325,7 +325,8 @@ def _later_process(request: ProfileRequest, table: CostTable, measured: list[Arc
     s = request.backend.settings
     log(f"measuring {len(chosen)} of its {'validation' if validating else 'calibration'} networks again in a "
         "separate process")
-    later = measure_in_another_process(table.path, [a.arch for a in chosen], s.rounds, s.precision, s.max_time_s / 4)
+    later = measure_in_another_process(table.path, request.space, [a.arch for a in chosen], s.rounds, s.precision,
+                                       s.max_time_s / 4)
     factor, now = later.speed_factor, [stats.p50_ms for stats in later.latencies]
     record: dict[str, Any] = {"n": len(chosen), "networks": "validation" if validating else "calibration",
                               "speed_factor": factor, "reference_ms": later.reference_ms, "stop": later.stop.to_dict(),
