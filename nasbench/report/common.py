@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from nasbench.report.labels import data_set_name
+
 REFERENCE_METHOD = "random-arch"
 SECTION_KEYS = ["protocol", "protocol_hash", "data"]
 """What one results table (and one anytime figure) is about."""
@@ -36,4 +38,5 @@ def label(method: str, short_label: str) -> str:
 
 
 def section_title(protocol: str, protocol_hash: str, data: str) -> str:
-    return f"Protocol `{protocol}` (hash `{protocol_hash}`), data `{data}`"
+    """What a results section is about, alike in every part of the report."""
+    return f"`{protocol}` protocol (hash `{protocol_hash}`), {data_set_name(data)}, data `{data}`"

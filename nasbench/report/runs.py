@@ -14,9 +14,11 @@ from nasbench.store import iter_finished
 
 
 def load_runs(store_path: Path) -> pd.DataFrame:
-    rows = [{**dict(row), **_constraint_columns(row["details_json"]), **_skip_columns(row["space"], row["genotype_json"]),
-             "label": variant_label(row["variant"], stored_constraint(row["details_json"]))}
-            for row in iter_finished(store_path)]
+    rows = []
+    for row in iter_finished(store_path):
+        constraint = stored_constraint(row["details_json"])
+        rows.append({**dict(row), **_constraint_columns(constraint), **_skip_columns(row["space"], row["genotype_json"]),
+                     "label": variant_label(row["variant"], constraint)})
     return pd.DataFrame(rows)
 
 
@@ -26,10 +28,9 @@ def stored_constraint(details_json: str | None) -> dict[str, object] | None:
     return json.loads(details_json or "{}").get("constraint")
 
 
-def _constraint_columns(details_json: str | None) -> dict[str, object]:
+def _constraint_columns(constraint: dict[str, object] | None) -> dict[str, object]:
     """A constrained run's metric, target, the exact cost its architecture achieves, and the
     device of the table that cost comes from."""
-    constraint = stored_constraint(details_json)
     if constraint is None:
         return {"constraint_metric": None, "constraint_target": None, "constraint_achieved": None,
                 "constraint_device": None, "constraint_measured": None}

@@ -115,7 +115,7 @@ def test_write_drawings_files_and_markdown(tmp_path, cell_space, monkeypatch):
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in markdown.splitlines() if line.startswith("| ")]
     assert ["darts", "cell", "[0](architectures/darts-seed0-p.svg), [1](architectures/darts-seed1-p.svg)"] in rows
     assert ["snas, latency ≤ 2.5 ms, λ 1", "cell", "[0](architectures/snas-latency-2.5-ms-1-seed0-p.svg)"] in rows
-    assert markdown.count("### Protocol `p`") == 2  # the two protocol hashes
+    assert markdown.count("### `p` protocol") == 2  # the two protocol hashes
     before = {p.name: p.read_bytes() for p in paths}
     write_drawings(tmp_path, runs)
     assert {p.name: p.read_bytes() for p in paths} == before

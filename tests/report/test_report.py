@@ -121,7 +121,7 @@ def test_markdown(made):
     assert f"from the store `{path}` (6 finished runs)" in text
     assert "## `p-a` protocol (hash `aaaaaaaaaaaa`), CIFAR-10 from an .npz file" in text
     assert "## `p-b` protocol (hash `bbbbbbbbbbbb`)" in text
-    section_a, section_b = text.split("## `p-b` protocol")
+    section_a, section_b = text.split("\n## `p-b` protocol")
     main_a, details_a = tables(section_a)[:2]
     assert [row["Method"] for row in main_a] == ["random", "random-arch"]  # sorted by error
     a, b = main_a[0], tables(section_b)[0][0]
@@ -137,7 +137,7 @@ def test_markdown(made):
 def test_markdown_keeps_the_documented_number_formats(made):
     """Δ with 2 decimals, params with 3, FLOPs 1, search cost 3, published as given: the same in every table."""
     _, out, _, _ = made
-    section_a, section_b = (out / "results.md").read_text().split("## `p-b` protocol")
+    section_a, section_b = (out / "results.md").read_text().split("\n## `p-b` protocol")
     main_a, details_a = tables(section_a)[:2]
     main_b, details_b = tables(section_b)[:2]
     numbers = ["Params (M)", "FLOPs (M)", "Search (h)", "Published (%)"]
