@@ -7,8 +7,12 @@ figure isolates the method's arithmetic from data loading and augmentation.
 
 ``nasbench bench candidates``: what the child-training methods (NAS-RL, NASNet, random
 search) spend most of their search on, training candidates by the protocol's candidate
-stage on the real data, ``--workers`` at once, so that the speed-up of parallel children
-(``nasbench run --workers``) is measured, not assumed.
+stage on the real data, on an executor (in-process, or Ray tasks ``--workers`` at once),
+so that the speed-up of parallel children (``nasbench run --workers``) is measured, not
+assumed.
+
+``nasbench bench executor``: what an executor adds to every task (submitting it, taking
+its result), on no-op tasks, so that it can be weighed against a candidate's training.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ from nasbench.data import (
     network_memory_format,
 )
 from nasbench.errors import NasbenchError
+from nasbench.executor import Executor, Resources, make_executor
 from nasbench.numerics import configure_numerics
 from nasbench.protocol import Protocol, SupernetBudget, load_protocol
 from nasbench.spaces import get_space
@@ -44,6 +49,7 @@ from nasbench.strategies.supernet_search import Batch, SupernetSearch
 WARMUP_STEPS = 2
 PROC_STATUS = Path("/proc/self/status")
 PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
+CPU = torch.device("cpu")
 
 
 def bench_search_step(method: str, *, batch_size: int, cells: int, channels: int, device: torch.device,
@@ -212,32 +218,82 @@ def random_batch(batch_size: int, generator: torch.Generator) -> Batch:
                  torch.randint(0, NUM_CLASSES, (batch_size,), device=device, generator=generator))
 
 
-def bench_candidates(space: SearchSpace, protocol: Protocol, dataset: Dataset, *, candidates: int, workers: int,
-                     device: torch.device, seed: int = 0) -> dict[str, Any]:
+def bench_candidates(space: SearchSpace, protocol: Protocol, dataset: Dataset, *, candidates: int,
+                     device: torch.device, executor: str | None = None, workers: int = 1,
+                     resources: Resources | None = None, seed: int = 0) -> dict[str, Any]:
     """Wall time to train ``candidates`` architectures drawn at random from ``space`` by the
-    protocol's candidate stage, in batches of ``workers`` trained at once, as a
-    child-training method hands them over (its worker processes started once, as in a
-    run); with the sum of the candidates' own training times, so that what parallelism
-    saves and what it costs (starting the workers, sharing the cores) both show."""
+    protocol's candidate stage on the executor :func:`make_executor` gives for ``executor``,
+    ``workers`` and ``resources``, in batches of as many as it runs at once, as a
+    child-training method hands them over; with the sum of the candidates' own training
+    times, so that what parallelism saves and what it costs (sharing the cores, the tasks'
+    overhead) both show. Starting the executor is timed apart (:func:`start_executor`): a
+    run pays it once, not per candidate."""
     configure_numerics()
-    data = SplitData.for_config(dataset, protocol.data, device)
-    context = SearchContext(space=space, protocol=protocol, seed=seed, data=data, device=device,
-                            show_progress=False, workers=workers)
-    rng = random.Random(seed)
-    archs = [space.sample(rng) for _ in range(candidates)]
-    outcomes = []
-    start = time.perf_counter()
+    executor, startup = start_executor(executor, workers=workers, resources=resources)
     try:
-        for first in range(0, candidates, workers):
-            outcomes += context.train_candidates(list(enumerate(archs[first:first + workers], start=first)))
+        # as the runner does: Ray tasks take the splits from the CPU onto their own device
+        data = SplitData.for_config(dataset, protocol.data, torch.device("cpu") if executor.remote else device)
+        context = SearchContext(space=space, protocol=protocol, seed=seed, data=data, device=device,
+                                show_progress=False, executor=executor)
+        rng = random.Random(seed)
+        archs = [space.sample(rng) for _ in range(candidates)]
+        outcomes = []
+        start = time.perf_counter()
+        for first in range(0, candidates, context.workers):
+            outcomes += context.train_candidates(list(enumerate(archs[first:first + context.workers], start=first)))
+        seconds = time.perf_counter() - start
     finally:
-        context.close_workers()
-    seconds = time.perf_counter() - start
+        executor.close()
     return {
         "space": space.name, "protocol": protocol.name, "device": str(device), "candidates": candidates,
-        "workers": workers, "threads_per_worker": context.threads_per_worker(), "epochs": protocol.candidate.epochs,
-        "seconds": seconds, "seconds_per_candidate": seconds / candidates,
+        "executor": executor.name, "workers": context.workers, "threads_per_task": _task_threads(executor),
+        "epochs": protocol.candidate.epochs, **startup, "seconds": seconds,
+        "candidates_per_s": candidates / seconds, "seconds_per_candidate": seconds / candidates,
         "candidate_seconds_sum": sum(o.seconds for o in outcomes),
         "failed": sum(o.error is not None for o in outcomes),
         "val_acc": [o.val_acc for o in outcomes],
+    }
+
+
+def _task_threads(executor: Executor) -> int:
+    """torch's threads in a task: its resources' in a remote worker, this process's inline."""
+    return executor.resources.threads() if executor.remote else torch.get_num_threads()
+
+
+def echo(value: Any) -> Any:
+    """The no-op task :func:`bench_executor` times: all it costs is the executor's."""
+    return value
+
+
+def start_executor(name: str | None, **options: Any) -> tuple[Executor, dict[str, float]]:
+    """:func:`make_executor` (``options``: its own), then a warm-up of as many :func:`echo`
+    tasks at once as it runs (Ray: its workers start and import torch); with how long each
+    took (``startup_s``, ``warmup_s``), costs a command pays once, kept out of the timed work."""
+    started = time.perf_counter()
+    executor = make_executor(name, **options)
+    startup_s = time.perf_counter() - started
+    try:
+        warmup_s = wall_seconds(lambda: executor.map(echo, [(i,) for i in range(executor.capacity)]), CPU)
+    except BaseException:
+        executor.close()
+        raise
+    return executor, {"startup_s": startup_s, "warmup_s": warmup_s}
+
+
+def bench_executor(name: str, *, workers: int, tasks: int, round_trips: int) -> dict[str, Any]:
+    """The executor's overhead per task, on :func:`echo` tasks, once it is started
+    (:func:`start_executor`): ``tasks`` submitted at once, then their results taken (ms per
+    task: the batch's mean); and ``round_trips`` tasks one at a time, each submitted once
+    the previous one's result came (their median and slowest)."""
+    executor, startup = start_executor(name, workers=workers)
+    try:
+        batch_s = wall_seconds(lambda: executor.map(echo, [(i,) for i in range(tasks)]), CPU)
+        trips = [wall_seconds(lambda: executor.result(executor.submit(echo, i)), CPU) for i in range(round_trips)]
+    finally:
+        executor.close()
+    return {
+        "executor": executor.name, "workers": executor.capacity, **startup,
+        "tasks": tasks, "batch_s": batch_s, "ms_per_task": 1e3 * batch_s / tasks,
+        "round_trips": round_trips, "round_trip_p50_ms": 1e3 * statistics.median(trips),
+        "round_trip_max_ms": 1e3 * max(trips),
     }

@@ -196,6 +196,9 @@ class DeviceSplit:
     def __len__(self) -> int:
         return self.labels.shape[0]
 
+    def to(self, device: torch.device) -> "DeviceSplit":
+        return DeviceSplit(self.images.to(device), self.labels.to(device))
+
 
 @dataclass(frozen=True)
 class SplitData:
@@ -209,6 +212,10 @@ class SplitData:
     @property
     def image_size(self) -> int:
         return self.train.images.shape[-1]
+
+    def to(self, device: torch.device) -> "SplitData":
+        """The same splits on ``device`` (where a task trains: the driver shares them on the CPU)."""
+        return SplitData(*(split.to(device) for split in (self.search_train, self.search_val, self.train, self.test)))
 
     @classmethod
     def for_config(cls, dataset: Dataset, config: DataConfig, device: torch.device) -> "SplitData":

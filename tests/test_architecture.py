@@ -33,13 +33,13 @@ LAYERS = [
     ["nasbench.data", "nasbench.provenance", "nasbench.store"],
     ["nasbench.protocol"],
     ["nasbench.settings", "nasbench.types", "nasbench.progress", "nasbench.numerics", "nasbench.protocols",
-     "nasbench.registry"],
+     "nasbench.registry", "nasbench.executor"],
     ["nasbench.errors"],
 ]
 """Top-level units from the top layer down; a unit may import units of the layers below its own."""
 LEVEL = {unit: len(LAYERS) - i for i, layer in enumerate(LAYERS) for unit in layer}
 
-ONLY = {"nasbench.store": {"nasbench.types", "nasbench.errors"}}
+ONLY = {"nasbench.store": {"nasbench.types", "nasbench.errors"}, "nasbench.executor": {"nasbench.errors"}}
 """Units that may import these units only."""
 NEVER = {"nasbench.report": {"nasbench.strategies", "nasbench.runner", "nasbench.ranking", "nasbench.bench",
                              "nasbench.cli"}}

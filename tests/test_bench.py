@@ -1,5 +1,6 @@
 """`nasbench bench`: timing a search step (DARTS, FBNet and ProxylessNAS on their spaces, pt.darts'
-refusals) and parallel candidate training, with the results of serial training."""
+refusals), candidate training in-process and on Ray (with the same results), and an executor's
+overhead per task."""
 from __future__ import annotations
 
 import pytest
@@ -43,7 +44,8 @@ def test_every_command_that_runs_on_a_device_defaults_to_auto(argv):
     assert helped.code == 0 and "--device DEVICE auto, cpu or cuda (default: auto)" in " ".join(helped.out.split())
 
 
-@pytest.mark.parametrize("command", [["bench", "search-step"], ["bench", "candidates"], ["profile"], ["cost"],
+@pytest.mark.parametrize("command", [["bench", "search-step"], ["bench", "candidates"], ["bench", "executor"],
+                                     ["profile"], ["cost"],
                                      ["describe"], ["report"]])
 def test_json_output_says_what_it_prints(command):
     helped = " ".join(run_cli(*command, "--help").out.split())
@@ -91,20 +93,112 @@ def test_bench_refuses_a_space_the_method_does_not_search():
     assert result.code == 2 and "darts does not search the fbnet space" in result.err
 
 
+def _sane_candidates(record, executor, workers, candidates=2):
+    """A `bench candidates --json` record of ``candidates`` trained on ``executor``, ``workers``
+    at once, one thread each (the tests' torch threads; a Ray task's one CPU)."""
+    assert {k: record[k] for k in ("executor", "workers", "threads_per_task", "candidates", "failed")} == {
+        "executor": executor, "workers": workers, "threads_per_task": 1, "candidates": candidates, "failed": 0}
+    assert record["seconds"] > 0 and record["startup_s"] >= 0 and record["warmup_s"] >= 0
+    assert record["candidates_per_s"] == pytest.approx(candidates / record["seconds"])
+    assert record["seconds_per_candidate"] == pytest.approx(record["seconds"] / candidates)
+    assert 0 < record["candidate_seconds_sum"] <= record["seconds"] * workers
+    assert len(record["val_acc"]) == candidates and all(0 <= acc <= 1 for acc in record["val_acc"])
+
+
 @pytest.mark.slow
-def test_bench_candidates_times_parallel_children_with_the_results_of_one_at_a_time(data_path):
-    """`nasbench bench candidates` trains the same candidates, with the same accuracies, one
-    at a time and two at once, and says how long each took."""
-    records = []
-    for workers in ("1", "2"):
-        result = run_cli("bench", "candidates", "--protocol", "smoke", "--candidates", "2", "--workers", workers,
-                         "--data", data_path, "--json")
-        assert result.code == 0, result.err
-        records.extend(result.json_lines())
-    one, two = records
-    assert (one["workers"], two["workers"]) == (1, 2) and one["candidates"] == two["candidates"] == 2
-    assert one["failed"] == two["failed"] == 0 and len(one["val_acc"]) == 2
-    assert one["val_acc"] == two["val_acc"]
-    assert all(r["seconds"] > 0 and r["candidate_seconds_sum"] > 0 and r["threads_per_worker"] >= 1 for r in records)
-    text = run_cli("bench", "candidates", "--space", "no-such-space", "--protocol", "smoke", "--data", data_path)
-    assert text.code == 2 and "no-such-space" in text.err and len(text.err.strip().splitlines()) == 1
+def test_bench_candidates_on_ray_trains_the_candidates_of_in_process(data_path, two_epoch_protocol):
+    """`nasbench bench candidates` trains the same candidates, with the same accuracies, in
+    this process and as two Ray tasks at once (one thread each), times Ray's start apart
+    from the training, and shuts Ray down at the end."""
+    import ray
+
+    common = ("bench", "candidates", "--protocol", two_epoch_protocol, "--candidates", "2", "--data", data_path,
+              "--device", "cpu", "--json")
+    here = run_cli(*common)
+    assert here.code == 0, here.err
+    (one,) = here.json_lines()
+    _sane_candidates(one, "inprocess", 1)
+    assert one["startup_s"] < 1 and one["warmup_s"] < 1  # nothing to start in-process
+    remote = run_cli(*common, "--workers", "2", "--cpus-per-task", "1")
+    assert remote.code == 0, remote.err
+    (two,) = remote.json_lines()
+    _sane_candidates(two, "ray", 2)
+    assert two["startup_s"] > one["startup_s"] and two["warmup_s"] > 0
+    assert two["val_acc"] == one["val_acc"]
+    assert not ray.is_initialized()
+
+
+@pytest.mark.slow
+def test_bench_candidates_says_what_it_measured(data_path, two_epoch_protocol):
+    text = run_cli("bench", "candidates", "--protocol", two_epoch_protocol, "--candidates", "1", "--data", data_path,
+                   "--device", "cpu", "--executor", "inprocess")
+    assert text.code == 0, text.err
+    assert text.out.startswith("1 candidates of the cell space, ")
+    assert "inprocess executor, 1 at once, cpu (1 thread(s) each)" in text.out
+    assert "candidates/s" in text.out and "the executor started in" in text.out
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--executor", "inprocess", "--workers", "2"], "--workers, --address, --cpus-per-task and --gpus-per-task need "
+                                                    "--executor ray"),
+    (["--cpus-per-task", "1"], "--workers, --address, --cpus-per-task and --gpus-per-task need --executor ray"),
+    (["--cpus-per-task", "0"], "argument --cpus-per-task: must be > 0, got 0"),
+    (["--executor", "dask"], "argument --executor: invalid choice: 'dask'"),
+    (["--space", "no-such-space"], "no-such-space"),
+])
+def test_bench_candidates_refuses_bad_input_in_one_line(data_path, extra, message):
+    result = run_cli("bench", "candidates", "--protocol", "smoke", "--data", data_path, "--device", "cpu", *extra)
+    assert result.code == 2 and result.out == ""
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith("nasbench: error: ") and message in line
+
+
+def _sane_overhead(record, executor, workers, tasks, round_trips):
+    assert {k: record[k] for k in ("executor", "workers", "tasks", "round_trips")} == {
+        "executor": executor, "workers": workers, "tasks": tasks, "round_trips": round_trips}
+    assert record["batch_s"] > 0 and record["ms_per_task"] == pytest.approx(1e3 * record["batch_s"] / tasks)
+    assert 0 < record["round_trip_p50_ms"] <= record["round_trip_max_ms"]
+    assert record["startup_s"] >= 0 and record["warmup_s"] > 0
+
+
+def test_bench_executor_times_in_process_tasks():
+    result = run_cli("bench", "executor", "--executor", "inprocess", "--tasks", "20", "--round-trips", "5", "--json")
+    assert result.code == 0, result.err
+    (record,) = result.json_lines()
+    _sane_overhead(record, "inprocess", 1, 20, 5)
+    assert record["ms_per_task"] < 1 and record["startup_s"] < 1  # a function call, nothing started
+    text = run_cli("bench", "executor", "--executor", "inprocess", "--tasks", "3", "--round-trips", "2")
+    assert text.code == 0 and text.out.startswith("inprocess executor, 1 task(s) at once: ")
+    assert "ms per task over 3 submitted at once; one at a time, median " in text.out
+    assert " over 2; started in " in text.out
+
+
+@pytest.mark.slow
+def test_bench_executor_times_each_executor_and_ray_costs_more_per_task():
+    """By default both executors, one JSON object each; Ray's local instance runs --workers
+    tasks at once (default 2), costs more per task than a call, and is shut down after."""
+    import ray
+
+    result = run_cli("bench", "executor", "--tasks", "40", "--round-trips", "10", "--json")
+    assert result.code == 0, result.err
+    inprocess, remote = result.json_lines()
+    _sane_overhead(inprocess, "inprocess", 1, 40, 10)
+    _sane_overhead(remote, "ray", 2, 40, 10)
+    assert remote["ms_per_task"] > inprocess["ms_per_task"]
+    assert remote["round_trip_p50_ms"] > inprocess["round_trip_p50_ms"]
+    assert remote["startup_s"] > inprocess["startup_s"]
+    assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--executor", "inprocess", "--workers", "2"], "--workers sizes the local Ray instance: the in-process executor "
+                                                    "runs one task at a time (give --executor ray, or drop --workers)"),
+    (["--tasks", "0"], "argument --tasks: must be >= 1, got 0"),
+    (["--round-trips", "x"], "argument --round-trips: not an integer: 'x'"),
+    (["--executor", "dask"], "argument --executor: invalid choice: 'dask'"),
+])
+def test_bench_executor_refuses_bad_input_in_one_line(extra, message):
+    result = run_cli("bench", "executor", *extra)
+    assert result.code == 2 and result.out == ""
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith("nasbench: error: ") and message in line

@@ -133,7 +133,7 @@ def test_force_runs_again_and_supersedes(smoke_store, tmp_path, data_path):
 
 
 def test_a_failed_forced_run_keeps_the_finished_result(smoke_store, tmp_path, data_path, monkeypatch):
-    import nasbench.runner
+    import nasbench.runner.task
 
     store = smoke_store.copy_to(tmp_path)
     before = by_key(store_rows(store))
@@ -141,7 +141,7 @@ def test_a_failed_forced_run_keeps_the_finished_result(smoke_store, tmp_path, da
     def broken_final_training(*args, **kwargs):
         raise RuntimeError("CUDA error: an illegal memory access")  # injected failure
 
-    monkeypatch.setattr(nasbench.runner, "train_network", broken_final_training)
+    monkeypatch.setattr(nasbench.runner.task, "train_network", broken_final_training)
     result = run_cli(*smoke_args(store, data_path, "--method", "random-arch", "--seeds", "0", "--force"))
     assert result.code == 1
     (record,) = result.json_lines()

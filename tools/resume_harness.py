@@ -4,7 +4,7 @@ uninterrupted run of the same method; a kill may lose only the epoch (or search 
 flight: the rerun must resume every training from the epochs the store held at the kill.
 
 Usage: NASBENCH_DATA=../shared/data/cifar10_subset.npz python tools/resume_harness.py CHECKOUT WORKDIR
-       [--methods random,darts,nas-rl] [--sequences 2] [--kills 2] [--seed 19]
+       [--methods random,darts,nas-rl] [--sequences 2] [--kills 2] [--seed 19] [--run-args '--workers 2']
 Each kill comes at a random time after the run's process claimed it (start-up is left out).
 One JSON line per kill and per sequence, then the totals (about 8 minutes on 2 CPU cores)."""
 import argparse
@@ -39,9 +39,9 @@ BETWEEN = "between trainings"
 EPOCH = re.compile(r"(candidate \d+|the final training) resumes from epoch (\d+) of (\d+)")
 
 
-def command(method: str, store: Path, protocol: Path) -> list[str]:
+def command(method: str, store: Path, protocol: Path, extra: list[str]) -> list[str]:
     return [sys.executable, "-m", "nasbench", "run", "--method", method, "--protocol", str(protocol), "--seeds", "0",
-            "--store", str(store), "--no-progress", "--no-estimate", "--json"]
+            "--store", str(store), "--no-progress", "--no-estimate", "--json", *extra]
 
 
 def read(store: Path) -> tuple[list[dict], dict[str, int]]:
@@ -87,6 +87,18 @@ def where(runs: list[dict], stages: dict[str, int]) -> str:
     return BETWEEN if runs[-1]["state_json"] else "search, before its first checkpoint"
 
 
+def uninterrupted(method: str, store: Path, protocol: Path, extra: list[str], env: dict, args) -> tuple[float, dict]:
+    """The seconds of an uninterrupted run's work (after its claim) and its stored run."""
+    store.unlink(missing_ok=True)
+    process = subprocess.Popen(command(method, store, protocol, extra), env=env, cwd=args.checkout,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    began = claimed(store, process)
+    assert process.wait() == 0, f"the uninterrupted {method} run failed"
+    seconds = time.monotonic() - began
+    (row,), _ = read(store)
+    return seconds, row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("checkout", type=Path)
@@ -95,6 +107,8 @@ def main() -> None:
     parser.add_argument("--sequences", type=int, default=2, help="kill sequences per method")
     parser.add_argument("--kills", type=int, default=2, help="kills per sequence before a run to the end")
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--run-args", default="", help="more `nasbench run` options for the killed runs, e.g. "
+                                                       "'--workers 2 --cpus-per-task 1' (the driver of Ray tasks)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     protocol = args.work / "resume.toml"
@@ -103,21 +117,20 @@ def main() -> None:
     rng = random.Random(args.seed)
     totals = {"kills_tried": 0, "kills_landed": 0, "resumed": 0, "equal": 0, "epochs_lost_beyond_one": 0}
     for method in args.methods.split(","):
-        reference = args.work / f"{method}-reference.sqlite"
-        reference.unlink(missing_ok=True)
-        process = subprocess.Popen(command(method, reference, protocol), env=env, cwd=args.checkout,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        began = claimed(reference, process)
-        assert process.wait() == 0, f"the uninterrupted {method} run failed"
-        seconds = time.monotonic() - began
-        (expected,), _ = read(reference)
-        print(json.dumps({"method": method, "uninterrupted_work_s": round(seconds, 1)}), flush=True)
+        seconds, expected = uninterrupted(method, args.work / f"{method}-reference.sqlite", protocol, [], env, args)
+        record = {"method": method, "uninterrupted_work_s": round(seconds, 1)}
+        if args.run_args:  # the kills' window is the killed command's own time; its result must be the in-process one
+            seconds, same = uninterrupted(method, args.work / f"{method}-timed.sqlite", protocol,
+                                          args.run_args.split(), env, args)
+            record |= {"with_run_args_work_s": round(seconds, 1),
+                       "with_run_args_equal": all(same[f] == expected[f] for f in RESULT)}
+        print(json.dumps(record), flush=True)
         for sequence in range(args.sequences):
             store = args.work / f"{method}-{sequence}.sqlite"
             store.unlink(missing_ok=True)
             landed: list[dict] = []
             for attempt in range(args.kills + 1):
-                process = subprocess.Popen(command(method, store, protocol), env=env, cwd=args.checkout,
+                process = subprocess.Popen(command(method, store, protocol, args.run_args.split()), env=env, cwd=args.checkout,
                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                 if attempt < args.kills:
                     totals["kills_tried"] += 1
@@ -127,15 +140,23 @@ def main() -> None:
                         process.send_signal(signal.SIGKILL)
                 _, err = process.communicate()
                 steps = STEP.search(err)
-                # what this attempt resumed the kills before it from (killed before it said so, it did no work)
-                for kill in [k for k in landed if "resumed_from" not in k] if steps or process.returncode == 0 else []:
-                    said = {m.group(1): int(m.group(2)) for m in EPOCH.finditer(err)}
+                said = {m.group(1): int(m.group(2)) for m in EPOCH.finditer(err)}
+
+                def reported(kill: dict) -> bool:
+                    """This attempt said where it resumed each of the kill's trainings from, or ran to
+                    the end (a killed one may not have said it yet: a Ray task's lines reach the
+                    driver a moment after it starts; it then did no work on them)."""
+                    return process.returncode == 0 or steps is not None and all(
+                        ("the final training" if label == "final" else label) in said for label in kill["saved"])
+
+                # what this attempt resumed the kills before it from
+                for kill in [k for k in landed if "resumed_from" not in k and reported(k)]:
                     kill["resumed_from"] = {"search step": int(steps.group(2)) if steps else None, **said}
                     if kill["where"] == BETWEEN and steps:
                         done, budget = int(steps.group(2)), int(steps.group(3))
                         kill["where"] = ("final training, before its first epoch was saved" if done == budget else
                                          f"search, {done} of {budget} steps saved")
-                    lost = sum(done - said.get("the final training" if label == "final" else label, 0)
+                    lost = sum(max(0, done - said.get("the final training" if label == "final" else label, 0))
                                for label, done in kill["saved"].items())
                     kill["epochs_lost_beyond_the_one_in_flight"] = lost
                     totals["resumed"] += (steps is not None or kill["where"] in NOTHING_TO_RESUME) and lost == 0

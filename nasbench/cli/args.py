@@ -6,6 +6,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -85,6 +86,23 @@ def positive(text: str) -> int:
     return value
 
 
+def bounded(minimum: float, *, strict: bool, meaning: str = "", example: str = "") -> Callable[[str], float]:
+    """A parser of finite numbers above ``minimum`` (``strict``) or from it; ``meaning`` and
+    ``example`` say in the error what the number is."""
+    def parse(text: str) -> float:
+        value = finite(text)
+        if value < minimum or strict and value == minimum:
+            raise argparse.ArgumentTypeError(f"must be {meaning}{'>' if strict else '>='} {minimum:g}{example}, "
+                                             f"got {text}")
+        return value
+
+    return parse
+
+
+positive_fraction = bounded(0, strict=True)
+non_negative_fraction = bounded(0, strict=False)
+
+
 def non_negative(text: str) -> int:
     value = integer(text)
     if value < 0:
@@ -129,3 +147,46 @@ def load_checked_protocol(name_or_path: str) -> Any:
     from nasbench.strategies import check_protocol
 
     return check_protocol(protocol)
+
+
+def add_executor(parser: argparse.ArgumentParser, *, cluster: bool) -> None:
+    """Where the work runs (``run``, ``bench candidates``): the executor and what each task
+    asks for; ``cluster``: also joining a Ray cluster and GPUs per task."""
+    from nasbench.executor import EXECUTORS
+
+    group = parser.add_argument_group("where the work runs (the results do not depend on it, at the same threads "
+                                      "per task)")
+    group.add_argument("--executor", choices=EXECUTORS, metavar="NAME",
+                       help=f"one of {', '.join(EXECUTORS)}: in this process, one task at a time; or Ray tasks "
+                            "(default: inprocess, or ray with --workers above 1" + (" or --address)" if cluster else ")"))
+    if cluster:
+        group.add_argument("--address", metavar="auto|HOST:PORT",
+                           help="join a running Ray cluster (auto: the one `ray start` began on this machine); "
+                                "without it, --executor ray starts a local instance")
+    group.add_argument("--workers", type=positive, default=1, help="tasks at once on a local Ray instance (default: 1)")
+    group.add_argument("--cpus-per-task", type=positive_fraction, metavar="N",
+                       help="CPUs each task asks Ray for; its torch threads are the whole part (default: this "
+                            "machine's cores over --workers" + ("; 1 on a cluster)" if cluster else ")"))
+    if cluster:
+        group.add_argument("--gpus-per-task", type=non_negative_fraction, metavar="N",
+                           help="GPUs each task asks Ray for, fractions allowed (default: 1 with --device cuda, else 0)")
+
+
+def task_resources(args: argparse.Namespace, device: Any) -> Any:
+    """What each Ray task asks for, from :func:`add_executor`'s options and ``--device``
+    (None where the work stays in this process and none was asked for)."""
+    from nasbench.errors import NasbenchError
+    from nasbench.executor import Resources
+
+    address, gpus = getattr(args, "address", None), getattr(args, "gpus_per_task", None)
+    ray = args.executor == "ray" or args.executor is None and (args.workers > 1 or address is not None)
+    if not ray and args.cpus_per_task is None and gpus is None:
+        return None
+    if gpus is None:
+        gpus = 1.0 if ray and device.type == "cuda" else 0.0
+    if ray and device.type == "cuda" and gpus == 0:
+        raise NasbenchError("--device cuda with --gpus-per-task 0: a task would get no GPU (give it one, or use "
+                            "--device cpu)")
+    cpus = args.cpus_per_task or (1.0 if address is not None else max(1, (os.cpu_count() or 1) // args.workers))
+    return Resources(cpus=cpus, gpus=gpus)
+

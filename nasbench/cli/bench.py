@@ -1,4 +1,5 @@
-"""``nasbench bench``: time a part of a method (a supernet search step, candidates' training)."""
+"""``nasbench bench``: time a part of a method (a supernet search step, candidates' training)
+or of the machinery under it (an executor's overhead per task)."""
 from __future__ import annotations
 
 import argparse
@@ -8,11 +9,14 @@ from typing import Any
 from nasbench.cli.args import (
     add_data,
     add_device,
+    add_executor,
     load_checked_protocol,
     positive,
     print_json,
+    task_resources,
 )
 from nasbench.errors import NasbenchError
+from nasbench.executor import EXECUTORS
 
 
 def register(commands: Any) -> None:
@@ -36,21 +40,33 @@ def register(commands: Any) -> None:
                       help="time pt.darts' step instead of ours, from its checkout at PATH (--method darts: its "
                            "network's first-order step; darts-2nd: its own unrolled step), to compare on this machine")
     step.add_argument("--json", action="store_true", help="print the timing as one JSON object per line")
-    children = benchmarks.add_parser("candidates", help="candidates trained by the protocol's candidate stage, "
-                                                        "--workers at once (the child-training methods' search)")
+    children = benchmarks.add_parser("candidates", help="candidates trained by the protocol's candidate stage on an "
+                                                        "executor (the child-training methods' search)")
     children.add_argument("--space", default="cell", help="the space the candidates are drawn from (default: cell)")
     children.add_argument("--protocol", default="proxy", metavar="NAME|FILE",
                           help="whose candidate stage, data splits and space layout (default: proxy)")
     children.add_argument("--candidates", type=positive, default=4, help="architectures to train (default: 4)")
-    children.add_argument("--workers", type=positive, default=1, help="trained at once, each in its own process "
-                                                                      "(default: 1)")
+    add_executor(children, cluster=False)
     add_device(children)
     children.add_argument("--json", action="store_true", help="print the timing as one JSON object per line")
     add_data(children)
+    overhead = benchmarks.add_parser("executor", help="an executor's overhead per task, on no-op tasks, with its "
+                                                      "start-up time")
+    overhead.add_argument("--executor", choices=EXECUTORS, metavar="NAME",
+                          help=f"one of {', '.join(EXECUTORS)} (default: each in turn)")
+    overhead.add_argument("--workers", type=positive,
+                          help="tasks at once on the local Ray instance (default: 2)")
+    overhead.add_argument("--tasks", type=positive, default=200,
+                          help="no-op tasks submitted at once, then their results taken (default: 200)")
+    overhead.add_argument("--round-trips", type=positive, default=50,
+                          help="no-op tasks submitted one at a time, each after the previous one's result "
+                               "(default: 50)")
+    overhead.add_argument("--json", action="store_true", help="print the timing as one JSON object per line, one "
+                                                              "per executor")
 
 
 def execute(args: argparse.Namespace) -> int:
-    return {"search-step": _search_step, "candidates": _candidates}[args.benchmark](args)
+    return {"search-step": _search_step, "candidates": _candidates, "executor": _executor}[args.benchmark](args)
 
 
 def _candidates(args: argparse.Namespace) -> int:
@@ -61,16 +77,39 @@ def _candidates(args: argparse.Namespace) -> int:
 
     protocol = load_checked_protocol(args.protocol)
     space = get_space(args.space, protocol)
+    device = resolve_device(args.device)
     result = bench_candidates(space, protocol, load_dataset(args.data, args.data_dir), candidates=args.candidates,
-                              workers=args.workers, device=resolve_device(args.device))
+                              device=device, executor=args.executor, workers=args.workers,
+                              resources=task_resources(args, device))
     if args.json:
         print_json(result)
         return 0
     print(f"{result['candidates']} candidates of the {result['space']} space, {result['protocol']} candidate stage "
-          f"({result['epochs']} epochs), {result['workers']} at once, {result['device']} "
-          f"({result['threads_per_worker']} thread(s) each): {result['seconds']:.1f} s, "
-          f"{result['seconds_per_candidate']:.1f} s per candidate (their own training times sum to "
-          f"{result['candidate_seconds_sum']:.1f} s; {result['failed']} failed)")
+          f"({result['epochs']} epochs), {result['executor']} executor, {result['workers']} at once, "
+          f"{result['device']} ({result['threads_per_task']} thread(s) each): {result['seconds']:.1f} s, "
+          f"{result['candidates_per_s']:.3f} candidates/s, {result['seconds_per_candidate']:.1f} s per candidate "
+          f"(their own training times sum to {result['candidate_seconds_sum']:.1f} s; {result['failed']} failed); "
+          f"the executor started in {result['startup_s']:.1f} s, its workers in {result['warmup_s']:.1f} s")
+    return 0
+
+
+def _executor(args: argparse.Namespace) -> int:
+    from nasbench.bench import bench_executor
+
+    if args.executor == "inprocess" and args.workers not in (None, 1):
+        raise NasbenchError("--workers sizes the local Ray instance: the in-process executor runs one task at a "
+                            "time (give --executor ray, or drop --workers)")
+    for name in [args.executor] if args.executor else EXECUTORS:
+        workers = (args.workers or 2) if name == "ray" else 1
+        result = bench_executor(name, workers=workers, tasks=args.tasks, round_trips=args.round_trips)
+        if args.json:
+            print_json(result)
+            continue
+        print(f"{result['executor']} executor, {result['workers']} task(s) at once: {result['ms_per_task']:.3f} ms "
+              f"per task over {result['tasks']} submitted at once; one at a time, median "
+              f"{result['round_trip_p50_ms']:.3f} ms (slowest {result['round_trip_max_ms']:.3f}) over "
+              f"{result['round_trips']}; started in {result['startup_s']:.2f} s, its workers in "
+              f"{result['warmup_s']:.2f} s", flush=True)
     return 0
 
 

@@ -11,7 +11,7 @@ from nasbench.cli.args import (
     DEFAULT_TABLES,
     add_device,
     add_protocol,
-    finite,
+    bounded,
     load_checked_protocol,
     non_negative,
     positive,
@@ -32,19 +32,9 @@ def batch_sizes(text: str) -> tuple[int, ...]:
     return values
 
 
-def share(text: str) -> float:
-    """A precision or tolerance: a share > 0 (0.02 = ±2%)."""
-    value = finite(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a share > 0 (0.02 = ±2%), got {text!r}")
-    return value
-
-
-def seconds(text: str) -> float:
-    value = finite(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
-    return value
+share = bounded(0, strict=True, meaning="a share ", example=" (0.02 = ±2%)")
+"""A precision or tolerance."""
+seconds = bounded(0, strict=False, meaning="a number of seconds ")
 
 
 def add_stopping(parser: argparse.ArgumentParser, rounds: int, max_time_s: float) -> None:

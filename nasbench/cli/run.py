@@ -9,14 +9,15 @@ from typing import Any
 from nasbench.cli.args import (
     add_data,
     add_device,
+    add_executor,
     add_protocol,
     add_store,
     finite,
     load_checked_protocol,
     names,
-    positive,
     print_json,
     seeds,
+    task_resources,
 )
 from nasbench.errors import NasbenchError
 
@@ -44,9 +45,7 @@ def register(commands: Any) -> None:
     add_store(run)
     run.add_argument("--space", help="the space every method searches (default: each method's first; "
                                      "`nasbench list methods` shows them)")
-    run.add_argument("--workers", type=positive, default=1,
-                     help="candidates trained at once, in processes, by the methods that train them from scratch "
-                          "(random, nas-rl, nasnet); the results are those of 1 (default: 1)")
+    add_executor(run, cluster=True)
     run.add_argument("--force", action="store_true", help="run again even if the store has the run finished")
     run.add_argument("--no-keep-weights", action="store_true",
                      help="do not store the final networks' trained weights (by default kept, for `nasbench export`)")
@@ -98,11 +97,13 @@ def execute(args: argparse.Namespace) -> int:
                                   setting=args.snas_setting, form=args.constraint_form, methods=classes,
                                   spaces=spaces, protocol=protocol, registry=STRATEGIES)
     device = resolve_device(args.device)
+    resources = task_resources(args, device)
     dataset = load_dataset(args.data, args.data_dir)
     request = RunRequest(methods=methods, protocol=protocol, seeds=args.seeds or protocol.seeds, dataset=dataset,
                          device=device, store_path=args.store, force=args.force, show_progress=not args.no_progress,
                          constraint=constraint, space=args.space, workers=args.workers,
-                         keep_weights=not args.no_keep_weights)
+                         keep_weights=not args.no_keep_weights, executor=args.executor, address=args.address,
+                         resources=resources)
 
     def emit(record: dict[str, Any]) -> None:
         if args.json:

@@ -111,6 +111,12 @@ class Store:
         with self.conn:
             self.conn.execute("UPDATE runs SET status='running', error=NULL WHERE id=?", (run_id,))
 
+    def record_provenance(self, run_id: int, provenance: Provenance) -> None:
+        """Where the run was done, as the process that did it saw it (a cluster's worker)."""
+        sets = ", ".join(f"{name}=?" for name in PROVENANCE_COLUMNS)
+        with self.conn:
+            self.conn.execute(f"UPDATE runs SET {sets} WHERE id=?", (*provenance_values(provenance), run_id))
+
     def restart(self, run_id: int, provenance: Provenance) -> None:
         """Start a run that stopped before its first checkpoint over, in its own row (with
         the provenance of the process that now does it); the epoch checkpoint of its first

@@ -87,14 +87,11 @@ class Strategy(ABC):
         self.status = "running"
         with progress_bar(total=self.budget(), initial=self.steps_done(), desc=f"search {self.name}",
                           unit="step", enabled=self.context.show_progress) as bar:
-            try:
-                while not self.finished():
-                    done = self.steps_done()
-                    self.step()
-                    self.context.on_checkpoint(self.checkpoint())
-                    bar.update(self.steps_done() - done)
-            finally:
-                self.context.close_workers()
+            while not self.finished():
+                done = self.steps_done()
+                self.step()
+                self.context.on_checkpoint(self.checkpoint())
+                bar.update(self.steps_done() - done)
         self.status = "finished"
         return self.result()
 

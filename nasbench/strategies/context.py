@@ -1,11 +1,9 @@
 """What a strategy runs in: the space, protocol, data and device, callbacks into the
-store, and the worker processes that train candidates in parallel."""
+store, and the executor its candidates train on."""
 from __future__ import annotations
 
-import multiprocessing
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Hashable
 
@@ -13,7 +11,10 @@ import torch
 
 from nasbench.data import SplitData
 from nasbench.errors import NasbenchError
+from nasbench.executor import Executor
+from nasbench.executor.inprocess import InProcessExecutor
 from nasbench.hardware.constraint import Constraint
+from nasbench.numerics import configure_numerics
 from nasbench.protocol import Protocol
 from nasbench.spaces.base import SearchSpace
 from nasbench.training import EpochCheckpoint, build_model, train_network
@@ -34,65 +35,57 @@ class SearchContext:
     on_checkpoint: Callable[[Checkpoint], None] = lambda checkpoint: None
     epoch_checkpoint: Callable[[str, dict], EpochCheckpoint | None] = lambda label, genotype: None
     """Where a training labelled ``label`` (``candidate <index>``) of the architecture
-    ``genotype`` keeps its epoch checkpoint; None: nowhere. Candidates trained in worker
-    processes keep none (the store has one writer): a kill loses their trainings in flight."""
+    ``genotype`` keeps its epoch checkpoint (picklable: it travels with a candidate's
+    task); None: nowhere."""
     show_progress: bool = True
     constraint: Constraint | None = None
     """Only for methods with ``accepts_constraint``; the runner refuses it for the others."""
-    workers: int = 1
-    """Candidates :meth:`train_candidates` may train at once, each in its own process."""
-    pool: ProcessPoolExecutor | None = field(default=None, init=False, repr=False, compare=False)
-    """The ``workers`` processes, from the first parallel batch until :meth:`close_workers`."""
+    executor: Executor = field(default_factory=InProcessExecutor)
+    """Where :meth:`train_candidates` trains: here, one at a time, or as tasks, as many at
+    once as its capacity."""
+    shared: object = field(default=None, init=False, repr=False, compare=False)
+    """What every candidate task takes (space, protocol, seed, data), shared once."""
+
+    @property
+    def workers(self) -> int:
+        """Candidates a method may hand :meth:`train_candidates` at once."""
+        return self.executor.capacity
 
     def train_candidate(self, arch: Hashable, index: int) -> float:
         """Train ``arch`` with the protocol's candidate stage on search-train and return
         its search-validation accuracy; the seed depends on the run seed and ``index``."""
-        seed = derive_seed(self.seed, "candidate", index)
-        stage = self.protocol.candidate
-        model = build_model(self.space, arch, stage, self.device, seed)
-        result = train_network(model, stage, self.data.search_train, self.data.search_val, seed,
-                               description=f"candidate {index}", show_progress=self.show_progress,
-                               checkpoint=self.epoch_checkpoint(f"candidate {index}", self.space.to_dict(arch)))
-        return result.accuracy
+        checkpoint = self.epoch_checkpoint(f"candidate {index}", self.space.to_dict(arch))
+        return _train_candidate(self.space, self.protocol, self.seed, self.data, self.device, arch, index,
+                                checkpoint, self.show_progress)
 
     def train_candidates(self, archs: list[tuple[int, Hashable]]) -> list["CandidateOutcome"]:
-        """:meth:`train_candidate` for each ``(index, arch)``, up to ``workers`` at once in
-        processes (torch's threads shared out among them). Each candidate's seed depends on
-        its index alone, so the outcomes do not depend on ``workers`` where every worker has
-        this process's threads (one thread: multi-threaded training rounds differently). A
-        candidate that raises is an outcome with its error, except for a
-        :class:`NasbenchError` (bad input, missing data), which ends the run."""
-        if self.workers == 1 or len(archs) == 1:
+        """:meth:`train_candidate` for each ``(index, arch)``: here, or as the executor's
+        tasks (each with its resources' threads). Each candidate's seed depends on its
+        index alone, so the outcomes do not depend on how many train at once (at the same
+        thread count: multi-threaded training rounds differently). A candidate that raises
+        is an outcome with its error, except for a :class:`NasbenchError` (bad input,
+        missing data), which ends the run."""
+        if not self.executor.remote or len(archs) == 1 and self.executor.capacity == 1:
             outcomes = [candidate_outcome(self, arch, index) for index, arch in archs]
         else:
-            outcomes = list(self.worker_pool().map(_outcome_in_worker, [arch for _, arch in archs],
-                                                   [index for index, _ in archs]))
+            if self.shared is None:
+                self.shared = self.executor.share((self.space, self.protocol, self.seed, self.data))
+            checkpoints = [self.epoch_checkpoint(f"candidate {index}", self.space.to_dict(arch)) for index, arch in archs]
+            outcomes = self.executor.map(_candidate_task, [(self.shared, arch, index, checkpoint)
+                                                           for (index, arch), checkpoint in zip(archs, checkpoints)])
         for outcome in outcomes:
             if outcome.stop is not None:
                 raise NasbenchError(outcome.stop)
         return outcomes
 
-    def worker_pool(self) -> ProcessPoolExecutor:
-        """The worker processes, started at the first call and kept until :meth:`close_workers`:
-        starting them (torch's import, the context's data) took about 4 s, once per batch
-        when each batch started its own (``nasbench bench candidates``)."""
-        if self.pool is None:
-            portable = (self.space, self.protocol, self.seed, self.data, self.device)
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_start_worker,
-                                            initargs=(self.threads_per_worker(), portable))
-        return self.pool
 
-    def threads_per_worker(self) -> int:
-        """torch's threads shared out among the workers (all of them with one worker, which
-        trains in this process)."""
-        return max(1, torch.get_num_threads() // self.workers)
-
-    def close_workers(self) -> None:
-        """Stop the worker processes, if any were started."""
-        if self.pool is not None:
-            self.pool.shutdown()
-            self.pool = None
+def _train_candidate(space: SearchSpace, protocol: Protocol, seed: int, data: SplitData, device: torch.device,
+                     arch: Hashable, index: int, checkpoint: EpochCheckpoint | None, show_progress: bool) -> float:
+    seed = derive_seed(seed, "candidate", index)
+    stage = protocol.candidate
+    model = build_model(space, arch, stage, device, seed)
+    return train_network(model, stage, data.search_train, data.search_val, seed, description=f"candidate {index}",
+                         show_progress=show_progress, checkpoint=checkpoint).accuracy
 
 
 @dataclass(frozen=True)
@@ -109,9 +102,13 @@ class CandidateOutcome:
 def candidate_outcome(context: SearchContext, arch: Hashable, index: int) -> CandidateOutcome:
     """Train one candidate; its failure is an outcome, not an exception, unless it is a
     :class:`NasbenchError`, which propagates."""
+    return _outcome(lambda: context.train_candidate(arch, index))
+
+
+def _outcome(train: Callable[[], float]) -> CandidateOutcome:
     start = time.perf_counter()
     try:
-        return CandidateOutcome(context.train_candidate(arch, index), time.perf_counter() - start)
+        return CandidateOutcome(train(), time.perf_counter() - start)
     except NasbenchError:
         raise
     except Exception as err:  # a failed candidate is data, not the end of the search
@@ -119,24 +116,15 @@ def candidate_outcome(context: SearchContext, arch: Hashable, index: int) -> Can
                                 "".join(traceback.format_exception_only(err)).strip())
 
 
-_WORKER_CONTEXT: SearchContext | None = None
-"""In a worker process: the search context its candidates train in."""
-
-
-def _start_worker(threads: int, portable: tuple) -> None:
-    """Set up a worker process: its share of torch's threads and the context, rebuilt from
-    its picklable part (space, protocol, seed, data, device), once for all its candidates."""
-    global _WORKER_CONTEXT
-    torch.set_num_threads(threads)
-    space, protocol, seed, data, device = portable
-    _WORKER_CONTEXT = SearchContext(space=space, protocol=protocol, seed=seed, data=data, device=device,
-                                    show_progress=False)
-
-
-def _outcome_in_worker(arch: Hashable, index: int) -> CandidateOutcome:
-    """:func:`candidate_outcome` in a worker process; a :class:`NasbenchError` comes back as
-    the outcome's ``stop`` (its subclasses do not pickle)."""
+def _candidate_task(shared: tuple, arch: Hashable, index: int, checkpoint: EpochCheckpoint | None) -> CandidateOutcome:
+    """One candidate as an executor's task, on the task's device (a GPU where it was given
+    one); a :class:`NasbenchError` comes back as the outcome's ``stop`` (its subclasses do
+    not all pickle)."""
+    configure_numerics()  # a worker process computes as the driver does
+    space, protocol, seed, data = shared
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return candidate_outcome(_WORKER_CONTEXT, arch, index)
+        return _outcome(lambda: _train_candidate(space, protocol, seed, data.to(device), device, arch, index,
+                                                 checkpoint, show_progress=False))
     except NasbenchError as err:
         return CandidateOutcome(None, 0.0, str(err), stop=str(err))

@@ -9,11 +9,13 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from helpers import REPO_ROOT, SUBPROCESS_ENV, counts_table_file, run_cli, sha256
 
 SMOKE = ("--protocol", "smoke")
@@ -125,6 +127,18 @@ CASES = {
     "bench-odd-channels": (("bench", "search-step", "--method", "darts", "--channels", "3"),
                            "channels must be an even number >= 2"),
     "bench-not-supernet": (("bench", "search-step", "--method", "random"), "has no supernet search step"),
+    # executors: each refused before Ray starts or, where only the cluster can tell, before the store opens
+    "executor-unknown": (run("--executor", "dask"), "argument --executor: invalid choice: 'dask'"),
+    "executor-inprocess-workers": (run("--executor", "inprocess", "--workers", "2"), "need --executor ray"),
+    "executor-inprocess-address": (run("--executor", "inprocess", "--address", "auto"), "need --executor ray"),
+    "executor-gpus-without-ray": (run("--device", "cpu", "--gpus-per-task", "3"), "need --executor ray"),
+    "executor-address-unreachable": (run("--address", "127.0.0.1:1"), "no Ray cluster answers at 127.0.0.1:1"),
+    "executor-address-nonsense": (run("--address", "nonsense"), "--address 'nonsense': give HOST:PORT"),
+    "executor-address-workers": (run("--address", "auto", "--workers", "2"), "drop --workers"),
+    "executor-cpus-too-many": (run("--cpus-per-task", "4096", "--executor", "ray"),
+                               "--cpus-per-task 4096: this machine has"),
+    "executor-cpus-zero": (run("--cpus-per-task", "0", "--executor", "ray"), "must be > 0, got 0"),
+    "executor-gpus-negative": (run("--gpus-per-task", "-1", "--executor", "ray"), "must be >= 0, got -1"),
     # export
     "export-run-unknown": (("export", "99", "--store", "{store}", "--out", "{dir}/net.onnx"), "no run 99 in"),
     "export-store-missing": (("export", "1", "--store", "{dir}/none.sqlite", "--out", "{dir}/net.onnx"),
@@ -239,9 +253,8 @@ def listing(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_bad_input_is_one_line_exit_2_and_changes_no_file(case, workspace):
-    argv, message = CASES[case]
+def refused(argv: tuple, message: str, workspace: dict) -> None:
+    """``argv`` is one line ``nasbench: error: ...`` holding ``message``, exit status 2, and no file changed."""
     folder = Path(workspace["dir"])
     before = listing(folder)
     result = run_cli(*(arg.format(**workspace) for arg in argv))
@@ -253,9 +266,30 @@ def test_bad_input_is_one_line_exit_2_and_changes_no_file(case, workspace):
     assert listing(folder) == before
 
 
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_one_line_exit_2_and_changes_no_file(case, workspace):
+    refused(*CASES[case], workspace)
+
+
+GPU_CASES = {
+    "executor-gpus-none": (run("--device", "cpu", "--gpus-per-task", "1", "--executor", "ray"),
+                           "--gpus-per-task 1: the Ray cluster has no GPU"),
+    "executor-gpus-three": (run("--device", "cpu", "--gpus-per-task", "3", "--executor", "ray"),
+                            "--gpus-per-task 3: the Ray cluster has no GPU"),
+}
+"""Cases only a machine without a GPU refuses: the local Ray instance they start (and shut
+down) finds none."""
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: the local Ray instance finds it")
+@pytest.mark.parametrize("case", GPU_CASES)
+def test_gpus_per_task_without_a_gpu_is_refused(case, workspace):
+    refused(*GPU_CASES[case], workspace)
+
+
 def test_the_cases_cover_every_kind_of_input():
     kinds = {case.split("-")[0] for case in CASES}
-    assert {"data", "seed", "protocol", "weight", "target", "table", "store", "rank", "bench", "cost"} <= kinds
+    assert {"data", "seed", "protocol", "weight", "target", "table", "store", "rank", "bench", "cost", "executor"} <= kinds
     assert len(CASES) >= 40
 
 
@@ -292,3 +326,10 @@ def test_a_corrupt_archive_is_one_line_in_a_fresh_process(workspace, tmp_path):
     assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
     assert done.stderr.startswith("nasbench: error: ") and done.stderr.count("\n") == 1
     assert not (tmp_path / "new.sqlite").exists()
+
+
+def test_an_unreachable_cluster_is_refused_at_once(workspace):
+    """``ray.init`` would retry an address nothing listens at for about a minute."""
+    started = time.perf_counter()
+    refused(run("--address", "127.0.0.1:1", "--executor", "ray"), "no Ray cluster answers at 127.0.0.1:1", workspace)
+    assert time.perf_counter() - started < 15

@@ -3,13 +3,15 @@ with the search checkpoint that holds its trial, all of them dropped (and their 
 back) when the run finishes; stores older than the table open and get it."""
 from __future__ import annotations
 
+import json
 import sqlite3
 from contextlib import closing
 
 import torch
 
-from nasbench.runner import StoredEpochs
-from nasbench.store import Claim, RunKey, RunOutcome, RunStart, Store
+from nasbench.executor.inprocess import LocalMailbox
+from nasbench.runner.task import MailedEpochs, Said, StageSaved
+from nasbench.store import RunKey, RunOutcome, RunStart, Store
 from nasbench.types import Provenance
 
 KEY = RunKey("random", 0, "abc123abc123", "npz-0123456789ab")
@@ -62,11 +64,18 @@ def test_a_store_from_before_the_table_opens_and_gets_it(tmp_path):
 def test_a_training_resumes_only_the_checkpoint_of_its_own_architecture(tmp_path):
     with Store(tmp_path / "s.sqlite") as store:
         run_id, said = start(store), []
-        claim = Claim(store.path, KEY.claim_id())
+
+        def handle(message):  # as the driver stores a task's messages
+            if isinstance(message, StageSaved):
+                store.save_stage(message.run_id, message.label, message.state)
+            elif isinstance(message, Said):
+                said.append(message.text)
 
         def kept(genotype):
-            return StoredEpochs(store, run_id, "candidate 3", genotype, claim, said.append)
+            return MailedEpochs(LocalMailbox(handle), run_id, "random seed 0", "candidate 3", json.dumps(genotype),
+                                store.stage_state(run_id, "candidate 3"), epochs=5)
 
         kept({"normal": [1]}).save(state(2))
         assert kept({"normal": [2]}).load() is None and said == []
-        assert kept({"normal": [1]}).load()["epochs"] == 2 and said == [2]
+        assert kept({"normal": [1]}).load()["epochs"] == 2
+        assert said == [f"random seed 0 (run {run_id}): candidate 3 resumes from epoch 2 of 5"]

@@ -89,23 +89,29 @@ def test_depth_grows_by_two_at_even_intervals_as_in_the_paper():
 
 
 @pytest.mark.slow
-def test_children_trained_in_parallel_are_those_trained_one_at_a_time(space, tiny, tiny_data):
-    """Two worker processes train each batch's two children at once: the same trials, the
-    same controller and the same result as one at a time, in half the steps. The processes
-    start at the first batch, serve every batch after it, and stop when the search ends."""
+def test_children_trained_as_ray_tasks_are_those_trained_one_at_a_time(space, tiny, tiny_data):
+    """Two Ray tasks at once (one thread each) train each batch's two children: the same
+    trials, the same controller and the same result as one at a time at one thread, in
+    half the steps."""
+    from nasbench.executor import Resources, make_executor
+
     protocol = with_section(with_candidates(tiny, 6), "search.nas_rl", children_per_update=2)
     serial = NasRl(context(space, protocol, tiny_data, seed=5))
-    expected = serial.run()
-    parallel = NasRl(context(space, protocol, tiny_data, seed=5, workers=2))
-    assert parallel.context.pool is None
-    parallel.step()
-    assert parallel.steps_done() == 2 and len(parallel.history) == 1
-    pool = parallel.context.pool
-    processes = dict(pool._processes)  # pid: process
-    parallel.step()
-    assert parallel.context.pool is pool and pool._processes == processes and len(processes) == 2
-    assert parallel.run() == expected
-    assert parallel.context.pool is None and not any(p.is_alive() for p in processes.values())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        expected = serial.run()
+    finally:
+        torch.set_num_threads(threads)
+    executor = make_executor("ray", workers=2, resources=Resources(cpus=1))
+    try:
+        parallel = NasRl(context(space, protocol, tiny_data, seed=5, executor=executor))
+        assert parallel.context.workers == 2
+        parallel.step()
+        assert parallel.steps_done() == 2 and len(parallel.history) == 1
+        assert parallel.run() == expected
+    finally:
+        executor.close()
     strip = [dataclasses.replace(t, seconds=0.0) for t in serial.trials]
     assert [dataclasses.replace(t, seconds=0.0) for t in parallel.trials] == strip
     assert parallel.history == serial.history
