@@ -17,7 +17,8 @@ _told: weakref.WeakSet = weakref.WeakSet()
 in-process CLI call with its own captured stderr)."""
 
 
-def progress_bar(total: int | None, desc: str, unit: str = "it", enabled: bool = True, initial: int = 0) -> tqdm:
+def progress_bar(total: int | None, desc: str, unit: str = "it", enabled: bool = True, initial: int = 0,
+                 bar_format: str | None = None) -> tqdm:
     """A bar, unless ``enabled`` is False (``--no-progress``: silently none), stderr cannot
     show one (said once) or NASBENCH_PROGRESS says otherwise (1 forces bars, 0 hides them)."""
     forced = os.environ.get(FORCE)
@@ -30,7 +31,8 @@ def progress_bar(total: int | None, desc: str, unit: str = "it", enabled: bool =
             _told.add(sys.stderr)
             print(f"nasbench: no progress bars: {reason} ({FORCE}=1 forces them, --no-progress silences this)",
                   file=sys.stderr, flush=True)
-    return tqdm(total=total, desc=desc, unit=unit, disable=disable, leave=False, initial=initial, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit=unit, disable=disable, leave=False, initial=initial, dynamic_ncols=True,
+                bar_format=bar_format)
 
 
 def _why_no_bars() -> str | None:

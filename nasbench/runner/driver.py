@@ -322,7 +322,9 @@ class Driver:
         if job.bar is None or job.bar.total != total or job.bar.desc.rstrip(": ") != desc:
             if job.bar is not None:
                 job.bar.close()
-            job.bar = progress_bar(total=total, desc=desc, unit=unit)
+            # no rate or bar: the driver hears of each step or epoch only once it is done
+            job.bar = progress_bar(total=total, desc=desc, unit=unit,
+                                   bar_format=f"{{desc}}: {{n_fmt}}/{{total_fmt}} {unit}s done")
         job.bar.n = done
         job.bar.refresh()
 
