@@ -417,7 +417,7 @@ def test_profile_and_cost_measure_the_fbnet_space(backend, tmp_path, smoke, smok
     done = subprocess.run([sys.executable, "-m", "nasbench", "profile", "--space", "fbnet", "--protocol", "smoke",
                            "--device", "cpu", "--backend", backend, "--threads", "1", "--calibrate", "4",
                            "--validate", "3", "--rounds", "2", "--min-time", "0.001", "--min-reps", "2",
-                           "--no-progress", "--out", str(out)],
+                           "--max-time", "20", "--no-progress", "--out", str(out)],
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     path = out / device_fingerprint(torch.device("cpu")) / f"fbnet-smoke-{backend}-t1-b1.json"
