@@ -136,10 +136,11 @@ class Driver:
     jobs: dict[int, Job] = field(default_factory=dict)
     """By run id."""
     in_flight: list[tuple[Any, Job]] = field(default_factory=list)
-    bars: bool = False
 
-    def __post_init__(self) -> None:
-        self.bars = self.executor.remote and self.request.show_progress
+    @property
+    def bars(self) -> bool:
+        """The driver draws the tasks' progress (on Ray; in-process they draw their own)."""
+        return self.executor.remote and self.request.show_progress
 
     def run(self, planned: list[tuple[Any, RunKey]]) -> None:
         try:
