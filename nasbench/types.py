@@ -93,10 +93,19 @@ class CostLayout:
     ``fixed`` parts are in every architecture. ``choices[group][position][edge][op]`` is
     the part that op ``op`` on edge ``edge`` contributes at ``position`` (e.g. every
     normal cell) when chosen; an architecture's weights for ``group`` are a tensor of
-    shape (edges, ops) shared by all its positions."""
+    shape (edges, ops) shared by all its positions.
+
+    Where a network keeps only some edges (the cell space's nodes keep two inputs each),
+    ``nodes`` lists per node the indices of its incoming edges, ``inputs_per_node`` how many
+    a derived network keeps, and ``free_op`` the operation that adds nothing (``none``):
+    expected costs then count the edges and operations the derivation builds, not all of
+    them. Without ``nodes`` every edge is kept (a layer-wise space)."""
 
     fixed: tuple[PartKey, ...]
     choices: Mapping[str, tuple[tuple[tuple[PartKey, ...], ...], ...]]
+    nodes: tuple[tuple[int, ...], ...] = ()
+    inputs_per_node: int = 0
+    free_op: int | None = None
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ def outcome(trials):
 _COUNTS: dict[tuple[int, int], tuple] = {}
 
 
-def flops_constraint(space, protocol, target: float, weight: float, form: str = "hinge", exponent: float = 1.0):
+def flops_constraint(space, protocol, target: float | None, weight: float, form: str = "hinge", exponent: float = 1.0):
     """A FLOPs :class:`~nasbench.hardware.constraint.Constraint` counted on ``space`` as
     ``protocol`` sizes its networks (the counts table built once per space and protocol)."""
     from nasbench.hardware.constraint import Constraint

@@ -219,15 +219,15 @@ def test_constrained_and_unconstrained_runs_are_stored_apart_with_measured_laten
     store = tmp_path / "runs.sqlite"
     common = ("--protocol", "smoke", "--store", store, "--data", data_path, "--no-progress", "--json")
     assert run_cli("run", "--method", "proxylessnas", *common).code == 0
-    for form in ("mul-log", "add-linear"):  # a 0.5 ms target: the log form is defined below 1 ms (microseconds)
+    for form in ("mul-log", "add-linear"):  # 2 ms: proxylessnas' log form takes ms, its log must stay positive
         assert run_cli("run", "--method", "proxylessnas", *common, "--constraint", "latency", "--table", table,
-                       "--target", "0.5", "--constraint-form", form).code == 0
+                       "--target", "2", "--constraint-form", form).code == 0
     rows = store_rows(store)
     assert rows[0]["variant"] == ""
     assert "form=mul-log,beta=0.3" in rows[1]["variant"] and "form=add-linear" in rows[2]["variant"]
     for row in rows[1:]:
         constraint = json.loads(row["details_json"])["constraint"]
-        assert constraint["target"] == 0.5 and constraint["achieved"] > 0 and constraint["measured_ms_p50"] > 0
+        assert constraint["target"] == 2 and constraint["achieved"] > 0 and constraint["measured_ms_p50"] > 0
         assert constraint["device"] == json.loads(table.read_text())["conditions"]["device_fingerprint"]
 
 
@@ -251,21 +251,20 @@ def run_snas(store, protocol, data_path, *options):
 def test_a_constrained_run_is_its_own_row_with_its_achieved_cost(tmp_path, data_path, two_epoch_protocol):
     store = tmp_path / "runs.sqlite"
     assert run_snas(store, two_epoch_protocol, data_path).code == 0
-    constrained = run_snas(store, two_epoch_protocol, data_path, "--constraint", "params", "--target", "5000",
-                           "--snas-setting", "mild")
+    constrained = run_snas(store, two_epoch_protocol, data_path, "--constraint", "params", "--snas-setting", "mild")
     assert constrained.code == 0, constrained.err
     (record,) = constrained.json_lines()
-    assert record["cached"] is False and record["variant"] == "params<=5000,weight=0.01"
+    assert record["cached"] is False and record["variant"] == "params,weight=0.01,form=per-edge-log"
     details = record["details"]["constraint"]
-    assert {k: details[k] for k in ("metric", "target", "weight", "table")} == {
-        "metric": "params", "target": 5000.0, "weight": 0.01, "table": None}
-    assert details["achieved"] > 0
+    assert {k: details[k] for k in ("metric", "target", "weight", "form", "table")} == {
+        "metric": "params", "target": None, "weight": 0.01, "form": "per-edge-log", "table": None}
+    assert details["achieved"] > 0 and details["costs"] == {"params": details["achieved"]}
     plain, again = run_snas(store, two_epoch_protocol, data_path), run_snas(
-        store, two_epoch_protocol, data_path, "--constraint", "params", "--target", "5000", "--constraint-weight", "0.01")
+        store, two_epoch_protocol, data_path, "--constraint", "params", "--constraint-weight", "0.01")
     assert plain.json_lines()[0]["cached"] and plain.json_lines()[0]["variant"] == ""
     assert again.json_lines()[0]["cached"] and again.json_lines()[0]["run_id"] == record["run_id"]
     assert [(r["variant"], r["status"]) for r in store_rows(store)] == [
-        ("", "finished"), ("params<=5000,weight=0.01", "finished")]
+        ("", "finished"), ("params,weight=0.01,form=per-edge-log", "finished")]
     report = tmp_path / "report"
     assert run_cli("report", "--store", store, "--out", report, "--tables", tmp_path / "no-tables").code == 0
     markdown = (report / "results.md").read_text()
@@ -276,7 +275,8 @@ def test_a_constrained_run_is_its_own_row_with_its_achieved_cost(tmp_path, data_
 @pytest.mark.slow
 def test_a_run_is_keyed_by_the_contents_of_its_table_not_its_name(tmp_path, data_path, cell_space, smoke):
     store, table = tmp_path / "runs.sqlite", counts_table_file(cell_space, smoke, tmp_path / "tables")
-    options = ("--constraint", "flops", "--target", "1e6", "--constraint-weight", "1", "--table", table)
+    options = ("--constraint", "flops", "--constraint-form", "hinge", "--target", "1e6", "--constraint-weight", "1",
+               "--table", table)
     first = run_snas(store, "smoke", data_path, *options)
     assert first.code == 0, first.err
     (record,) = first.json_lines()

@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any, Hashable, Mapping, Sequence
 import torch
 
 from nasbench.errors import NasbenchError
-from nasbench.hardware import CONSTRAINT_METRICS, LOSS_FORMS
+from nasbench.hardware import (
+    CONSTRAINT_METRICS,
+    LOSS_FORMS,
+    RESOURCE_METRICS,
+    TARGETLESS_FORMS,
+)
 from nasbench.hardware.cost_model import CostModel
 
 if TYPE_CHECKING:
@@ -38,43 +43,65 @@ def loss_setting(weight: float, form: str, exponent: float) -> str:
 class Constraint:
     """A resource constraint a method may search under (a run parameter, not part of the
     protocol): the cost model's ``metric`` should stay at or below ``target`` (in the
-    metric's unit), enforced with strength ``weight`` in the loss ``form``."""
+    metric's unit), enforced with strength ``weight`` in the loss ``form``. The
+    ``per-edge-log`` form has no target (None); the ``resources`` metric averages the cost
+    models of :data:`~nasbench.hardware.RESOURCE_METRICS`, its ``components`` (``cost_model``
+    is the first)."""
 
     metric: str
-    target: float
+    target: float | None
     weight: float
     cost_model: CostModel
     form: str = "hinge"
     exponent: float = 1.0
     """beta of the ``mul-log`` form."""
+    components: tuple[CostModel, ...] = ()
 
     def __post_init__(self) -> None:
         if self.form not in LOSS_FORMS:
             raise NasbenchError(f"unknown constraint loss form {self.form!r}; known: {', '.join(LOSS_FORMS)}")
+        if (self.target is None) != (self.form in TARGETLESS_FORMS):
+            raise NasbenchError(f"the {self.form} constraint form " + ("takes no --target" if self.target is not None
+                                                                      else "needs a --target"))
+        if self.metric == "resources" and self.form not in TARGETLESS_FORMS:
+            raise NasbenchError("--constraint resources (SNAS' mean of params, FLOPs and MAC) has no single budget: "
+                                "give --constraint params, flops or mac with a --target, or the per-edge-log form")
         if self.form.startswith("mul-log") and self.target * LOG_UNIT_SCALE.get(self.metric, 1.0) <= 1:
             unit = " us" if self.metric == "latency_ms" else ""
             raise NasbenchError(f"the mul-log constraint needs a target above 1{unit} (its log is the denominator), "
                                 f"got {self.target}")
 
+    @property
+    def models(self) -> tuple[CostModel, ...]:
+        """The cost models the penalty reads: the components of ``resources``, else the one."""
+        return self.components or (self.cost_model,)
+
     def apply(self, loss: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
         """``loss`` under the constraint, with ``E[C]`` the expected cost under ``weights``:
 
-        - ``hinge``: ``loss + weight * max(0, E[C] - target) / target`` (zero inside the
-          budget, so a constraint the search already meets does not push further; relative
-          to the target, so one ``weight`` means the same for milliseconds and for FLOPs; at
-          the target its slope is ``weight / target``, that of SNAS' log penalty
-          ``weight * log E[C]`` in the official code's ``--log_penalty``, so SNAS' lambdas
-          carry over);
+        - ``per-edge-log``: ``loss + weight * mean_metrics sum_edges log E[C_edge]``, SNAS'
+          resource term (:meth:`CostModel.per_edge_log`; latency in microseconds, counts as
+          they are, each edge's expected cost floored at 1 as the official code floors it):
+          no target, a pull on every edge at any cost;
+        - ``hinge``: ``loss + weight * max(0, E[C] - target) / target`` on the whole
+          network's expected cost (zero inside the budget, so a constraint the search already
+          meets does not push further; relative to the target, so one ``weight`` means the same
+          for milliseconds and for FLOPs). Not SNAS' term: its pull per edge is about an
+          edge count smaller at one weight, so SNAS' published lambdas do not carry over;
         - ``add-linear``: ``loss + weight * (E[C] - target) / target`` (ProxylessNAS' additive
           form: it keeps pushing below the target);
         - ``mul-log``: ``loss * weight * (log E[C] / log target) ** exponent`` (ProxylessNAS'
           multiplicative form, FBNet's ``CE * alpha * log(LAT) ** beta`` divided by a constant;
-          latency in microseconds, see :data:`LOG_UNIT_SCALE`). Its weight and target are
+          latency in microseconds, see :data:`LOG_UNIT_SCALE`; ProxylessNAS computes it in
+          milliseconds itself, its official unit). Its weight and target are
           constant factors of the whole loss: under Adam they do not move the trade-off, only
           the exponent does;
         - ``mul-log-hinge``: as ``mul-log`` with ``E[C]`` floored at the target, so that the
           latency term pushes only above the target (how a target enters FBNet's loss here:
           below it the loss is the plain cross-entropy times ``weight``)."""
+        if self.form == "per-edge-log":
+            terms = [model.per_edge_log(weights, LOG_UNIT_SCALE.get(model.metric, 1.0)) for model in self.models]
+            return loss + self.weight * sum(terms) / len(terms)
         expected = self.cost_model.expected(weights)
         if self.form == "hinge":
             return loss + self.weight * torch.relu(expected - self.target) / self.target
@@ -93,15 +120,18 @@ class Constraint:
         table = self.cost_model.table
         where = f"@{table.reference()}" if self.metric == "latency_ms" else ""
         contents = "" if table.content_hash is None else f"#{table.content_hash}"
-        return f"{self.metric}<={self.target:g}{where}{contents},{loss_setting(self.weight, self.form, self.exponent)}"
+        bound = "" if self.target is None else f"<={self.target:g}"
+        return f"{self.metric}{bound}{where}{contents},{loss_setting(self.weight, self.form, self.exponent)}"
 
     def describe(self, arch: Hashable) -> dict[str, Any]:
-        """The constraint and the exact cost of ``arch`` under it, for the run's details."""
+        """The constraint and the exact cost of ``arch`` under it, for the run's details
+        (``achieved`` is the first model's; ``costs`` every metric the penalty read)."""
         table = self.cost_model.table
         return {"metric": self.metric, "target": self.target, "weight": self.weight, "form": self.form,
                 "exponent": self.exponent,
                 "table": None if table.path is None else str(table.path),
-                "device": table.device_fingerprint, "achieved": self.cost_model.cost(arch)}
+                "device": table.device_fingerprint, "achieved": self.cost_model.cost(arch),
+                "costs": {model.metric: model.cost(arch) for model in self.models}}
 
 
 def build_constraint(name: str | None, target: float | None, *, table: Path | None = None, weight: float | None = None,
@@ -128,8 +158,6 @@ def build_constraint(name: str | None, target: float | None, *, table: Path | No
     if name not in CONSTRAINT_METRICS:
         raise NasbenchError(f"unknown --constraint {name!r}; known: {', '.join(CONSTRAINT_METRICS)}")
     metric = CONSTRAINT_METRICS[name]
-    if target is None or not 0 < target < math.inf:
-        raise NasbenchError("--constraint needs a positive, finite --target (ms for latency, counts for the others)")
     names = ", ".join(cls.name for cls in methods)
     unable = [cls.name for cls in methods if not cls.constraint_forms]
     if unable:
@@ -140,6 +168,13 @@ def build_constraint(name: str | None, target: float | None, *, table: Path | No
     if wrong:
         raise NasbenchError(f"{', '.join(wrong)} cannot search under the {form} loss form; forms per method: "
                             f"{_constrainable(registry)}")
+    if form in TARGETLESS_FORMS:
+        if target is not None:
+            raise NasbenchError(f"the {form} constraint form is a penalty without a budget: drop --target, or give "
+                                f"--constraint-form {' or '.join(sorted(set(_forms(methods)) - set(TARGETLESS_FORMS)))} "
+                                "for a budget")
+    elif target is None or not 0 < target < math.inf:
+        raise NasbenchError("--constraint needs a positive, finite --target (ms for latency, counts for the others)")
     if weight is not None and setting is not None:
         raise NasbenchError("give at most one of --constraint-weight LAMBDA and --snas-setting NAME")
     settings = _shared_settings(methods)
@@ -149,14 +184,16 @@ def build_constraint(name: str | None, target: float | None, *, table: Path | No
             raise NasbenchError(f"--snas-setting is {owners}' own; with other methods give --constraint-weight")
         if setting not in settings:
             raise NasbenchError(f"unknown --snas-setting {setting!r}; known: {', '.join(settings)}")
+        if form not in TARGETLESS_FORMS:
+            raise NasbenchError(f"--snas-setting names a strength of SNAS' per-edge-log penalty, not of the {form} form; "
+                                "give --constraint-weight LAMBDA")
     published = {cls.constraint_forms[form] for cls in methods}
     if len(published) > 1:
         raise NasbenchError(f"{names} publish different {form} settings ({sorted(published)}); run them one at a time")
     default_weight, exponent = published.pop()
     weight = settings[setting] if setting is not None else weight if weight is not None else default_weight
     if weight is None:
-        raise NasbenchError(f"--constraint with {names} needs --constraint-weight LAMBDA"
-                            + (f" or --snas-setting {{{','.join(settings)}}}" if settings else ""))
+        raise NasbenchError(f"--constraint with {names} needs --constraint-weight LAMBDA under the {form} form")
     if not 0 <= weight < math.inf:
         raise NasbenchError(f"--constraint-weight must be a finite number >= 0, got {weight}")
     searched = sorted({space.name for space in spaces})
@@ -175,12 +212,20 @@ def build_constraint(name: str | None, target: float | None, *, table: Path | No
                                 f"(hash {costs.protocol_hash}), not the {space.name} space under {protocol.name} (hash "
                                 f"{protocol.hash}); profile it with `nasbench profile --space {space.name} "
                                 f"--protocol {protocol.name} ...`")
+    if metric == "resources":
+        components = tuple(CostModel(costs, space, component) for component in RESOURCE_METRICS)
+        return Constraint(metric, target, weight, components[0], form, exponent, components)
     return Constraint(metric, target, weight, CostModel(costs, space, metric), form, exponent)
 
 
 def _constrainable(registry: Mapping[str, type]) -> str:
     """The methods that take a constraint, each with its loss forms."""
     return ", ".join(f"{name} ({'/'.join(cls.constraint_forms)})" for name, cls in registry.items() if cls.constraint_forms)
+
+
+def _forms(methods: Sequence[type]) -> list[str]:
+    """Every loss form one of ``methods`` takes."""
+    return [form for cls in methods for form in cls.constraint_forms]
 
 
 def _shared_settings(methods: Sequence[type]) -> dict[str, float]:

@@ -7,9 +7,14 @@ straight-through estimator). The forward pass thus runs only the sampled operati
 edge (``sparse_weights``), which is what makes GDAS fast; the temperature t falls linearly
 from 10 to 0.1 over the search.
 
-Derivation is DARTS' (:func:`~nasbench.spaces.cell.supernet.derive_genotype` on
-softmax(alpha)): per node the two incoming edges whose strongest non-``none`` operation is
-most probable. GDAS-FRC (a fixed, hand-designed reduction cell) is not implemented.
+The search network and the derivation are the official code's, not DARTS'
+(github.com/D-X-Y/AutoDL-Projects, xautodl/models/cell_searchs/search_model_gdas_nasnet.py,
+``NASNetworkGDAS``): its pooling operations have no batch norm after them (``POOLING`` in
+xautodl/models/cell_operations.py), a batch norm and a ReLU (``lastact``) come before the
+global pooling, and ``genotype()`` keeps per node the two strongest (operation, input) pairs
+among all the non-``none`` operations of all incoming edges, by softmax(alpha), so that a
+node may apply two operations to one input (:func:`derive_gdas_genotype`). GDAS-FRC (a
+fixed, hand-designed reduction cell) is not implemented.
 """
 from __future__ import annotations
 
@@ -17,13 +22,26 @@ from typing import Any
 
 import torch
 
+from nasbench.protocol import SupernetBudget
+from nasbench.spaces.cell.costs import SEARCH_NODES
+from nasbench.spaces.cell.genotype import Genotype
+from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
+from nasbench.spaces.cell.supernet import (
+    EDGES,
+    GROUPS,
+    NODE_EDGES,
+    NONE,
+    EdgeWeights,
+    Supernet,
+    check_weights,
+)
 from nasbench.strategies.darts import Darts
 from nasbench.strategies.snas import gumbel_softmax, linear_temperature
 from nasbench.strategies.supernet_search import ArchRecipe, WeightRecipe
 
 # The official code's search on the DARTS (NASNet) space, which its documentation names the
 # search "as in the original paper" (github.com/D-X-Y/AutoDL-Projects, docs/CVPR-2019-GDAS.md,
-# scripts-search/GDAS-search-NASNet-space.sh, configs/search-opts/GDAS-NASNet-CIFAR.config):
+# scripts-search/NASNet-space-search-by-GDAS.sh, configs/search-opts/GDAS-NASNet-CIFAR.config):
 # weights by SGD with Nesterov momentum 0.9, lr 0.025 cosine-annealed to 0.001, weight decay
 # 5e-4, clipping at 5; architecture by Adam, lr 3e-4, betas (0.5, 0.999), weight decay 1e-3;
 # the temperature tau_max - (tau_max - tau_min) * e / (E - 1) in epoch e of E, tau from 10 to
@@ -45,6 +63,25 @@ def straight_through_gumbel(alpha: torch.Tensor, temperature: float, generator: 
     return hard + (soft - soft.detach())
 
 
+def derive_gdas_genotype(weights: EdgeWeights) -> Genotype:
+    """GDAS' discrete cell: per node the two heaviest (operation, input) pairs among the
+    non-``none`` operations of all its incoming edges (heaviest first; ties go to the lower
+    input, then to the operation listed first), so both may read the same input, which
+    DARTS' rule (one operation per edge) never allows; all nodes concatenated."""
+    check_weights(weights)
+    cells = {}
+    for group in GROUPS:
+        rows = weights[group].detach().cpu().tolist()
+        edges = []
+        for incoming in NODE_EDGES:
+            pairs = [(-rows[e][k], EDGES[e][1], k)
+                     for e in incoming for k in range(len(SEARCH_OPERATIONS)) if k != NONE]
+            edges += [(SEARCH_OPERATIONS[k], source) for _, source, k in sorted(pairs)[:2]]
+        cells[group] = tuple(edges)
+    concat = tuple(range(2, SEARCH_NODES + 2))
+    return Genotype(normal=cells["normal"], normal_concat=concat, reduce=cells["reduce"], reduce_concat=concat)
+
+
 class Gdas(Darts):
     """GDAS: first-order bilevel search in which every forward pass (architecture step and
     weight step alike) runs one freshly sampled operation per edge."""
@@ -54,6 +91,13 @@ class Gdas(Darts):
     weight_recipe = GDAS_WEIGHTS
     arch_recipe = GDAS_ARCHITECTURE
     sparse_weights = True
+
+    def make_supernet(self, budget: SupernetBudget) -> Supernet:
+        """GDAS' search network: no batch norm after pooling, batch norm and ReLU before the head."""
+        return Supernet(budget.channels, budget.cells, pool_norm=False, last_act=True)
+
+    def derive(self, weights: EdgeWeights) -> Genotype:
+        return derive_gdas_genotype(weights)
 
     def temperature(self) -> float:
         """10 in the first epoch down to 0.1 in the last, linearly (a one-epoch search runs

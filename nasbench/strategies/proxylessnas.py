@@ -3,16 +3,25 @@ Task and Hardware", ICLR 2019), gradient variant (Proxyless-G).
 
 Path-level binarisation on the layer-wise space (or on the cell space, every edge in place
 of a layer): every forward pass runs binary gates, not a mixture. A weight step samples one
-block per layer from softmax(alpha) and trains that path alone. An architecture step samples two distinct blocks per layer from softmax(alpha),
-makes one of them active by their renormalised probabilities, runs both (the inactive one
-at gate 0), and turns the gates' gradients into the architecture gradient
-``dL/dalpha_i = sum_j dL/dg_j p_j (delta_ij - p_i)`` over the pair (the paper's Eq. 4);
-after the Adam step the pair's parameters are shifted so that their summed exp(alpha), and
-with it every other block's probability, is unchanged. Under a latency constraint the
-architecture loss has the expected latency ``E[LAT] = sum p_i LAT_i`` from the table in
-either published form: ``mul-log`` ``CE * alpha * (log E[LAT] / log T) ** beta`` (alpha 0.2,
-beta 0.3) or ``add-linear`` ``CE + lambda * (E[LAT] - T) / T`` (lambda 0.1). The found
-architecture is each layer's most probable block.
+block per layer from softmax(alpha) and trains that path alone. An architecture step samples
+two distinct blocks per layer from softmax(alpha), makes one of them active by their
+renormalised probabilities, runs both (the inactive one at gate 0), and turns the gates'
+gradients into the architecture gradient ``dL/dalpha_i = sum_j dL/dg_j p_j (delta_ij - p_i)``
+over the pair (the paper's Eq. 4); after the Adam step the pair's parameters are shifted so
+that their summed exp(alpha), and with it every other block's probability, is unchanged.
+
+Under a constraint the architecture loss has the expected cost over the *sampled pairs*,
+``E[LAT] = fixed + sum_layers sum_pair q_i LAT_i`` with q the pair-renormalised
+probabilities, so its gradient, like the gates', reaches only the two sampled blocks' alphas
+(official 'two' mode: search/modules/mix_op.py L179-187 stores the softmax over the pair's
+alphas as ``current_prob_over_ops``, zero elsewhere; search/models/super_nets/
+super_proxyless.py L221-231 weights each block's latency by it; nas_manager.py L571-577
+backpropagates the loss into alpha, then ``set_arch_param_grad`` adds the binarised
+gradient, mix_op.py L226). Two forms (nas_manager.py L82-91): ``mul-log``
+``CE * alpha * (log E[LAT] / log T) ** beta`` (alpha 0.2, beta 0.3; latency in ms as the
+official table and its 80 ms target, imagenet_arch_search.py L21-24, counts as they are) or
+``add-linear`` ``CE + lambda * (E[LAT] - T) / T`` (lambda 0.1). The found architecture is
+each layer's most probable block.
 
 Settings of the official code (github.com/mit-han-lab/proxylessnas, search/
 imagenet_arch_search.py and nas_manager.py): weights by SGD with Nesterov momentum 0.9, lr
@@ -23,11 +32,15 @@ step after every 5th weight step.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
+from nasbench.errors import NasbenchError
 from nasbench.strategies.hardware_aware import HardwareAwareSearch
 from nasbench.strategies.supernet_search import ArchRecipe, Batch, WeightRecipe
+from nasbench.training import TrainingDiverged
 
 PROXYLESS_WEIGHTS = WeightRecipe(lr=0.025, lr_min=0.0, momentum=0.9, weight_decay=4e-5, grad_clip=0.0,
                                  nesterov=True)
@@ -58,6 +71,12 @@ class ProxylessNas(HardwareAwareSearch):
         super().__init__(context)
         self.weight_steps = 0
         self.weight_criterion = nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
+        constraint = context.constraint
+        if constraint is not None and constraint.form == "mul-log" and constraint.target <= 1:
+            unit = " ms" if constraint.metric == "latency_ms" else ""
+            raise NasbenchError(f"proxylessnas' mul-log form takes the cost in its own unit (latency in ms, as the "
+                                f"official code): its log(target) is the denominator, so the target must be above "
+                                f"1{unit}, got {constraint.target}")
 
     def search_weights(self) -> dict[str, torch.Tensor]:
         """One block per layer (operation per edge) drawn from softmax(alpha): binary gates."""
@@ -94,21 +113,41 @@ class ProxylessNas(HardwareAwareSearch):
                     val_loss = self.criterion(self.supernet(val.images, self.search_weights(), True), val.labels)
         return val_loss, self.weight_step(train)
 
+    def constrained(self, loss: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The shared forms, except ``mul-log``, taken here with the cost in the cost
+        model's unit (latency in ms), as the official ``mul#log`` takes it (nas_manager.py
+        L82-87; its table and 80 ms target are in ms). An expected cost at or below 1 makes
+        the log ratio zero or negative, where the form is undefined (NaN in the official
+        code): the search stops there as diverged."""
+        constraint = self.context.constraint
+        if constraint is None or constraint.form != "mul-log":
+            return super().constrained(loss, weights)
+        expected = constraint.cost_model.expected(weights)
+        if expected.item() <= 1:
+            unit = " ms" if constraint.metric == "latency_ms" else ""
+            raise TrainingDiverged(f"{self.name}: the expected {constraint.metric} fell to {expected.item():.4g}{unit}, "
+                                   f"where the mul-log form's log is not positive; use --constraint-form add-linear")
+        ratio = torch.log(expected) / math.log(constraint.target)
+        return loss * constraint.weight * ratio ** constraint.exponent
+
     def architecture_step(self, batch: Batch) -> torch.Tensor:
         """Two sampled paths per layer (edge), one of them active; the binarised gradient of
-        the pairs' parameters plus the expected cost's, Adam, then the pairs' rescaling."""
+        the pairs' parameters plus the expected cost's over the pairs (its gradient through
+        the pair-renormalised probabilities only), Adam, then the pairs' rescaling."""
         alphas = dict(self.supernet.alphas.items())
-        probs = {group: alpha.softmax(dim=-1) for group, alpha in alphas.items()}
-        pairs, pair_probs, gates, weights = {}, {}, {}, {}
+        pairs, pair_probs, gates, weights, pair_weights = {}, {}, {}, {}, {}
         for group, alpha in alphas.items():
-            pairs[group] = torch.multinomial(probs[group].detach(), 2, replacement=False, generator=self.generator)
-            pair_probs[group] = alpha.detach().gather(1, pairs[group]).softmax(dim=-1)
+            pairs[group] = torch.multinomial(alpha.detach().softmax(dim=-1), 2, replacement=False,
+                                             generator=self.generator)
+            probs = alpha.gather(1, pairs[group]).softmax(dim=-1)  # differentiable in the pair's alphas alone
+            pair_probs[group] = probs.detach()
             active = torch.multinomial(pair_probs[group], 1, generator=self.generator)
             gates[group] = torch.zeros_like(pair_probs[group]).scatter_(1, active, 1.0).requires_grad_()
-            weights[group] = torch.zeros_like(probs[group]).scatter(1, pairs[group], gates[group])
+            weights[group] = torch.zeros_like(alpha).scatter(1, pairs[group], gates[group])
+            pair_weights[group] = torch.zeros_like(alpha).scatter(1, pairs[group], probs)
         logits = self.supernet(batch.images, weights, True, {group: pair.tolist() for group, pair in pairs.items()})
         loss = self.criterion(logits, batch.labels)
-        objective = self.constrained(loss, probs)
+        objective = self.constrained(loss, pair_weights)
         groups = list(alphas)
         grads = torch.autograd.grad(objective, [gates[g] for g in groups] + [alphas[g] for g in groups],
                                     allow_unused=True)

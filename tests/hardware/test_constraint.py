@@ -68,6 +68,33 @@ def test_the_penalty_by_hand(cell_space, tiny):
     assert over.variant() == f"flops<={exact / 2:g},weight=0.3"
 
 
+def test_snas_per_edge_log_form_adds_lambda_times_the_per_edge_term_without_a_target(cell_space, tiny):
+    constraint = flops_constraint(cell_space, tiny, None, 0.01, "per-edge-log")
+    weights = {g: torch.randn(14, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float64).softmax(-1)
+               for g in ("normal", "reduce")}
+    term = constraint.cost_model.per_edge_log(weights).item()
+    assert term > 0 and constraint.apply(torch.tensor(2.0), weights).item() == pytest.approx(2.0 + 0.01 * term)
+    assert constraint.variant() == "flops,weight=0.01,form=per-edge-log"
+    with pytest.raises(NasbenchError, match="takes no --target"):
+        flops_constraint(cell_space, tiny, 5.0, 0.01, "per-edge-log")
+    with pytest.raises(NasbenchError, match="needs a --target"):
+        flops_constraint(cell_space, tiny, None, 0.01, "hinge")
+
+
+def test_snas_resources_average_the_log_terms_of_params_flops_and_mac(cell_space, tiny):
+    from nasbench.hardware.constraint import build_constraint
+    from nasbench.strategies.snas import Snas
+
+    constraint = build_constraint("resources", None, methods=[Snas], spaces=[cell_space], protocol=tiny,
+                                  registry={"snas": Snas}, setting="mild")
+    assert [m.metric for m in constraint.models] == ["params", "flops", "mac_elements"] and constraint.weight == 0.01
+    weights = {g: torch.full((14, 8), 1 / 8, dtype=torch.float64) for g in ("normal", "reduce")}
+    terms = [m.per_edge_log(weights).item() for m in constraint.models]
+    assert len(set(terms)) == 3
+    assert constraint.apply(torch.tensor(0.0), weights).item() == pytest.approx(0.01 * sum(terms) / 3)
+    assert constraint.variant() == "resources,weight=0.01,form=per-edge-log"
+
+
 # -- the command line's constraint options ------------------------------------------------
 
 @pytest.mark.parametrize("argv, message", [
@@ -88,19 +115,28 @@ def test_bad_constraint_options_are_one_line_errors(tmp_path, data_path, argv, m
 
 @pytest.mark.parametrize("options, message", [
     (["--constraint", "energy", "--target", "1", "--constraint-weight", "1"],
-     "unknown --constraint 'energy'; known: latency, flops, params, mac"),
-    (["--constraint", "latency", "--target", "5", "--constraint-weight", "1"],
+     "unknown --constraint 'energy'; known: latency, flops, params, mac, resources"),
+    (["--constraint", "latency", "--constraint-weight", "1"],
      "--constraint latency needs --table cost_tables/<device>/<table>.json (build one with `nasbench profile`)"),
-    (["--constraint", "flops", "--constraint-weight", "1"],
+    (["--constraint", "flops", "--constraint-form", "hinge", "--constraint-weight", "1"],
      "--constraint needs a positive, finite --target (ms for latency, counts for the others)"),
     (["--constraint", "flops", "--target", "1"],
-     "--constraint with snas needs --constraint-weight LAMBDA or --snas-setting {mild}"),
-    (["--constraint", "flops", "--target", "1", "--constraint-weight", "1", "--snas-setting", "mild"],
+     "the per-edge-log constraint form is a penalty without a budget: drop --target, or give --constraint-form hinge "
+     "for a budget"),
+    (["--constraint", "flops", "--constraint-form", "hinge", "--target", "1"],
+     "--constraint with snas needs --constraint-weight LAMBDA under the hinge form"),
+    (["--constraint", "flops", "--constraint-weight", "1", "--snas-setting", "mild"],
      "give at most one of --constraint-weight LAMBDA and --snas-setting NAME"),
-    (["--constraint", "flops", "--target", "1", "--snas-setting", "wild"], "unknown --snas-setting 'wild'; known: mild"),
+    (["--constraint", "flops", "--snas-setting", "wild"], "unknown --snas-setting 'wild'; known: mild"),
+    (["--constraint", "flops", "--constraint-form", "hinge", "--target", "1", "--snas-setting", "mild"],
+     "--snas-setting names a strength of SNAS' per-edge-log penalty, not of the hinge form; give --constraint-weight "
+     "LAMBDA"),
+    (["--constraint", "resources", "--constraint-form", "hinge", "--target", "1", "--constraint-weight", "1"],
+     "--constraint resources (SNAS' mean of params, FLOPs and MAC) has no single budget: give --constraint params, "
+     "flops or mac with a --target, or the per-edge-log form"),
     (["--target", "1"], "--target only go with --constraint METRIC"),
     (["--method", "darts", "--constraint", "flops", "--target", "1", "--constraint-weight", "1"],
-     "darts cannot search under a resource constraint; methods that can: snas (hinge), fbnet (mul-log-hinge/mul-log), "
+     "darts cannot search under a resource constraint; methods that can: snas (per-edge-log/hinge), fbnet (mul-log-hinge/mul-log), "
      "proxylessnas (mul-log/add-linear)"),
 ])
 def test_bad_constraints_are_refused_before_the_store_is_opened(tmp_path, data_path, options, message):
@@ -113,7 +149,7 @@ def test_bad_constraints_are_refused_before_the_store_is_opened(tmp_path, data_p
 
 def test_a_table_of_another_protocol_is_refused(tmp_path, data_path, cell_space, smoke):
     path = counts_table_file(cell_space, smoke, tmp_path)
-    result = run_cli("run", "--method", "snas", "--protocol", "proxy", "--constraint", "flops", "--target", "1",
+    result = run_cli("run", "--method", "snas", "--protocol", "proxy", "--constraint", "flops",
                      "--constraint-weight", "1", "--table", path, "--store", tmp_path / "never.sqlite",
                      "--data", data_path)
     assert result.code == 2 and result.err.startswith(f"nasbench: error: cost table {path} is for the cell space under "

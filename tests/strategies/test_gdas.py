@@ -1,6 +1,7 @@
 """GDAS: the straight-through Gumbel-max samples (one-hot forward, Gumbel-softmax backward),
-only the sampled operations running, the temperature schedule, the bilevel step, and
-`nasbench run` on the smoke protocol."""
+only the sampled operations running, the temperature schedule, the bilevel step, GDAS' own
+search network and derivation (two operations may read one input), and `nasbench run` on
+the smoke protocol."""
 from __future__ import annotations
 
 import json
@@ -10,15 +11,26 @@ import pytest
 import torch
 from helpers import context, random_batch, snapshot, store_rows, with_supernet
 
+from nasbench.spaces.cell.costs import genotype_parts, genotype_weights
+from nasbench.spaces.cell.genotype import Genotype
+from nasbench.spaces.cell.network import EvalNetwork
 from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
-from nasbench.spaces.cell.supernet import NONE
+from nasbench.spaces.cell.supernet import (
+    GROUPS,
+    NONE,
+    POOLINGS,
+    derive_genotype,
+    path_weights,
+)
 from nasbench.strategies.gdas import (
     TEMPERATURE_MAX,
     TEMPERATURE_MIN,
     Gdas,
+    derive_gdas_genotype,
     straight_through_gumbel,
 )
 from nasbench.strategies.snas import gumbel_noise
+from nasbench.types import NetworkConfig
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +124,109 @@ def test_the_architecture_step_moves_only_the_alphas(cell_space, searching, tiny
     moved = {name for name in after if not torch.equal(after[name], stepped[name])}
     assert moved and moved.isdisjoint({"alphas.normal", "alphas.reduce"})
     assert strategy.weight_optimizer.defaults["nesterov"]  # the official code's SGD
+
+
+def test_gdas_searches_on_its_own_network(cell_space, searching, tiny_data):
+    """No batch norm after pooling, an affine batch norm and a ReLU before the head, and the
+    weight optimiser trains that batch norm."""
+    supernet = Gdas(context(cell_space, searching, tiny_data)).supernet
+    pools = [edge.ops[name] for cell in supernet.cells for edge in cell.edges for name in POOLINGS]
+    assert pools and all(isinstance(op, (torch.nn.MaxPool2d, torch.nn.AvgPool2d)) for op in pools)
+    norm, relu = supernet.last_act
+    assert isinstance(norm, torch.nn.BatchNorm2d) and norm.affine and isinstance(relu, torch.nn.ReLU)
+    assert {id(norm.weight), id(norm.bias)} <= {id(p) for p in supernet.weight_parameters()}
+
+
+# -- deriving the genotype ----------------------------------------------------------------
+
+def op(name: str) -> int:
+    return SEARCH_OPERATIONS.index(name)
+
+
+@pytest.fixture(scope="module")
+def hand_weights() -> dict[str, torch.Tensor]:
+    """0.05 everywhere, but for a few (edge, operation) pairs of the normal cell."""
+    weights = {g: torch.full((14, 8), 0.05) for g in GROUPS}
+    normal = weights["normal"]
+    normal[0, NONE] = 0.9                              # node 2, from c_{k-2}: `none`, ignored ...
+    normal[0, op("sep_conv_3x3")] = 0.4                # ... then sep_conv_3x3 ...
+    normal[0, op("skip_connect")] = 0.36               # ... and skip_connect, both above ...
+    normal[1, op("max_pool_3x3")] = 0.35               # ... c_{k-1}'s best
+    normal[2, op("sep_conv_5x5")] = 0.47               # node 3: the two best pairs on two edges
+    normal[4, op("dil_conv_5x5")] = 0.5
+    normal[4, op("avg_pool_3x3")] = 0.45
+    normal[8, op("skip_connect")] = 0.3                # node 4: both best pairs on n3
+    normal[8, op("sep_conv_3x3")] = 0.2
+    return weights
+
+
+def test_gdas_derivation_by_hand_keeps_two_operations_of_one_input(hand_weights):
+    """Per node the two heaviest (operation, input) pairs over all the node's non-`none`
+    operations, heaviest first; ties go to the lower input, then to the operation listed
+    first. DARTS' derivation, worked out by hand on the same weights, takes two edges."""
+    gdas = derive_gdas_genotype(hand_weights)
+    assert gdas.normal == (("sep_conv_3x3", 0), ("skip_connect", 0),
+                           ("dil_conv_5x5", 2), ("sep_conv_5x5", 0),
+                           ("skip_connect", 3), ("sep_conv_3x3", 3),
+                           ("max_pool_3x3", 0), ("avg_pool_3x3", 0))  # all tied
+    assert gdas.reduce == (("max_pool_3x3", 0), ("avg_pool_3x3", 0)) * 4
+    assert gdas.normal_concat == gdas.reduce_concat == (2, 3, 4, 5)
+    darts = derive_genotype(hand_weights)
+    assert darts.normal == (("sep_conv_3x3", 0), ("max_pool_3x3", 1),
+                            ("dil_conv_5x5", 2), ("sep_conv_5x5", 0),
+                            ("skip_connect", 3), ("max_pool_3x3", 0),
+                            ("max_pool_3x3", 0), ("max_pool_3x3", 1))
+
+
+def official_parse(rows: list[list[float]]) -> list[tuple[str, int]]:
+    """The official ``genotype()._parse`` (D-X-Y/AutoDL-Projects, search_model_gdas_nasnet.py),
+    restated: per node every (operation, input, weight) but `none`, sorted by weight, the first two."""
+    gene, start = [], 0
+    for node in range(2, 6):
+        pairs = [(SEARCH_OPERATIONS[k], j, rows[start + j][k]) for j in range(node) for k in range(8) if k != NONE]
+        gene += [(name, j) for name, j, _ in sorted(pairs, key=lambda p: -p[2])[:2]]
+        start += node
+    return gene
+
+
+def test_gdas_derivation_is_the_official_one_and_not_darts():
+    repeated = differs = 0
+    for seed in range(8):
+        generator = torch.Generator().manual_seed(seed)
+        weights = {g: torch.randn(14, 8, generator=generator).softmax(-1) for g in GROUPS}
+        genotype = derive_gdas_genotype(weights)
+        assert genotype.normal == tuple(official_parse(weights["normal"].tolist()))
+        assert genotype.reduce == tuple(official_parse(weights["reduce"].tolist()))
+        edges = genotype.normal + genotype.reduce
+        repeated += sum(edges[i][1] == edges[i + 1][1] for i in range(0, 16, 2))
+        differs += genotype != derive_genotype(weights)
+    assert repeated > 0 and differs > 0  # random weights do exercise the difference
+
+
+def test_a_genotype_with_a_repeated_input_is_valid_everywhere(cell_space, hand_weights):
+    """Genotype, evaluation network, cost parts, cost weights and the supernet's path
+    weights all take two operations on one input."""
+    genotype = derive_gdas_genotype(hand_weights)
+    assert Genotype.from_json(genotype.to_json()) == genotype
+    assert EvalNetwork(genotype, channels=4, cells=3)(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert sum(part.name == "skip_connect" for part in genotype_parts(genotype, NetworkConfig(4, 3))) == 2
+    row = genotype_weights(genotype)["normal"][0]  # edge (n2, c_{k-2}) carries both operations
+    assert row[op("sep_conv_3x3")] == row[op("skip_connect")] == 1 and row.sum() == 2
+    assert cell_space.skip_share(genotype)["normal"] == 2 / 8
+    assert torch.equal(path_weights(genotype, torch.device("cpu"))["normal"][0], row.float())
+
+
+def test_the_search_derives_with_gdas_rule(cell_space, searching, tiny_data):
+    strategy = Gdas(context(cell_space, searching, tiny_data))
+    with torch.no_grad():
+        for alpha in strategy.supernet.alphas.values():
+            alpha.zero_()
+        normal = strategy.supernet.alphas["normal"]
+        normal[0, op("sep_conv_3x3")], normal[0, op("skip_connect")], normal[1, op("max_pool_3x3")] = 3.0, 2.5, 1.0
+    weights = strategy.edge_weights()
+    arch = strategy.result().arch
+    assert arch == derive_gdas_genotype(weights) != derive_genotype(weights)
+    assert arch.normal[:2] == (("sep_conv_3x3", 0), ("skip_connect", 0))  # 0.52, 0.32 against 0.28
 
 
 # -- through the command line -------------------------------------------------------------

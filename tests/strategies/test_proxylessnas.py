@@ -1,18 +1,49 @@
 """ProxylessNAS on the FBNet layer-wise space and on the cell space: the binarised gradient, one
-sampled block per layer in a weight step, the sampled pair in an architecture step, the update
-schedule, and a tighter target giving a cheaper architecture."""
+sampled block per layer in a weight step, the sampled pair in an architecture step, the latency
+term's gradient through the sampled pairs only and its mul-log form in ms (against the official
+formulas by hand), the update schedule, exact resumption under a constraint, and a tighter
+target giving a cheaper architecture."""
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
-from helpers import context, flops_constraint, random_batch, with_supernet
+from helpers import context, flops_constraint, random_batch, stored, with_supernet
 
+from nasbench.errors import NasbenchError
+from nasbench.hardware.constraint import Constraint
+from nasbench.spaces.fbnet.blocks import BLOCK_NAMES
 from nasbench.spaces.fbnet.space import LAYERS_GROUP
 from nasbench.strategies.proxylessnas import (
     ARCH_UPDATE_EVERY,
     ProxylessNas,
     binarised_gradient,
 )
+from nasbench.training import TrainingDiverged
+
+FIXED_MS = 1.0
+TARGET_MS = 1.5
+
+
+class KnownLatency:
+    """A latency cost model with known costs (ms): ``FIXED_MS + sum(weights * costs)``, so
+    that the official formulas can be evaluated by hand."""
+
+    metric = "latency_ms"
+
+    def __init__(self, layers: int, scale: float = 1.0, fixed: float = FIXED_MS):
+        blocks = torch.arange(len(BLOCK_NAMES), dtype=torch.float64)
+        self.costs = scale * (0.05 + 0.02 * blocks + 0.01 * torch.arange(layers, dtype=torch.float64)[:, None])
+        self.fixed = fixed
+
+    def expected(self, weights):
+        w = weights[LAYERS_GROUP]
+        return self.fixed + (w * self.costs.to(w.dtype)).sum()
+
+
+def known_latency(fbnet_space, form: str, weight: float, exponent: float = 1.0, target: float = TARGET_MS, **costs):
+    return Constraint("latency_ms", target, weight, KnownLatency(len(fbnet_space.specs), **costs), form, exponent)
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +128,84 @@ def test_proxylessnas_on_cells_moves_only_each_edges_sampled_pair(cell_space, ce
     for group, alpha in strategy.supernet.alphas.items():
         changed = (alpha.detach().softmax(-1) - before[group]).abs() > 1e-7
         assert changed.any() and (changed.sum(-1) <= 2).all()
+
+
+# -- the latency term (official 'two' mode) -------------------------------------------------
+
+@pytest.mark.parametrize("form, weight, exponent", [("add-linear", 0.1, 1.0), ("mul-log", 0.2, 0.3)])
+def test_the_latency_gradient_reaches_only_the_sampled_pairs_as_the_official_formula_gives(
+        form, weight, exponent, fbnet_space, fbnet_searching, tiny_data):
+    """With the cross-entropy a constant (its gradient zero), alpha's gradient is the latency
+    term's alone: zero off the sampled pairs, whose alphas stay as they were, and on each
+    pair the derivative of the official loss (nas_manager.py L82-91) through the expected
+    latency over the pair-renormalised probabilities q (mix_op.py L179-187,
+    super_proxyless.py L221-231): ``factor * q_k (LAT_k - sum_j q_j LAT_j)``, latency in ms."""
+    constraint = known_latency(fbnet_space, form, weight, exponent)
+    strategy = ProxylessNas(context(fbnet_space, fbnet_searching, tiny_data, constraint=constraint))
+    ce = 2.0
+    strategy.criterion = lambda logits, labels: torch.tensor(ce)
+    alpha = strategy.supernet.alpha
+    with torch.no_grad():
+        alpha.copy_(torch.randn(alpha.shape, generator=torch.Generator().manual_seed(1)))
+    before = alpha.detach().clone()
+    pairs = []
+    strategy.supernet.register_forward_pre_hook(lambda module, args: pairs.append(args[3][LAYERS_GROUP]))
+    strategy.architecture_step(random_batch(torch.Generator().manual_seed(0), size=32))
+    pair = torch.tensor(pairs[0])
+    sampled = torch.zeros_like(before, dtype=torch.bool).scatter_(1, pair, True)
+    assert torch.equal(alpha.detach()[~sampled], before[~sampled])
+    assert not alpha.grad[~sampled].any()
+    q = before.double().gather(1, pair).softmax(-1)
+    lat = constraint.cost_model.costs.gather(1, pair)
+    expected = FIXED_MS + (q * lat).sum()
+    if form == "add-linear":
+        factor = weight / TARGET_MS
+    else:
+        ratio = torch.log(expected) / math.log(TARGET_MS)
+        factor = ce * weight * exponent * ratio ** (exponent - 1) / (expected * math.log(TARGET_MS))
+    by_hand = factor * q * (lat - (q * lat).sum(-1, keepdim=True))
+    assert torch.allclose(alpha.grad.gather(1, pair).double(), by_hand, rtol=1e-4, atol=1e-10)
+    assert (by_hand.abs() > 1e-6).all()
+
+
+def test_proxylessnas_mul_log_takes_latency_in_ms(fbnet_space, fbnet_searching, tiny_data):
+    """``CE * alpha * (log E / log T) ** beta`` with E and T in ms, as the official table
+    and its 80 ms target (imagenet_arch_search.py L21-24), not microseconds."""
+    constraint = known_latency(fbnet_space, "mul-log", 0.2, 0.3)
+    strategy = ProxylessNas(context(fbnet_space, fbnet_searching, tiny_data, constraint=constraint))
+    weights = {LAYERS_GROUP: torch.full((len(fbnet_space.specs), len(BLOCK_NAMES)), 1 / len(BLOCK_NAMES),
+                                        dtype=torch.float64)}
+    expected = constraint.cost_model.expected(weights).item()
+    value = strategy.constrained(torch.tensor(2.3, dtype=torch.float64), weights).item()
+    assert value == pytest.approx(2.3 * 0.2 * (math.log(expected) / math.log(TARGET_MS)) ** 0.3, rel=1e-12)
+
+
+def test_proxylessnas_mul_log_refuses_a_target_and_stops_at_a_latency_of_at_most_1_ms(fbnet_space, fbnet_searching,
+                                                                                     tiny_data):
+    """Its log is not positive there: the official form is undefined (NaN), so it is refused."""
+    with pytest.raises(NasbenchError, match="above 1 ms"):
+        ProxylessNas(context(fbnet_space, fbnet_searching, tiny_data,
+                             constraint=known_latency(fbnet_space, "mul-log", 0.2, 0.3, target=0.9)))
+    cheap = known_latency(fbnet_space, "mul-log", 0.2, 0.3, scale=0.01, fixed=0.1)
+    strategy = ProxylessNas(context(fbnet_space, fbnet_searching, tiny_data, constraint=cheap))
+    with pytest.raises(TrainingDiverged, match="add-linear"):
+        strategy.architecture_step(random_batch(torch.Generator().manual_seed(0), size=32))
+
+
+def test_a_constrained_proxylessnas_search_resumes_exactly(fbnet_space, tiny, tiny_data):
+    protocol = with_supernet(tiny, epochs=4, batch_size=4)  # warm-up 1 epoch, then architecture steps
+    constraint = known_latency(fbnet_space, "mul-log", 0.2, 0.3)
+    whole = ProxylessNas(context(fbnet_space, protocol, tiny_data, constraint=constraint))
+    start = whole.supernet.alpha.detach().clone()
+    whole.step()
+    whole.step()
+    checkpoint = stored(whole.checkpoint())
+    whole.step()
+    resumed = ProxylessNas(context(fbnet_space, protocol, tiny_data, constraint=constraint))
+    resumed.restore(checkpoint)
+    resumed.step()
+    assert not torch.equal(whole.supernet.alpha, start)
+    assert torch.equal(resumed.supernet.alpha, whole.supernet.alpha) and resumed.history == whole.history
+    final = whole.checkpoint()
+    assert resumed.checkpoint().state == final.state
+    assert torch.equal(resumed.tensor_state()["generator"], final.tensors["generator"])

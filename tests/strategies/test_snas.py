@@ -1,5 +1,6 @@
-"""SNAS: the Gumbel-softmax samples and their temperature, the single-level step, a tight
-resource constraint deriving a cheaper architecture, and `nasbench run` on the smoke protocol."""
+"""SNAS: the Gumbel-softmax samples and their temperature, the single-level step, drop path
+in the search network, a tight resource constraint (the paper's per-edge term, the hinge)
+deriving a cheaper architecture, and `nasbench run` on the smoke protocol."""
 from __future__ import annotations
 
 import json
@@ -17,7 +18,13 @@ from helpers import (
 
 from nasbench.hardware.constraint import Constraint
 from nasbench.spaces.cell.genotype import Genotype
-from nasbench.strategies.snas import TEMPERATURE_MIN, TEMPERATURE_START, Snas
+from nasbench.spaces.cell.supernet import DropPath
+from nasbench.strategies.snas import (
+    SEARCH_DROP_PATH,
+    TEMPERATURE_MIN,
+    TEMPERATURE_START,
+    Snas,
+)
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +70,39 @@ def test_one_step_trains_weights_and_architecture_on_the_training_batch(cell_spa
     assert torch.isfinite(val_loss) and torch.isfinite(train_loss)
 
 
+def test_the_search_network_drops_every_edge_from_the_searchs_generator_in_training_only(cell_space, searching,
+                                                                                        tiny_data):
+    strategy = Snas(context(cell_space, searching, tiny_data))
+    supernet, drop = strategy.supernet, strategy.supernet.drop
+    assert drop.prob == SEARCH_DROP_PATH == 0.3 and drop.generator is strategy.generator
+    images = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    weights = {g: w.detach() for g, w in strategy.edge_weights().items()}
+    with torch.no_grad():
+        supernet.eval()
+        assert torch.equal(supernet(images, weights), supernet(images, weights))
+        supernet.train()
+        state = strategy.generator.get_state()
+        first = supernet(images, weights)
+        assert not torch.equal(strategy.generator.get_state(), state)  # the masks came from the search's generator
+        strategy.generator.set_state(state)
+        assert torch.equal(supernet(images, weights), first) and not torch.equal(supernet(images, weights), first)
+
+
+def test_drop_path_zeroes_whole_samples_and_rescales_the_rest():
+    drop = DropPath(0.3, torch.Generator().manual_seed(1))
+    out = drop(torch.ones(4000, 2, 3, 3))
+    kept = out.flatten(1).amax(-1) > 0
+    assert torch.all((out[kept] == 1 / 0.7)) and torch.all(out[~kept] == 0)
+    assert kept.float().mean().item() == pytest.approx(0.7, abs=0.03)
+
+
 @pytest.mark.slow
-def test_a_tight_constraint_derives_a_cheaper_architecture(cell_space, searching, tiny_data):
+@pytest.mark.parametrize("target, weight, form", [(1.0, 100.0, "hinge"), (None, 1.0, "per-edge-log")])
+def test_a_tight_constraint_derives_a_cheaper_architecture(cell_space, searching, tiny_data, target, weight, form):
     def derived(constraint: Constraint | None) -> Genotype:
         return Snas(context(cell_space, searching, tiny_data, seed=3, constraint=constraint)).run().arch
 
-    tight = flops_constraint(cell_space, searching, 1.0, 100.0)
+    tight = flops_constraint(cell_space, searching, target, weight, form)
     free, constrained = derived(None), derived(tight)
     assert tight.cost_model.cost(constrained) < tight.cost_model.cost(free)
 

@@ -84,7 +84,10 @@ def cost_layout(config: NetworkConfig) -> CostLayout:
         fixed += [PartKey("combine", "add", spec.c, spec.c, spec.size_out, 1, 2)] * nodes
         choices["reduce" if spec.reduction else "normal"].append(
             tuple(tuple(_op_part(spec, op, source) for op in SEARCH_OPERATIONS) for _, source in supernet_edges(nodes)))
-    return CostLayout(tuple(fixed), {group: tuple(cells) for group, cells in choices.items()})
+    edges = supernet_edges(nodes)
+    node_edges = tuple(tuple(e for e, (n, _) in enumerate(edges) if n == node) for node in range(2, nodes + 2))
+    return CostLayout(tuple(fixed), {group: tuple(cells) for group, cells in choices.items()}, nodes=node_edges,
+                      inputs_per_node=2, free_op=SEARCH_OPERATIONS.index("none"))
 
 
 def genotype_weights(genotype: Genotype) -> dict[str, torch.Tensor]:

@@ -90,10 +90,11 @@ def plan_network(genotype: Genotype, channels: int, cells: int) -> tuple[CellSpe
     return tuple(specs)
 
 
-def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
-    """Zero whole samples of a branch with probability ``drop_prob``, rescaling the rest."""
+def drop_path(x: torch.Tensor, drop_prob: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Zero whole samples of a branch with probability ``drop_prob``, rescaling the rest
+    (the mask from ``generator``, else torch's global one)."""
     keep = 1.0 - drop_prob
-    mask = torch.empty(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(keep)
+    mask = torch.empty(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(keep, generator=generator)
     return x * mask / keep
 
 

@@ -6,6 +6,11 @@ planned by the same :func:`~nasbench.spaces.cell.network.plan_network`. Every ce
 fully connected: each of its 14 edges (2 inputs, 4 nodes) is a mixed operation over the
 eight DARTS operations, with batch norm without affine parameters, as in DARTS.
 
+GDAS' search network (github.com/D-X-Y/AutoDL-Projects, xautodl/models/cell_searchs/
+search_model_gdas_nasnet.py) differs in two ways, both off by default: its pooling
+operations have no batch norm after them (``pool_norm=False``), and a batch norm and a ReLU
+come between the last cell and the global pooling (``last_act=True``).
+
 The supernet holds the architecture parameters (a (14, 8) tensor per cell type and, with
 ``edge_normalisation=True``, PC-DARTS' edge parameters beta, a (14,) tensor per cell type;
 :meth:`Supernet.arch_parameters`) apart from the network weights
@@ -25,7 +30,7 @@ partial-channel edge weighs its bypassed channels by the row's sum), so
 """
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Callable, Mapping, Sequence
 
 import torch
@@ -43,6 +48,7 @@ from nasbench.spaces.cell.network import (
     CellSpec,
     ClassifierHead,
     cell_preprocessing,
+    drop_path,
     make_stem,
     plan_network,
 )
@@ -56,6 +62,7 @@ NODE_EDGES = tuple(tuple(e for e, (n, _) in enumerate(EDGES) if n == node) for n
 GROUPS = ("normal", "reduce")
 """The cell types, each with its own architecture parameters."""
 NONE = SEARCH_OPERATIONS.index("none")
+POOLINGS = ("max_pool_3x3", "avg_pool_3x3")
 ALPHA_INIT_SCALE = 1e-3
 """Architecture parameters start as 1e-3 * N(0, 1) (the official DARTS code, quark0/darts
 cnn/model_search.py; the paper says zero): near-uniform weights that still break ties."""
@@ -89,12 +96,21 @@ def drop_leading_relu(op: nn.Module) -> bool:
     return True
 
 
+def search_operation(name: str, channels: int, stride: int, pool_norm: bool = True) -> nn.Module:
+    """An operation as the supernet builds it: batch norm without affine parameters and,
+    after a pooling, only with ``pool_norm`` (without, it is the evaluation networks' bare
+    pooling, which has no parameters to switch off)."""
+    if name in POOLINGS and not pool_norm:
+        return make_operation(name, channels, stride)
+    return make_operation(name, channels, stride, affine=False)
+
+
 class MixedOp(nn.Module):
     """One edge: the weighted sum of the search operations applied to its input."""
 
-    def __init__(self, channels: int, stride: int):
+    def __init__(self, channels: int, stride: int, pool_norm: bool = True):
         super().__init__()
-        self.ops = nn.ModuleDict({name: make_operation(name, channels, stride, affine=False)
+        self.ops = nn.ModuleDict({name: search_operation(name, channels, stride, pool_norm)
                                   for name in SEARCH_OPERATIONS if name != "none"})
         self.takes_relu = {name: drop_leading_relu(op) for name, op in self.ops.items()}
 
@@ -105,6 +121,21 @@ class MixedOp(nn.Module):
 
     def _operation(self, name: str, x: State) -> torch.Tensor:
         return self.ops[name](x.relu if self.takes_relu[name] else x.raw)
+
+
+class DropPath:
+    """Drop path on whole edges of the search network (SNAS' official search drops every
+    mixed edge's output, constant probability): each sample's edge output is zeroed with
+    probability ``prob`` and the rest rescaled, the masks drawn from ``generator`` so that
+    a resumed search draws the same ones."""
+
+    def __init__(self, prob: float, generator: torch.Generator):
+        if not 0.0 < prob < 1.0:
+            raise ValueError(f"drop path probability must be in (0, 1), got {prob}")
+        self.prob, self.generator = prob, generator
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.prob, self.generator)
 
 
 MixedOpFactory = Callable[[int, int], nn.Module]
@@ -125,11 +156,13 @@ class SearchCell(nn.Module):
         self.edges = nn.ModuleList(mixed_op(spec.c, spec.edge_stride(source)) for _, source in EDGES)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
-                active: ActiveOperations) -> torch.Tensor:
+                active: ActiveOperations, drop: DropPath | None = None) -> torch.Tensor:
         states = [State(self.preprocess0(s0)), State(self.preprocess1(s1))]
         for incoming in NODE_EDGES:
             outputs = (self.edges[e](states[EDGES[e][1]], weights[e], active[e]) for e in incoming)
             terms = [out for out in outputs if out is not None]
+            if drop is not None and self.training:
+                terms = [drop(term) for term in terms]
             states.append(State(sum(terms[1:], terms[0]) if terms else self._zero_node(states[1].raw)))
         return torch.cat([state.raw for state in states[2:]], dim=1)
 
@@ -151,15 +184,21 @@ def active_operations(weights: torch.Tensor) -> list[tuple[int, ...]]:
 
 
 class Supernet(nn.Module):
-    """DARTS' search network (``Network`` in the DARTS code) over the cell space."""
+    """DARTS' search network (``Network`` in the DARTS code) over the cell space; with
+    ``pool_norm=False`` (for a ``mixed_op`` that takes it, as :class:`MixedOp` does) and
+    ``last_act=True``, GDAS' (``NASNetworkGDAS``)."""
 
     def __init__(self, channels: int, cells: int, num_classes: int = 10, mixed_op: MixedOpFactory = MixedOp,
-                 edge_normalisation: bool = False):
+                 edge_normalisation: bool = False, pool_norm: bool = True, last_act: bool = False):
         super().__init__()
         specs = plan_network(search_genotype_template(), channels, cells)
         self.stem = make_stem(STEM_MULTIPLIER * channels)
-        self.cells = nn.ModuleList(SearchCell(spec, mixed_op) for spec in specs)
-        self.head = ClassifierHead(specs[-1].c_out, num_classes)
+        edge = mixed_op if pool_norm else partial(mixed_op, pool_norm=False)
+        self.cells = nn.ModuleList(SearchCell(spec, edge) for spec in specs)
+        c_out = specs[-1].c_out
+        # GDAS' is an ordinary (affine) batch norm, unlike the cells' ones
+        self.last_act = nn.Sequential(nn.BatchNorm2d(c_out), nn.ReLU()) if last_act else nn.Identity()
+        self.head = ClassifierHead(c_out, num_classes)
         self.alphas = nn.ParameterDict({
             group: nn.Parameter(ALPHA_INIT_SCALE * torch.randn(len(EDGES), len(SEARCH_OPERATIONS))) for group in GROUPS
         })
@@ -167,6 +206,8 @@ class Supernet(nn.Module):
         self.betas = nn.ParameterDict({
             group: nn.Parameter(ALPHA_INIT_SCALE * torch.randn(len(EDGES))) for group in GROUPS
         } if edge_normalisation else {})
+        self.drop: DropPath | None = None
+        """Set by a method that drops paths in training (SNAS)."""
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return [*self.alphas.values(), *self.betas.values()]
@@ -184,15 +225,15 @@ class Supernet(nn.Module):
         cell type runs the operations ``active[group][e]`` (``none`` excluded, it adds
         nothing); without ``active``, those of non-zero weight if ``sparse`` (a host sync
         per cell type), else every operation but ``none`` (weights never zero: softmax)."""
-        _check_weights(weights)
+        check_weights(weights)
         if active is None:
             active = {group: active_operations(weights[group]) if sparse else DENSE for group in GROUPS}
         else:
             active = {group: [tuple(k for k in edge if k != NONE) for edge in rows] for group, rows in active.items()}
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, weights[cell.group], active[cell.group])
-        return self.head(s1)
+            s0, s1 = s1, cell(s0, s1, weights[cell.group], active[cell.group], self.drop)
+        return self.head(self.last_act(s1))
 
 
 class WeightedSupernet(nn.Module):
@@ -206,7 +247,8 @@ class WeightedSupernet(nn.Module):
         return self.supernet(x, self.weights, self.sparse)
 
 
-def _check_weights(weights: EdgeWeights) -> None:
+def check_weights(weights: EdgeWeights) -> None:
+    """Refuse anything but a (14, 8) tensor per cell type, naming what is wrong."""
     expected = (len(EDGES), len(SEARCH_OPERATIONS))
     for group in GROUPS:
         if group not in weights or tuple(weights[group].shape) != expected:
@@ -233,7 +275,7 @@ def derive_genotype(weights: EdgeWeights) -> Genotype:
     """DARTS' discrete cell (Liu et al., ICLR 2019, Sect. 2.4): per node the two incoming
     edges whose strongest non-``none`` operation weighs most, each with that operation
     (strongest edge first; ties go to the lower index); all nodes concatenated."""
-    _check_weights(weights)
+    check_weights(weights)
     cells = {}
     for group in GROUPS:
         rows = weights[group].detach().cpu().tolist()

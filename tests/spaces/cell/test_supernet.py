@@ -1,5 +1,5 @@
 """The weight-sharing supernet: DARTS' layout and size, parameters apart, the shared ReLU,
-sparse (one-hot) weights, and DARTS' derivation of a genotype."""
+sparse (one-hot) weights, GDAS' variant of the network, and DARTS' derivation of a genotype."""
 from __future__ import annotations
 
 import copy
@@ -18,6 +18,9 @@ from nasbench.spaces.cell.supernet import (
     EDGES,
     GROUPS,
     NONE,
+    POOLINGS,
+    MixedOp,
+    State,
     Supernet,
     derive_genotype,
     drop_leading_relu,
@@ -42,6 +45,8 @@ def test_size_matches_the_darts_search_network():
     8 cells; the architecture parameters are not counted there)."""
     net = Supernet(channels=16, cells=8)
     assert sum(p.numel() for p in net.weight_parameters()) == 1_930_618
+    gdas = Supernet(channels=16, cells=8, pool_norm=False, last_act=True)
+    assert sum(p.numel() for p in gdas.weight_parameters()) == 1_930_618 + 2 * 256  # the final batch norm's
 
 
 def test_layout(supernet):
@@ -54,6 +59,69 @@ def test_layout(supernet):
     assert cell_norms and not any(m.affine for m in cell_norms)
     logits = supernet(torch.randn(2, 3, 32, 32), softmax_weights(supernet))
     assert logits.shape == (2, 10)
+
+
+def pooling_ops(net: Supernet) -> list[nn.Module]:
+    return [edge.ops[name] for cell in net.cells for edge in cell.edges for name in POOLINGS]
+
+
+def last_cell_output(net: Supernet, x: torch.Tensor, weights) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, the last cell's output) of one forward pass."""
+    seen = {}
+    hook = net.cells[-1].register_forward_hook(lambda m, i, out: seen.setdefault("out", out))
+    try:
+        logits = net(x, weights)
+    finally:
+        hook.remove()
+    return logits, seen["out"]
+
+
+def test_darts_pools_then_normalises_and_pools_globally_right_after_the_last_cell(supernet):
+    """DARTS' search network (the default): batch norm without affine parameters after every
+    pooling, and the head reads the last cell's output as it is."""
+    pools = pooling_ops(supernet)
+    assert len(pools) == 3 * 14 * 2
+    for op in pools:
+        assert isinstance(op, nn.Sequential) and isinstance(op[0], (nn.MaxPool2d, nn.AvgPool2d))
+        assert isinstance(op[1], nn.BatchNorm2d) and not op[1].affine
+    assert not any(p.numel() for p in supernet.last_act.parameters())
+    logits, last = last_cell_output(supernet, torch.randn(2, 3, 32, 32), softmax_weights(supernet))
+    assert torch.equal(logits, supernet.head(last))
+
+
+def test_gdas_network_has_bare_pooling_and_a_final_batch_norm_and_relu():
+    """GDAS' search network (AutoDL-Projects' NASNetworkGDAS): pooling without batch norm,
+    every other operation as DARTS', and an affine batch norm and a ReLU before the head."""
+    torch.manual_seed(0)
+    darts, gdas = Supernet(channels=4, cells=3), Supernet(channels=4, cells=3, pool_norm=False, last_act=True)
+    assert all(isinstance(op, (nn.MaxPool2d, nn.AvgPool2d)) for op in pooling_ops(gdas))
+    darts_params = {n: p.shape for n, p in darts.named_parameters()}
+    gdas_params = {n: p.shape for n, p in gdas.named_parameters()}
+    assert gdas_params == {**darts_params, "last_act.0.weight": (64,), "last_act.0.bias": (64,)}  # 4 * 16 channels
+    norm, relu = gdas.last_act
+    assert isinstance(norm, nn.BatchNorm2d) and norm.affine and isinstance(relu, nn.ReLU)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-1.0, 1.0)  # so that the ReLU cuts something
+    logits, last = last_cell_output(gdas, torch.randn(2, 3, 32, 32), softmax_weights(gdas))
+    assert torch.allclose(logits, gdas.head(torch.relu(norm(last))))
+    assert not torch.allclose(logits, gdas.head(last))
+    assert set(gdas.named_weight_parameters()) >= {"last_act.0.weight", "last_act.0.bias"}  # trained as weights
+
+
+@pytest.mark.parametrize("name", POOLINGS)
+def test_a_gdas_pooling_edge_is_the_bare_pooling(name):
+    """On a one-hot pooling row an edge gives the pooling of its input, unnormalised in
+    GDAS' network and normalised (zero mean per channel in training) in DARTS'."""
+    x = torch.randn(4, 4, 8, 8) + 3.0
+    row = torch.zeros(len(SEARCH_OPERATIONS))
+    k = SEARCH_OPERATIONS.index(name)
+    row[k] = 1.0
+    pool = (nn.functional.max_pool2d(x, 3, 1, 1) if name.startswith("max")
+            else nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False))
+    assert torch.equal(MixedOp(4, 1, pool_norm=False)(State(x), row, (k,)), pool)
+    normalised = MixedOp(4, 1)(State(x), row, (k,))
+    assert torch.allclose(normalised.mean(dim=(0, 2, 3)), torch.zeros(4), atol=1e-5)
 
 
 def test_architecture_and_weight_parameters_are_apart(supernet):
