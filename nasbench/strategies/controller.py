@@ -8,8 +8,14 @@ two inputs, each chosen by attention over the anchors of the earlier states, the
 operation for each input; after the node one more LSTM step makes the node's anchor.
 Each decision feeds the next step: an input choice passes on its anchor (zero for the cell
 inputs), an operation choice its embedding. Logits are divided by the temperature and
-squashed by ``tanh_constant * tanh`` (the paper: 5.0 and 2.5); parameters start uniform in
-[-0.1, 0.1] (the paper).
+squashed by ``tanh_constant * tanh`` (the paper: 5.0 and 2.5), an operation's by
+``tanh_constant / op_tanh_reduce``; parameters start uniform in [-0.1, 0.1] (the paper).
+ENAS runs it as its official micro search does (:data:`MICRO_SQUASH`): no temperature, tanh
+constant 1.1, operations' reduced 2.5-fold, and operation logits biased towards the
+separable convolutions, which the paper does not mention (:data:`ENAS_FAVOURED_OPERATIONS`);
+the bias is sized for that squash (under the paper's, the two convolutions would start at 88%
+of a normal cell's operations instead of 63%). NASNet's use of this controller on the cell
+space has neither bias nor squash.
 
 Deviation, for the shared space: ENAS may pick the same input twice and has its own 5
 operations; the cell space's genotypes take two distinct inputs (the second choice masks
@@ -42,6 +48,24 @@ task of tests/strategies/test_controller.py the target's probability per decisio
 (0.97 under 1e-4) and 64% of the decisions match it (97%)."""
 BASELINE_DECAY = 0.99
 """Of the rewards' moving average (ENAS' official code, ``controller_bl_dec``)."""
+ENAS_FAVOURED_OPERATIONS = ("sep_conv_3x3", "sep_conv_5x5")
+"""The operations ENAS' official micro controller biases its logits towards: its operations 0
+and 1, ``_enas_conv`` of filter size 3 and 5, two stacked separable convolutions as DARTS'
+``sep_conv`` (github.com/melodyguan/enas, src/cifar10/micro_child.py:567-573). Every other
+operation takes the value of the rest: there avg pool, max pool and identity, here also the
+dilated convolutions, which ENAS lacks."""
+LEARNED_BIAS = (10.0, 0.0)
+"""Initial bias of the operation logits, favoured and other operations (``b_soft``, learned,
+micro_controller.py:100-104): added before the temperature and tanh, in both cell types."""
+MICRO_SQUASH = {"temperature": 1.0, "tanh_constant": 1.10, "op_tanh_reduce": 2.5}
+"""The official micro search's controller squash (github.com/melodyguan/enas,
+scripts/cifar10_micro_search.sh:36-37 ``--controller_tanh_constant=1.10
+--controller_op_tanh_reduce=2.5``; no ``--controller_temperature``, whose default is None:
+src/cifar10/main.py:73-75, micro_controller.py:158-163)."""
+NORMAL_BIAS = (0.25, -0.25)
+"""Fixed bias of the operation logits, favoured and other operations (``b_soft_no_learn``,
+micro_controller.py:106-109): added after the tanh, in normal cells only (the sampler built
+with ``use_bias=True``, lines 79 and 184-185)."""
 
 
 @dataclass(frozen=True)
@@ -119,12 +143,12 @@ class AnchorController(nn.Module):
         for p in self.parameters():
             nn.init.uniform_(p, -INIT_RANGE, INIT_RANGE)
 
-    def squash(self, logits: torch.Tensor) -> torch.Tensor:
-        """``tanh_constant * tanh(logits / temperature)``; the logits unchanged without a
-        tanh constant (NASNet's controller has none)."""
+    def squash(self, logits: torch.Tensor, reduce: float = 1.0) -> torch.Tensor:
+        """``tanh_constant / reduce * tanh(logits / temperature)``; the logits unchanged
+        without a tanh constant (NASNet's controller has none)."""
         if self.tanh_constant is None:
             return logits
-        return self.tanh_constant * torch.tanh(logits / self.temperature)
+        return self.tanh_constant / reduce * torch.tanh(logits / self.temperature)
 
     def cell_input_anchors(self, inputs: torch.Tensor, state: Any) -> tuple[list[torch.Tensor], list[torch.Tensor], Any]:
         """A cell's two inputs as anchors to attend to: zero anchors, keys from two LSTM
@@ -142,10 +166,27 @@ class AnchorController(nn.Module):
 
 
 class CellController(AnchorController):
-    """ENAS' micro-search controller, writing genotypes of the cell space."""
+    """ENAS' micro-search controller, writing genotypes of the cell space; with
+    ``operation_bias``, the official code's biases of the operation logits."""
 
-    def __init__(self, hidden: int = HIDDEN, temperature: float = TEMPERATURE, tanh_constant: float = TANH_CONSTANT):
+    def __init__(self, hidden: int = HIDDEN, temperature: float = TEMPERATURE, tanh_constant: float = TANH_CONSTANT,
+                 op_tanh_reduce: float = 1.0, operation_bias: bool = False):
         super().__init__(len(SAMPLED_OPERATIONS), hidden, temperature, tanh_constant)
+        self.op_tanh_reduce = op_tanh_reduce
+        favoured = torch.tensor([op in ENAS_FAVOURED_OPERATIONS for op in SAMPLED_OPERATIONS])
+        self.op_bias = nn.Parameter(torch.where(favoured, *LEARNED_BIAS)) if operation_bias else None
+        self.register_buffer("normal_op_bias", torch.where(favoured, *NORMAL_BIAS) if operation_bias else None,
+                             persistent=False)
+
+    def operation_logits(self, hidden: torch.Tensor, cell_type: str) -> torch.Tensor:
+        """The squashed logits of an operation choice from the LSTM output ``hidden``; with
+        the bias, as the official code forms them (micro_controller.py:178-185):
+        ``squash(logits + learned) + fixed``, the fixed bias in normal cells only."""
+        logits = self.op_logits(hidden).view(-1)
+        if self.op_bias is None:
+            return self.squash(logits, self.op_tanh_reduce)
+        squashed = self.squash(logits + self.op_bias, self.op_tanh_reduce)
+        return squashed + (self.normal_op_bias if cell_type == "normal" else 0.0)
 
     def forward(self, generator: torch.Generator | None = None, decisions: tuple[int, ...] | None = None) -> Sample:
         """Sample a genotype from ``generator``, or score the given ``decisions`` (what an
@@ -166,7 +207,7 @@ class CellController(AnchorController):
                     inputs = anchors[sources[-1]]
                 for source in sources:
                     state = self.lstm(inputs, state)
-                    op = decide.categorical(self.squash(self.op_logits(state[0]).view(-1)))
+                    op = decide.categorical(self.operation_logits(state[0], cell_type))
                     inputs = self.op_embedding.weight[op].unsqueeze(0)
                     edges.append((SAMPLED_OPERATIONS[op], source))
                 state = self.lstm(inputs, state)  # the node's anchor

@@ -9,8 +9,9 @@ search-train, each batch training the single path of an architecture the control
 samples. Then the controller (:class:`~nasbench.strategies.controller.CellController`,
 :class:`~nasbench.strategies.macro_controller.MacroController`): ``controller_steps``
 REINFORCE updates, each over ``controller_aggregate`` sampled architectures, rewarded by
-their accuracy on one search-validation batch under the shared weights (batch norm in eval
-mode) plus an entropy bonus, against an exponential moving average of the rewards
+their accuracy on one search-validation batch under the shared weights (batch norm as the
+official code scores each space's samples, :attr:`EnasSpace.batch_statistics`) plus an
+entropy bonus, against an exponential moving average of the rewards
 (:class:`~nasbench.strategies.controller.PolicyGradient`; in the macro search also the KL
 penalty on the skip connections). At the end, ``derive_samples`` architectures are sampled
 and the one with the highest accuracy on a search-validation batch is the result (Sect. 2.2:
@@ -28,11 +29,13 @@ controller phase for both spaces, and the supernet's size comes from ``[search.s
 from __future__ import annotations
 
 import itertools
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Iterator
+from typing import Any, Callable, Hashable, Iterator, Sequence
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from nasbench.data import endless_batches
 from nasbench.protocol import SupernetBudget
@@ -42,6 +45,7 @@ from nasbench.spaces.cell.supernet import Supernet, path_weights
 from nasbench.spaces.enas_macro import supernet as macro_supernet
 from nasbench.strategies.context import SearchContext
 from nasbench.strategies.controller import (
+    MICRO_SQUASH,
     CellController,
     HoldsController,
     PolicyGradient,
@@ -66,26 +70,54 @@ def cosine_with_restarts(lr: float, lr_min: float, epoch: int, period: int, mult
     return cosine_annealing(lr, lr_min, epoch, period)
 
 
+@contextmanager
+def scoring_mode(module: nn.Module, norms: Sequence[_BatchNorm] | None) -> Iterator[None]:
+    """``module`` as ENAS scores a path, its mode restored after: with ``norms`` None in eval
+    mode (running statistics); else in training mode with the batch norms ``norms``
+    normalising each batch by its own statistics, their running statistics neither read nor
+    updated (a training-mode batch norm with ``track_running_stats`` off does neither, nor
+    counts the batch), so that scoring leaves the shared weights' buffers as training left them."""
+    training = module.training
+    module.train(norms is not None)
+    norms = norms or ()
+    tracking = [norm.track_running_stats for norm in norms]
+    for norm in norms:
+        norm.track_running_stats = False
+    try:
+        yield
+    finally:
+        for norm, track in zip(norms, tracking):
+            norm.track_running_stats = track
+        module.train(training)
+
+
 @dataclass(frozen=True)
 class EnasSpace:
     """What ENAS needs of a space it searches: a controller whose samples (``.arch``, with
     ``log_prob`` and ``entropy``) are architectures of the space, the shared-weight supernet,
-    the supernet weights that run one architecture's path, and any penalty of a sample that
-    the policy descends besides REINFORCE."""
+    the supernet weights that run one architecture's path, whether a path is scored with
+    batch norm on the batch's own statistics, and any penalty of a sample that the policy
+    descends besides REINFORCE."""
 
     controller: Callable[[SearchSpace], nn.Module]
     supernet: Callable[[SearchSpace, SupernetBudget], nn.Module]
     path: Callable[[Hashable, torch.device], dict[str, torch.Tensor]]
+    batch_statistics: bool
+    """As the official code scores the controller's samples (github.com/melodyguan/enas): the
+    micro child always in training mode (src/cifar10/micro_child.py:243-244, and 804:
+    ``build_valid_rl`` with ``is_training=True``; there also with dropout before the
+    classifier, line 333, which the cell supernet has not), the macro child in inference
+    mode (general_child.py:691, ``is_training=False``)."""
     penalty: Callable[[Any], torch.Tensor] | None = None
 
 
 ENAS_SPACES: dict[str, EnasSpace] = {
-    "cell": EnasSpace(controller=lambda space: CellController(),
+    "cell": EnasSpace(controller=lambda space: CellController(**MICRO_SQUASH, operation_bias=True),
                       supernet=lambda space, budget: Supernet(budget.channels, budget.cells),
-                      path=path_weights),
+                      path=path_weights, batch_statistics=True),
     "enas-macro": EnasSpace(controller=lambda space: MacroController(space.layers),
                             supernet=lambda space, budget: macro_supernet.MacroSupernet(space.layers, budget.channels),
-                            path=macro_supernet.path_weights, penalty=skip_penalty),
+                            path=macro_supernet.path_weights, batch_statistics=False, penalty=skip_penalty),
 }
 """The spaces ENAS searches, the micro search's first."""
 
@@ -128,6 +160,8 @@ class Enas(HoldsController, SupernetSearch):
                              lambda controller: PolicyGradient(controller, lr=CONTROLLER_LR,
                                                                penalty=self.enas_space.penalty))
         self.epoch_updates: list[dict[str, Any]] = []
+        self.scoring_norms = ([m for m in self.supernet.modules() if isinstance(m, _BatchNorm)]
+                              if self.enas_space.batch_statistics else None)  # found once: a walk of the supernet
 
     def make_supernet(self, budget: SupernetBudget) -> nn.Module:
         return self.enas_space.supernet(self.context.space, budget)
@@ -154,13 +188,12 @@ class Enas(HoldsController, SupernetSearch):
             yield Batch(self.augment.normalise(images), labels)
 
     def shared_weight_score(self, arch: Hashable, batch: Batch) -> tuple[float, float]:
-        """(accuracy, loss) of ``arch``'s path on ``batch``, batch norm in eval mode."""
-        self.supernet.eval()
-        with torch.no_grad():
+        """(accuracy, loss) of ``arch``'s path on ``batch``, batch norm as the official code
+        scores the space's samples (:func:`scoring_mode`), the shared weights unchanged."""
+        with scoring_mode(self.supernet, self.scoring_norms), torch.no_grad():
             logits = self.supernet(batch.images, self.path(arch), True)
             accuracy = (logits.argmax(1) == batch.labels).float().mean()
             scores = torch.stack([accuracy, self.criterion(logits, batch.labels)]).tolist()  # one host sync
-        self.supernet.train()
         return scores[0], scores[1]
 
     def controller_step(self, batches: Iterator[Batch], samples: int) -> dict[str, Any]:

@@ -1,7 +1,9 @@
-"""ENAS: the learning-rate restarts, the two phases of an epoch and the derivation, on the cell
-space and on ENAS' macro space, and `nasbench run` on both."""
+"""ENAS: the learning-rate restarts, the two phases of an epoch, the controller's reward and
+the derivation, on the cell space and on ENAS' macro space, and `nasbench run` on both."""
 from __future__ import annotations
 
+import copy
+import itertools
 import json
 import math
 
@@ -15,12 +17,15 @@ from helpers import (
     store_rows,
     with_supernet,
 )
+from torch import nn
+from torch.nn import functional as F
 
 from nasbench.spaces import get_space
 from nasbench.spaces.enas_macro.supernet import MacroSupernet
 from nasbench.strategies.controller import ENTROPY_WEIGHT
 from nasbench.strategies.enas import Enas, cosine_with_restarts
 from nasbench.strategies.macro_controller import MacroController
+from nasbench.strategies.supernet_search import Batch
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +59,37 @@ def test_an_epoch_trains_shared_weights_then_the_controller(cell_space, searchin
     assert all(0 <= r <= 1 + ENTROPY_WEIGHT * sum(math.log(n) for n in cell_choice_counts()) for r in record["rewards"])
     assert record["baseline"] == strategy.policy.baseline != 0
     assert record["lr"] == 0.05 and math.isfinite(record["val_loss"])
+
+
+@pytest.mark.parametrize("space_name, batch_statistics", [("cell", True), ("enas-macro", False)])
+def test_the_reward_scores_as_the_official_code_and_leaves_the_running_statistics(
+        space_name, batch_statistics, tiny, searching, tiny_data):
+    """The official code scores a micro sample with batch norm on the batch's own statistics
+    (training mode, micro_child.py:243-244, 804) and a macro sample on the running ones
+    (general_child.py:691). With running statistics no batch has, the two modes predict
+    differently; labelled with the expected mode's predictions, the batch scores 1 (the other
+    mode's accuracy is below), the loss is that mode's, and no buffer of the supernet moved."""
+    strategy = Enas(context(get_space(space_name, tiny), searching, tiny_data))
+    supernet = strategy.supernet
+    torch.manual_seed(0)
+    for norm in (m for m in supernet.modules() if isinstance(m, nn.BatchNorm2d)):
+        norm.running_mean.uniform_(-2, 2)
+        norm.running_var.uniform_(0.01, 0.1)
+    images = next(strategy.validation_batches(torch.Generator().manual_seed(0))).images
+    peek = torch.Generator()
+    peek.set_state(strategy.controller_generator.get_state())
+    with torch.no_grad():
+        path = strategy.path(strategy.controller(peek).arch)  # what the update below samples
+        expected, other = (copy.deepcopy(supernet).train(mode)(images, path, True)
+                           for mode in (batch_statistics, not batch_statistics))
+    labels = expected.argmax(1)
+    assert (other.argmax(1) == labels).float().mean() < 1
+    buffers = {name: b.clone() for name, b in supernet.named_buffers()}
+    update = strategy.controller_step(itertools.repeat(Batch(images, labels)), samples=1)
+    assert update["reward"] == 1.0 + ENTROPY_WEIGHT * update["entropy"]
+    assert update["val_loss"] == pytest.approx(F.cross_entropy(expected, labels).item())
+    assert all(torch.equal(b, buffers[name]) for name, b in supernet.named_buffers())
+    assert supernet.training and all(m.track_running_stats for m in supernet.modules() if isinstance(m, nn.BatchNorm2d))
 
 
 def test_the_result_is_the_best_of_the_sampled_architectures(cell_space, searching, tiny_data):
