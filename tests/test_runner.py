@@ -268,8 +268,8 @@ def test_a_constrained_run_is_its_own_row_with_its_achieved_cost(tmp_path, data_
     report = tmp_path / "report"
     assert run_cli("report", "--store", store, "--out", report, "--tables", tmp_path / "no-tables").code == 0
     markdown = (report / "results.md").read_text()
-    assert "| ↳ params ≤ 0.005M, λ 0.01 " in markdown and "`params<=5000,weight=0.01`" in markdown
-    assert f"| {details['achieved'] / 1e6:.3g}M (target 0.005M) |" in markdown
+    assert "| ↳ params, λ 0.01, per-edge-log " in markdown and "`params,weight=0.01,form=per-edge-log`" in markdown
+    assert f"| {details['achieved'] / 1e6:.3g}M " in markdown and "(target" not in markdown and "| params, λ 0.01, per-edge-log |" in markdown
 
 
 @pytest.mark.slow

@@ -55,15 +55,18 @@ def register(commands: Any) -> None:
                      help="start at once, without first measuring this machine to say how long the runs will take")
     constraint = run.add_argument_group("resource constraint (methods that accept one, e.g. snas; stored as its own run)")
     constraint.add_argument("--constraint", metavar="METRIC", help=f"one of {', '.join(CONSTRAINT_METRICS)}")
-    constraint.add_argument("--target", type=finite, help="the budget, in the metric's unit (ms for latency; counts otherwise)")
+    constraint.add_argument("--target", type=finite, help="the budget, in the metric's unit (ms for latency; counts "
+                                                         "otherwise); none with snas' per-edge-log form")
     constraint.add_argument("--table", type=Path, help="cost table of the run's protocol (cost_tables/...json); needed "
                                                        "for latency, else the protocol's counts are used")
     constraint.add_argument("--constraint-weight", type=finite, metavar="LAMBDA",
                             help="strength of the penalty (default: the method's published one, where it has one)")
-    constraint.add_argument("--snas-setting", metavar="NAME", help="SNAS' named strength instead of --constraint-weight")
+    constraint.add_argument("--snas-setting", metavar="NAME", help="SNAS' named strength of its per-edge-log form "
+                                                                   "(mild: 1e-2) instead of --constraint-weight")
     constraint.add_argument("--constraint-form", metavar="FORM", choices=LOSS_FORMS,
-                            help="how the expected cost enters the loss: hinge (snas), mul-log-hinge (fbnet), mul-log "
-                                 "(proxylessnas, fbnet), add-linear (proxylessnas); default: the method's first")
+                            help="how the expected cost enters the loss: per-edge-log (snas' own, no target), hinge "
+                                 "(snas), mul-log-hinge (fbnet), mul-log (proxylessnas, fbnet), add-linear "
+                                 "(proxylessnas); default: the method's first")
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -143,7 +146,11 @@ def execute(args: argparse.Namespace) -> int:
 
 
 def _constraint_note(record: dict[str, Any]) -> str:
+    """The exact costs the run's architecture achieves in every metric its penalty read (SNAS'
+    ``resources``: params, FLOPs and MAC), and its target where it has one."""
     constraint = record.get("details", {}).get("constraint")
     if constraint is None:
         return ""
-    return f", {constraint['metric']} {constraint['achieved']:g} (target {constraint['target']:g})"
+    costs = constraint.get("costs") or {constraint["metric"]: constraint["achieved"]}
+    target = "" if constraint["target"] is None else f" (target {constraint['target']:g})"
+    return ", " + ", ".join(f"{metric} {value:g}" for metric, value in costs.items()) + target

@@ -3,9 +3,10 @@
 Writes ``results.md`` (per protocol, data set and search space a main table that fits a
 screen, like the survey's tables: method, strategy class, test error with its spread and 95%
 interval, the difference from random architectures and whether seeds tell it apart, params,
-FLOPs, search cost, beside the published figures of the same data set; constrained variants
-under their method with short labels and a legend; search details; predicted latency per
-device in tables of its own), ``results.csv`` (the same, machine-readable) and ``runs.csv`` (every finished
+FLOPs, search cost, beside the published figures of the same data set and setting;
+constrained variants under their method with short labels and a legend; search details;
+predicted latency per device in tables of its own; the trade-off of every constrained run's
+exact costs against its error, with ``tradeoff.csv``), ``results.csv`` (the same, machine-readable) and ``runs.csv`` (every finished
 run with its provenance, so any row can be traced and reproduced).
 
 Beside them: ``anytime.csv`` (black-box methods' best search-validation accuracy after each
@@ -18,11 +19,12 @@ sharing, also a section of ``results.md``). Figures are written without metadata
 changes between runs, so regenerating an unchanged store gives the same bytes.
 
 One module per section: ``results`` (the summary and its statistics, and the published figures,
-which ``baselines/comparisons.csv`` pairs with a method and space), ``tables`` (its Markdown),
-``labels`` (short words for variants, data sets and titles), ``drawings`` (each run's
-architecture drawn as SVG in ``architectures/``), ``site`` (the web report, ``site/``), ``runs`` (the runs as read and
-``runs.csv``), ``latency`` (the cost tables' predicted latency per run), ``tradeoff`` (latency
-targets), ``anytime``, ``histories`` (supernet and controller), ``rankings``,
+which ``baselines/comparisons.csv`` pairs with a method, space and setting), ``tables`` (its
+Markdown), ``labels`` (short words for variants, data sets and titles), ``drawings`` (each run's
+architecture drawn as SVG in ``architectures/``), ``site`` (the web report, ``site/``), ``runs``
+(the runs as read and ``runs.csv``), ``latency`` (the cost tables' predicted latency per run, and
+counts on a run's protocol), ``tradeoff`` (every constrained run's costs and error beside its
+method's unconstrained ones), ``anytime``, ``histories`` (supernet and controller), ``rankings``,
 ``cost_tables``; ``write`` puts them together. The report reads the store, the cost tables
 and ``baselines/`` only: never the strategy registry.
 """

@@ -3,22 +3,38 @@ a run variant's constraint (``latency ≤ 2.5 ms, λ 1``, its full spelling in a
 set's name and a section's title without hashes."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
-METRIC_WORDS = {"latency_ms": ("latency", "{:g} ms", 1.0), "flops": ("FLOPs", "{:g}M", 1e-6),
-                "params": ("params", "{:g}M", 1e-6), "mac_elements": ("MAC", "{:g}M elements", 1e-6)}
-"""Per cost-model metric: its name in words, how a target reads, and the scale to that unit."""
+METRIC_WORDS = {"params": ("params", "{:g}M", 1e-6), "flops": ("FLOPs", "{:g}M", 1e-6),
+                "mac_elements": ("MAC", "{:g}M elements", 1e-6), "latency_ms": ("latency", "{:g} ms", 1.0),
+                "resources": ("params+FLOPs+MAC", "{:g}", 1.0)}
+"""Per cost-model metric, in the order costs are listed: its name in words, how a cost reads,
+and the scale to that unit (``resources``, SNAS' mean of the three counts, has no cost of its
+own: its runs list their three)."""
 DEFAULT_FORM = "hinge"
-"""The loss form a label leaves unsaid (the constraint's default)."""
+"""The loss form a label leaves unsaid (the default of a constraint with a target)."""
+UNCONSTRAINED = "unconstrained"
+"""The setting of a run without a constraint."""
+
+
+def metric_words(metric: str) -> str:
+    return METRIC_WORDS.get(metric, (metric,))[0]
 
 
 def constraint_label(constraint: dict[str, Any] | None) -> str:
-    """A stored constraint in a few words: metric, target with its unit, weight (λ) and, where
-    it is not the default, the loss form; empty for an unconstrained run."""
+    """A stored constraint in a few words: metric, target with its unit (none for a penalty
+    without one, such as SNAS' per-edge-log), weight (λ) and, where it is not the default, the
+    loss form; empty for an unconstrained run."""
     if constraint is None:
         return ""
-    name = METRIC_WORDS.get(constraint["metric"], (constraint["metric"],))[0]
-    return f"{name} ≤ {cost_words(constraint['metric'], constraint['target'])}, {loss_words(constraint)}"
+    bound = "" if constraint["target"] is None else f" ≤ {cost_words(constraint['metric'], constraint['target'])}"
+    return f"{metric_words(constraint['metric'])}{bound}, {loss_words(constraint)}"
+
+
+def setting_label(constraint: dict[str, Any] | None) -> str:
+    """A constraint without its target (metric, weight, form), so that a figure draws a
+    sweep of targets as one series; :data:`UNCONSTRAINED` for none."""
+    return UNCONSTRAINED if constraint is None else constraint_label({**constraint, "target": None})
 
 
 def loss_words(constraint: dict[str, Any]) -> str:
@@ -34,12 +50,27 @@ def cost_words(metric: str, value: float) -> str:
     return unit.format(float(f"{value * scale:.3g}"))
 
 
+def achieved_words(costs: Mapping[str, float], metric: str, target: float | None) -> str:
+    """The exact costs a constrained run's architecture achieves (``costs``: per metric its
+    penalty read), named where there are several, and its target where it has one."""
+    if len(costs) == 1:
+        words = ", ".join(cost_words(m, v) for m, v in costs.items())
+    else:
+        words = ", ".join(f"{metric_words(m)} {cost_words(m, v)}" for m, v in costs.items())
+    return words if target is None else f"{words} (target {cost_words(metric, target)})"
+
+
+def variant_setting(variant: str) -> str:
+    """What a run variant says beyond its space (tables are per space): its constraint."""
+    return ";".join(part for part in variant.split(";") if part and not part.startswith("space="))
+
+
 def variant_label(variant: str, constraint: dict[str, Any] | None) -> str:
     """A run variant in words: its constraint's label; nothing for another space alone (tables
     are per space, so the space shows in the table's title and its own column)."""
     if constraint is not None:
         return constraint_label(constraint)
-    return "" if all(part.startswith("space=") for part in variant.split(";") if part) else variant
+    return variant_setting(variant) and variant
 
 
 def data_set_name(data: str) -> str:

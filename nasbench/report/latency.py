@@ -1,14 +1,19 @@
-"""The measured cost tables a report reads, and each run's latency predicted by them."""
+"""The measured cost tables a report reads, each run's latency predicted by them, and a run's
+counts (such as MAC, which a run does not store) on its protocol's network."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
 
+from nasbench.errors import NasbenchError
 from nasbench.hardware.cost_model import CostModel
+from nasbench.hardware.profiler import counts_table
 from nasbench.hardware.table import CostTable, MissingEntryError
-from nasbench.spaces import space_for_table
+from nasbench.protocol import protocol_from_json
+from nasbench.spaces import get_space, space_for_table
 
 
 def load_tables(tables_dir: Path | None) -> list[CostTable]:
@@ -53,4 +58,27 @@ def _predicted(model: CostModel, arch) -> float | None:
     try:
         return model.cost(arch)
     except MissingEntryError:
+        return None
+
+
+def counted(runs: pd.DataFrame, metric: str) -> list[float]:
+    """Each run's found network's exact ``metric`` (a count: params, FLOPs, MAC), counted on its
+    stored protocol's network as a constraint costs it (the final network without the
+    auxiliary head); NaN where that protocol cannot be read."""
+    models: dict[tuple[str, str], CostModel | None] = {}
+    values = []
+    for space, protocol_json, genotype in zip(runs["space"], runs["protocol_json"], runs["genotype_json"]):
+        if (space, protocol_json) not in models:
+            models[space, protocol_json] = _counts_model(space, protocol_json, metric)
+        model = models[space, protocol_json]
+        values.append(math.nan if model is None else model.cost(model.space.from_dict(json.loads(genotype))))
+    return values
+
+
+def _counts_model(space_name: str, protocol_json: str, metric: str) -> CostModel | None:
+    try:
+        protocol = protocol_from_json(protocol_json, "a stored run's protocol")
+        space = get_space(space_name, protocol)
+        return CostModel(counts_table(space, protocol), space, metric)
+    except NasbenchError:
         return None

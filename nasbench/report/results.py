@@ -10,7 +10,8 @@ import pandas as pd
 from scipy import stats
 
 from nasbench.report.common import REFERENCE_METHOD, ROW_KEYS
-from nasbench.report.labels import compares_with
+from nasbench.report.labels import compares_with, variant_setting
+from nasbench.report.runs import COST_PREFIX
 from nasbench.store.baselines import compared_row
 
 CONFIDENCE = 0.95
@@ -19,10 +20,11 @@ SIGNIFICANCE = 0.05
 """Welch's t-test level at which a difference from random architectures is told apart from noise."""
 
 
-def _published(method: str, space: str, data: str) -> dict[str, object]:
-    """The published row a method's runs on ``space`` are compared with (baselines/comparisons.csv),
-    with its data set; its error only where that data set is the runs' own."""
-    row = compared_row(method, space)
+def _published(method: str, space: str, data: str, variant: str) -> dict[str, object]:
+    """The published row that a method's runs on ``space`` of ``variant``'s setting are compared
+    with (baselines/comparisons.csv: only the setting the figure was obtained under), with its
+    data set; its error only where that data set is the runs' own."""
+    row = compared_row(method, space, variant_setting(variant))
     if row is None:
         return {"published_test_error": None, "published_data": None, "published_comparable": False,
                 "published_params_m": None, "published_search_cost_gpu_days": None, "published_source": None}
@@ -58,7 +60,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (protocol, data, method, variant): a constrained run is its own row. Δ vs
     random is against ``random-arch``'s runs on the same space, protocol and data."""
     runs = runs.assign(test_error=100.0 * (1.0 - runs["test_acc"]))
-    latency_columns = [c for c in runs.columns if c.startswith("latency_ms ")]
+    means = [c for c in runs.columns if c.startswith(("latency_ms ", COST_PREFIX))]
     grouped = runs.groupby(ROW_KEYS, sort=False)
     table = grouped.agg(
         strategy=("strategy_class", "first"),
@@ -80,7 +82,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         constraint_target=("constraint_target", "first"),
         constraint_achieved=("constraint_achieved", "mean"),
         constraint_device=("constraint_device", lambda s: "; ".join(sorted(set(s.dropna())))),
-        **{column: (column, "mean") for column in latency_columns},
+        **{column: (column, "mean") for column in means},
     ).reset_index()
     errors = {key: group["test_error"] for key, group in grouped}
     intervals = [mean_interval(errors[key]) for key in table[ROW_KEYS].itertuples(index=False, name=None)]
@@ -97,8 +99,8 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     table["delta_vs_random"] = deltas
     table["delta_p_value"] = p_values
     table["distinguishable"] = [None if math.isnan(p) else bool(p < SIGNIFICANCE) for p in p_values]
-    published = pd.DataFrame([_published(m, space, data)
-                              for m, space, data in zip(table["method"], table["space"], table["data"])])
+    published = pd.DataFrame([_published(*row) for row in zip(table["method"], table["space"], table["data"],
+                                                              table["variant"])])
     return pd.concat([table, published], axis=1)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any, Mapping
 
 import pandas as pd
 
-from nasbench.report.labels import variant_label
+from nasbench.report.labels import METRIC_WORDS, achieved_words, variant_label
 from nasbench.spaces import get_space, space_class
 from nasbench.store import iter_finished
 
@@ -28,15 +29,38 @@ def stored_constraint(details_json: str | None) -> dict[str, object] | None:
     return json.loads(details_json or "{}").get("constraint")
 
 
+COST_PREFIX = "constraint_cost_"
+"""Of the columns of a constrained run's exact costs, one per metric its penalty read."""
+
+
 def _constraint_columns(constraint: dict[str, object] | None) -> dict[str, object]:
-    """A constrained run's metric, target, the exact cost its architecture achieves, and the
-    device of the table that cost comes from."""
+    """A constrained run's metric, target (None for a penalty without one), the exact cost its
+    architecture achieves in that metric and, in :data:`COST_PREFIX` columns, in every metric its
+    penalty read (runs stored before ``costs`` have the one), and the device of the table
+    those costs come from."""
     if constraint is None:
         return {"constraint_metric": None, "constraint_target": None, "constraint_achieved": None,
                 "constraint_device": None, "constraint_measured": None}
+    costs = constraint.get("costs") or {constraint["metric"]: constraint["achieved"]}
     return {"constraint_metric": constraint["metric"], "constraint_target": constraint["target"],
             "constraint_achieved": constraint["achieved"], "constraint_device": constraint["device"],
-            "constraint_measured": constraint.get("measured_ms_p50")}
+            "constraint_measured": constraint.get("measured_ms_p50"),
+            **{COST_PREFIX + metric: value for metric, value in costs.items()}}
+
+
+def constraint_costs(row: Mapping[str, Any]) -> dict[str, float]:
+    """A run's or summary row's exact costs under its constraint, per metric (none where it has none)."""
+    return {metric: row[COST_PREFIX + metric] for metric in METRIC_WORDS
+            if not pd.isna(row.get(COST_PREFIX + metric, math.nan))}
+
+
+def achieved_label(row: Mapping[str, Any]) -> str | None:
+    """A run's or summary row's exact costs under its constraint, and its target where it has
+    one, in words; None for an unconstrained one."""
+    if pd.isna(row["constraint_metric"]):
+        return None
+    target = None if pd.isna(row["constraint_target"]) else row["constraint_target"]
+    return achieved_words(constraint_costs(row), row["constraint_metric"], target)
 
 
 def _skip_columns(space: str, genotype_json: str) -> dict[str, float]:

@@ -14,7 +14,7 @@ from nasbench.report.common import (
     markdown_table,
     section_title,
 )
-from nasbench.report.labels import cost_words
+from nasbench.report.runs import achieved_label
 
 CONVENTIONS = (
     "Per protocol, data and search space, sorted by test error (a method's variants, such as its constrained runs, "
@@ -25,8 +25,9 @@ CONVENTIONS = (
     "(`–` under two seeds on either side, or no `random-arch` runs on that space). **Params**: millions, auxiliary "
     "head excluded. **FLOPs**: millions, fvcore's count, one multiply-add = one FLOP. **Search**: hours of wall time of "
     "the search alone (final training excluded). **Published**: the paper's own error (its data set in brackets; "
-    "only beside rows on the same data set, with its full-size training and hardware) from "
-    "baselines/published_results.csv. Latency predicted by the measured cost tables is in its own section."
+    "only beside rows on the same data set and of the setting it was obtained under, such as SNAS' mild constraint, "
+    "with its full-size training and hardware) from baselines/published_results.csv, paired by baselines/comparisons.csv. "
+    "Latency predicted by the measured cost tables is in its own section."
 )
 MISSING_REFERENCE = "no `random-arch` runs on this space: `nasbench run --method random-arch --space {space}` adds them"
 
@@ -92,17 +93,13 @@ def main_table(rows: pd.DataFrame) -> str:
 def details_table(rows: pd.DataFrame) -> str:
     """What a reader checks second: seeds, selection (search-validation) error, skip share, final training, the
     constraint achieved, the device searched on, and the published size and search cost."""
-    constrained = rows["constraint_target"].notna()
     return markdown_table(pd.DataFrame({
         "Method": row_names(rows),
         "Seeds": rows["seeds"],
         "Val error (%)": [fmt(100 * (1 - v)) for v in rows["val_acc_mean"]],
         "Skip share (N / R)": [f"{fmt(n)} / {fmt(r)}" for n, r in zip(rows["skip_normal"], rows["skip_reduce"])],
         "Final training (h)": [fmt(v, 3) for v in rows["eval_hours"]],
-        "Constraint achieved": [
-            f"{cost_words(metric, achieved)} (target {cost_words(metric, target)})" if has else "–"
-            for has, metric, achieved, target in zip(constrained, rows["constraint_metric"],
-                                                     rows["constraint_achieved"], rows["constraint_target"])],
+        "Constraint achieved": [achieved_label(row) or "–" for row in rows.to_dict("records")],
         "Searched on": rows["devices"],
         "Published params (M)": [fmt(v, 1) for v in rows["published_params_m"]],
         "Published search (GPU-days)": [fmt(v, 1) for v in rows["published_search_cost_gpu_days"]],

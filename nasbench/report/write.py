@@ -20,11 +20,7 @@ from nasbench.report.results import summarise
 from nasbench.report.runs import load_runs, provenance
 from nasbench.report.site import write_site
 from nasbench.report.tables import results_markdown
-from nasbench.report.tradeoff import (
-    TRADEOFF_COLUMNS,
-    latency_tradeoff,
-    tradeoff_markdown,
-)
+from nasbench.report.tradeoff import TRADEOFF_COLUMNS, tradeoff, tradeoff_markdown
 
 CSV_FLOATS = "%.6g"
 
@@ -55,8 +51,8 @@ def generate(store_path: Path, out_dir: Path, tables_dir: Path | None = None) ->
     summary = summarise(runs)
     trajectories = anytime_trajectories(runs, load_trials(store_path, runs["id"]))
     figures = write_anytime_figures(trajectories, out_dir)
-    tradeoff = latency_tradeoff(runs, cost_tables)
-    tradeoff_md, tradeoff_figures = tradeoff_markdown(tradeoff, out_dir)
+    traded = tradeoff(runs, cost_tables)
+    tradeoff_md, tradeoff_figures = tradeoff_markdown(traded, out_dir)
     paths[0].write_text(results_markdown(summary, store_path, len(runs)) + tradeoff_md + anytime_markdown(figures)
                         + rankings_md + tables_md)
     summary.to_csv(paths[1], index=False, float_format=CSV_FLOATS)
@@ -64,9 +60,9 @@ def generate(store_path: Path, out_dir: Path, tables_dir: Path | None = None) ->
     paths.append(out_dir / "anytime.csv")
     trajectories.to_csv(paths[-1], index=False, float_format=CSV_FLOATS)
     paths += figures.values()
-    if not tradeoff.empty:
+    if not traded.empty:
         paths.append(out_dir / "tradeoff.csv")
-        tradeoff[TRADEOFF_COLUMNS].to_csv(paths[-1], index=False, float_format=CSV_FLOATS)
+        traded[TRADEOFF_COLUMNS].to_csv(paths[-1], index=False, float_format=CSV_FLOATS)
         paths += tradeoff_figures
     histories = {"anytime": trajectories, "supernet": supernet_history(runs), "controller": controller_history(runs)}
     for name in ("supernet", "controller"):

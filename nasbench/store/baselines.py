@@ -21,8 +21,9 @@ def published_results() -> pd.DataFrame:
 
 @cache
 def comparisons() -> pd.DataFrame:
-    """Which published row (method, variant) a nasbench method's runs on a space compare with."""
-    return _read("comparisons.csv")
+    """Which published row (method, variant) a nasbench method's runs on a space, under a
+    setting, compare with (``setting`` empty: the method's unconstrained run)."""
+    return _read("comparisons.csv").fillna({"setting": ""})
 
 
 def published_row(method: str, variant: str) -> pd.Series:
@@ -34,12 +35,14 @@ def published_row(method: str, variant: str) -> pd.Series:
     return match.iloc[0]
 
 
-def compared_row(nasbench_method: str, space: str) -> pd.Series | None:
-    """The published row that ``nasbench_method``'s runs on ``space`` compare with; None where
-    baselines/comparisons.csv names none."""
+def compared_row(nasbench_method: str, space: str, setting: str = "") -> pd.Series | None:
+    """The published row that ``nasbench_method``'s runs on ``space`` under ``setting`` (a run
+    variant without its space: its constraint; empty for none) compare with: a figure sits only
+    beside runs of the setting it was obtained under. None where baselines/comparisons.csv
+    names none."""
     table = comparisons()
-    match = table[(table["nasbench_method"] == nasbench_method) & (table["space"] == space)]
+    match = table[(table["nasbench_method"] == nasbench_method) & (table["space"] == space) & (table["setting"] == setting)]
     if len(match) > 1:
-        raise NasbenchError(f"baselines/comparisons.csv has {len(match)} rows for ({nasbench_method!r}, {space!r}), "
-                            "expected at most one")
+        raise NasbenchError(f"baselines/comparisons.csv has {len(match)} rows for ({nasbench_method!r}, {space!r}, "
+                            f"{setting!r}), expected at most one")
     return None if match.empty else published_row(match.iloc[0]["method"], match.iloc[0]["variant"])

@@ -19,8 +19,9 @@ and the one with the highest accuracy on a search-validation batch is the result
 
 Settings (Sect. 3.2), the paper's for both searches: shared weights by SGD with Nesterov
 momentum, learning rate by cosine annealing with warm restarts from 0.05 to 0.001 (T0 = 10,
-Tmul = 2), weight decay 1e-4; the official code clips their gradient norm at 5
-(``child_grad_bound``); the controller by Adam at 3.5e-4. The official macro search script
+Tmul = 2), l2 1e-4 (weight decay 2e-4 as the official code applies it, unclipped:
+:data:`ENAS_WEIGHTS`); the controller by Adam at 3.5e-4, its logits on the cell space squashed
+and biased as the official micro search's (:data:`~nasbench.strategies.controller.MICRO_SQUASH`). The official macro search script
 departs from them (minimum learning rate 5e-4, weight decay 2.5e-4, controller Adam at 1e-3,
 50 updates of 20 samples per epoch); the protocol's ``[search.enas]`` section sets the
 controller phase for both spaces, and the supernet's size comes from ``[search.supernet]``
@@ -55,7 +56,11 @@ from nasbench.strategies.supernet_search import Batch, SupernetSearch, WeightRec
 from nasbench.training import cosine_annealing
 from nasbench.types import SearchResult, TensorState, derive_seed
 
-ENAS_WEIGHTS = WeightRecipe(lr=0.05, lr_min=0.001, momentum=0.9, weight_decay=1e-4, grad_clip=5.0, nesterov=True)
+ENAS_WEIGHTS = WeightRecipe(lr=0.05, lr_min=0.001, momentum=0.9, weight_decay=2e-4, grad_clip=0.0, nesterov=True)
+"""The paper's l2 of 1e-4 as the official code applies it, ``1e-4 * sum(w ** 2)`` added to the
+loss (src/utils.py:117-123), a gradient of 2e-4 * w: SGD's weight decay 2e-4. No clipping: the
+scripts ask for each tensor's norm clipped at 5 (``--child_grad_bound``, ``clip_mode="norm"``),
+but the code keeps the unclipped gradient (src/utils.py:141-150), so its searches ran unclipped."""
 RESTART_PERIOD = 10
 RESTART_MULTIPLIER = 2
 CONTROLLER_LR = 3.5e-4

@@ -4,14 +4,19 @@ from __future__ import annotations
 import pytest
 
 from nasbench.report.labels import (
+    achieved_words,
     compares_with,
     constraint_label,
     cost_words,
     data_set_name,
+    setting_label,
     variant_label,
+    variant_setting,
 )
 
 LATENCY = {"metric": "latency_ms", "target": 2.5, "weight": 1.0, "form": "add-linear", "exponent": 0.6}
+MILD = {"metric": "resources", "target": None, "weight": 0.01, "form": "per-edge-log", "exponent": 1.0}
+"""SNAS' mild setting: its per-edge-log penalty on the mean of params, FLOPs and MAC, without a target."""
 
 
 @pytest.mark.parametrize(("constraint", "words"), [
@@ -20,9 +25,26 @@ LATENCY = {"metric": "latency_ms", "target": 2.5, "weight": 1.0, "form": "add-li
     ({**LATENCY, "form": "hinge", "target": 5.0, "weight": 0.01}, "latency ≤ 5 ms, λ 0.01"),
     ({"metric": "flops", "target": 3e8, "weight": 0.1, "form": "hinge"}, "FLOPs ≤ 300M, λ 0.1"),
     ({"metric": "params", "target": 1234567.0, "weight": 1.0}, "params ≤ 1.23M, λ 1"),
+    (MILD, "params+FLOPs+MAC, λ 0.01, per-edge-log"),
+    ({**MILD, "metric": "params"}, "params, λ 0.01, per-edge-log"),
+    ({**MILD, "metric": "latency_ms", "weight": 0.1}, "latency, λ 0.1, per-edge-log"),
 ])
 def test_constraint_label(constraint, words):
     assert constraint_label(constraint) == words
+
+
+def test_a_setting_is_the_constraint_without_its_target():
+    """A figure's series: a sweep of latency targets is one colour, its targets markers."""
+    assert setting_label(LATENCY) == "latency, λ 1, add-linear" and setting_label(MILD) == constraint_label(MILD)
+    assert setting_label(None) == "unconstrained"
+
+
+def test_achieved_costs_name_their_metrics_where_there_are_several_and_a_target_where_there_is_one():
+    assert achieved_words({"params": 4321.0}, "params", 5000.0) == "0.00432M (target 0.005M)"  # as before costs
+    assert achieved_words({"params": 4321.0}, "params", None) == "0.00432M"
+    assert achieved_words({"params": 2.66e6, "flops": 4.1e8, "mac_elements": 1.234e7}, "resources", None) == (
+        "params 2.66M, FLOPs 410M, MAC 12.3M elements")
+    assert achieved_words({"latency_ms": 2.41}, "latency_ms", 2.5) == "2.41 ms (target 2.5 ms)"
 
 
 def test_variant_label_drops_the_space_and_keeps_what_it_cannot_read():
@@ -30,6 +52,13 @@ def test_variant_label_drops_the_space_and_keeps_what_it_cannot_read():
     assert variant_label("", None) == ""
     assert variant_label("space=cell;latency_ms<=2.5@x,weight=1", LATENCY) == "latency ≤ 2.5 ms, λ 1, add-linear"
     assert variant_label("some-future-variant", None) == "some-future-variant"
+    assert variant_label("space=fbnet;resources,weight=0.01,form=per-edge-log", MILD) == constraint_label(MILD)
+
+
+def test_a_variants_setting_is_what_it_says_beyond_its_space():
+    """What baselines/comparisons.csv pairs a published figure with."""
+    assert variant_setting("space=fbnet;resources,weight=0.01,form=per-edge-log") == "resources,weight=0.01,form=per-edge-log"
+    assert variant_setting("space=enas-macro") == "" and variant_setting("") == ""
 
 
 def test_cost_words_rounds_to_three_digits():

@@ -15,6 +15,7 @@ from nasbench.report import (
     load_trials,
     mean_over_seeds,
 )
+from nasbench.report.labels import cost_words
 from nasbench.store import RunKey, RunOutcome, RunStart, Store
 from nasbench.types import Provenance, Trial
 
@@ -32,18 +33,18 @@ COLLAPSED = {**GENOTYPE, "normal": [["skip_connect", i // 4] for i in range(8)],
 
 def add(store: Store, method: str, seed: int, test_acc: float, protocol_hash: str = HASH_A, status: str = "finished",
         params: int = 1_000_000, search_seconds: float = 3600.0, val_acc: float | None = 0.5, genotype: dict = GENOTYPE,
-        variant: str = "", details: dict | None = None,
+        variant: str = "", details: dict | None = None, flops: int = 2_000_000, protocol_json: str = "{}",
         trials: tuple[tuple[float | None, float], ...] = ()) -> int:
     """A run; ``trials`` as (search-validation accuracy or None for a failed candidate, seconds)."""
     key = RunKey(method, seed, protocol_hash, DATA, variant)
-    provenance = Provenance(protocol=f"p-{protocol_hash[0]}", protocol_json="{}", device="cpu x",
+    provenance = Provenance(protocol=f"p-{protocol_hash[0]}", protocol_json=protocol_json, device="cpu x",
                             device_fingerprint="cpu-x", software={"torch": "t"}, git_commit=None)
     run_id = store.start(RunStart(key=key, strategy_class="RS", space="cell", provenance=provenance))
     for index, (trial_acc, seconds) in enumerate(trials):
         store.add_trial(run_id, Trial(index, {}, trial_acc, seconds, None if trial_acc is not None else "boom"))
     if status == "finished":
         store.finish(run_id, RunOutcome(search_seconds=search_seconds, eval_seconds=60.0, genotype=genotype,
-                                        val_acc=val_acc, test_acc=test_acc, params=params, flops=2_000_000,
+                                        val_acc=val_acc, test_acc=test_acc, params=params, flops=flops,
                                         details=details or {}))
     else:
         store.fail(run_id, "boom", status=status)
@@ -113,6 +114,11 @@ def tables(text: str, starts: str = "| Method") -> list[list[dict[str, str]]]:
                 body.append(dict(zip(header, [c.strip() for c in row.strip().strip("|").split("|")])))
             found.append(body)
     return found
+
+
+def tradeoff_section(text: str) -> str:
+    """The trade-off section of ``results.md``."""
+    return text.split("\n## Trade-off")[1].split("\n## ")[0]
 
 
 def test_markdown(made):
@@ -206,7 +212,9 @@ def searched(tmp_path_factory):
 
 def test_anytime_csv_has_best_so_far_and_cumulative_seconds(searched):
     _, out, paths = searched
-    assert paths[3:7] == [out / "anytime.csv", out / FIGURE, out / "supernet_history.csv", out / "controller_history.csv"]
+    # the constrained SNAS run has a trade-off row (every constraint has, not only latency) but no latency to plot
+    assert paths[3:8] == [out / "anytime.csv", out / FIGURE, out / "tradeoff.csv", out / "supernet_history.csv",
+                          out / "controller_history.csv"]
     anytime = pd.read_csv(out / "anytime.csv")
     assert set(anytime["method"]) == {"random"}  # the only method with trials; the superseded run's are gone
     seed_0, seed_1 = (anytime[anytime["seed"] == s] for s in (0, 1))
@@ -264,6 +272,9 @@ def test_constrained_row_has_a_short_label_expanded_in_the_legend(searched):
     assert row["Constraint achieved"] == "0.00432M (target 0.005M)"
     assert row["Skip share (N / R)"] == "0.25 / 0.50"
     assert next(row for row in details if row["Method"] == "darts")["Constraint achieved"] == "–"
+    (traded,) = tables(tradeoff_section(text))
+    assert [(r["Method"], r["Constraint"], r["Params (M)"], r["MAC (M)"]) for r in traded] == [
+        ("snas", "params ≤ 0.005M, λ 0.01", "1.000", "–")]  # no unconstrained SNAS run; "{}" is no protocol to count
 
 
 def test_supernet_history_per_epoch(searched):
@@ -302,3 +313,91 @@ def test_smoke_store_report_ties_history_to_genotypes(smoke_store, tmp_path):
     assert len(figures) == 1
     generate(smoke_store.path, tmp_path / "b")
     assert (tmp_path / "b" / figures[0].name).read_bytes() == figures[0].read_bytes()
+
+
+# -- SNAS' per-edge-log constraint: labels without a target, the published setting, the trade-off ---
+
+HEAVY = {**GENOTYPE, "normal": [["sep_conv_5x5", i // 4] for i in range(8)],
+         "reduce": [["sep_conv_5x5", i // 4] for i in range(8)]}
+"""Every edge a 5x5 separable convolution: the costliest cell of the three."""
+CHEAP = {**GENOTYPE, "normal": [["skip_connect", i // 4] for i in range(8)],
+         "reduce": [["max_pool_3x3", i // 4] for i in range(8)]}
+"""Identities and pooling only: the cheapest."""
+MILD, STRONG, PARAMS = ("resources,weight=0.01,form=per-edge-log", "resources,weight=0.1,form=per-edge-log",
+                        "params,weight=0.01,form=per-edge-log")
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory, smoke, cell_space):
+    """SNAS unconstrained and under its per-edge-log penalty (a λ sweep of ``resources``, and
+    ``params``), each with the costs its constraint describes, on the smoke protocol's network."""
+    from nasbench.hardware.constraint import build_constraint
+    from nasbench.strategies.snas import Snas
+
+    def constraint(name: str, weight: float):
+        return build_constraint(name, None, weight=weight, methods=[Snas], spaces=[cell_space], protocol=smoke,
+                                registry={"snas": Snas})
+
+    mild, strong, params = constraint("resources", 0.01), constraint("resources", 0.1), constraint("params", 0.01)
+    assert (mild.variant(), strong.variant(), params.variant()) == (MILD, STRONG, PARAMS)
+    path = tmp_path_factory.mktemp("swept") / "s.sqlite"
+    described = {}
+    with Store(path) as store:
+        for variant, genotype, used, accuracy in (("", HEAVY, None, 0.7), (MILD, GENOTYPE, mild, 0.72),
+                                                 (STRONG, CHEAP, strong, 0.6), (PARAMS, GENOTYPE, params, 0.71)):
+            costs = described[variant] = mild.describe(cell_space.from_dict(genotype))["costs"]
+            details = {} if used is None else {"constraint": used.describe(cell_space.from_dict(genotype))}
+            add(store, "snas", 0, accuracy, variant=variant, genotype=genotype, details=details, params=int(costs["params"]),
+                flops=int(costs["flops"]), protocol_json=smoke.to_json())
+    out = path.parent / "out"
+    return out, generate(path, out), described
+
+
+def test_a_per_edge_log_row_is_labelled_without_a_target_and_shows_its_costs(swept):
+    out, _, costs = swept
+    text = (out / "results.md").read_text()
+    main, details = tables(text)[:2]
+    labels = ["↳ params+FLOPs+MAC, λ 0.01, per-edge-log", "↳ params, λ 0.01, per-edge-log",
+              "↳ params+FLOPs+MAC, λ 0.1, per-edge-log"]
+    assert [row["Method"] for row in main] == ["snas", *labels]  # the variants by test error
+    assert f"- snas `{labels[0]}`: `{MILD}`" in text
+    achieved = {row["Method"]: row["Constraint achieved"] for row in details}
+    mild = costs[MILD]
+    assert achieved[labels[0]] == (f"params {cost_words('params', mild['params'])}, FLOPs {cost_words('flops', mild['flops'])}, "
+                                   f"MAC {cost_words('mac_elements', mild['mac_elements'])}")
+    assert achieved[labels[1]] == cost_words("params", costs[PARAMS]["params"]) and achieved["snas"] == "–"
+    site = (out / "site" / "index.html").read_text()
+    assert f">{achieved[labels[0]]}</td>" in site and "Constraint: achieved / target" not in site
+
+
+def test_the_published_mild_figure_sits_beside_the_mild_run_only(swept):
+    """SNAS' published CIFAR-10 error is of its mild constraint (resources, λ 0.01, per-edge-log),
+    not of an unconstrained search, nor of another weight or metric."""
+    out, _, _ = swept
+    text = (out / "results.md").read_text()
+    main, details = tables(text)[:2]
+    published = {row["Method"]: row["Published (%)"] for row in main}
+    assert published == {"snas": "–", "↳ params+FLOPs+MAC, λ 0.01, per-edge-log": "2.98 (CIFAR-10)",
+                         "↳ params, λ 0.01, per-edge-log": "–", "↳ params+FLOPs+MAC, λ 0.1, per-edge-log": "–"}
+    assert [row["Published params (M)"] for row in details] == ["–", "2.9", "–", "–"]
+    summary = pd.read_csv(out / "results.csv").fillna({"variant": ""}).set_index("variant")
+    assert summary.loc[MILD, "published_test_error"] == 2.98 and summary["published_test_error"].count() == 1
+
+
+def test_the_tradeoff_table_reads_a_weight_sweep_in_order_with_exact_costs(swept):
+    out, paths, costs = swept
+    text = (out / "results.md").read_text()
+    (rows,) = tables(tradeoff_section(text))
+    assert [r["Constraint"] for r in rows] == ["unconstrained", "params, λ 0.01, per-edge-log",
+                                               "params+FLOPs+MAC, λ 0.01, per-edge-log",
+                                               "params+FLOPs+MAC, λ 0.1, per-edge-log"]
+    traded = pd.read_csv(out / "tradeoff.csv").fillna({"variant": ""})
+    assert list(traded["variant"]) == ["", PARAMS, MILD, STRONG] and list(traded["weight"].fillna(0)) == [0, 0.01, 0.01, 0.1]
+    # MAC is counted on the stored protocol's network, as the constraint costs it
+    assert list(traded["mac_elements"]) == pytest.approx([costs[v]["mac_elements"] for v in traded["variant"]])
+    assert list(traded["params"]) == [int(costs[v]["params"]) for v in traded["variant"]]
+    sweep = traded[traded["variant"].isin(["", MILD, STRONG])]  # λ 0, 0.01, 0.1: ever cheaper cells
+    assert sweep["mac_elements"].is_monotonic_decreasing and sweep["params"].is_monotonic_decreasing
+    assert rows[2]["MAC (M)"] == f"{costs[MILD]['mac_elements'] / 1e6:.2f}" and rows[2]["Test error (%)"] == "28.00"
+    assert traded["target"].isna().all() and traded["predicted_ms"].isna().all()  # no target; no cost table given
+    assert not [p for p in paths if p.name.startswith("tradeoff_")]  # nothing to plot without a latency

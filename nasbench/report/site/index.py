@@ -11,6 +11,7 @@ import pandas as pd
 
 from nasbench.report.common import SECTION_KEYS, section_title
 from nasbench.report.drawings import run_label
+from nasbench.report.runs import achieved_label
 from nasbench.report.site.costs import cost_tables_section
 from nasbench.report.site.page import (
     Cell,
@@ -67,7 +68,7 @@ def chart_points(section_runs: pd.DataFrame) -> tuple[list[dict], list[dict[str,
 def comparison_table(table_id: str, section: pd.DataFrame) -> str:
     """The section's summary rows; optional columns appear where the summary has them."""
     latency = latency_columns(section)
-    constrained = section["constraint_target"].notna().any()
+    constrained = section["constraint_metric"].notna().any()
     columns: list[tuple[str | tuple[str, str], Any]] = [
         ("Method", lambda r: Cell(f'<a href="{method_file(r["method"])}">{escape(run_label(r))}</a>', run_label(r))),
         ("Strategy", lambda r: text(r["strategy"])),
@@ -91,10 +92,8 @@ def comparison_table(table_id: str, section: pd.DataFrame) -> str:
         *((latency_label(c, latency), lambda r, c=c: num(r[c], 2)) for c in latency),
     ]
     if constrained:
-        columns.append(("Constraint: achieved / target", lambda r: text(
-            None if pd.isna(r["constraint_target"]) else
-            f"{r['constraint_metric']} {r['constraint_achieved']:.4g} / {r['constraint_target']:.4g} "
-            f"on {r['constraint_device']}")))
+        columns.append(("Constraint achieved", lambda r: text(achieved_label(r) and achieved_label(r) + (
+            f" on {r['constraint_device']}" if r["constraint_device"] else ""))))
     columns += [("Published error (%)", lambda r: num(r["published_test_error"])),
                 ("Published params (M)", lambda r: num(r["published_params_m"], 1)),
                 ("Published search (GPU-days)", lambda r: num(r["published_search_cost_gpu_days"], 1))]
