@@ -118,9 +118,24 @@ def cell_counts(cell_space, smoke):
     return counts_table(cell_space, smoke)
 
 
-SLOW_FIXTURES = ("smoke_store",)
+@pytest.fixture(scope="session")
+def fbnet_smoke_table(tmp_path_factory) -> Path:
+    """The smoke FBNet layout's latency table, profiled for real once per session (torch, one
+    thread, 4 calibration networks, a 3-network validation, bounded in time for a noisy CI
+    machine) and shared read-only by the slow tests that need a measured table."""
+    out = tmp_path_factory.mktemp("fbnet-tables")
+    result = run_cli("profile", "--space", "fbnet", "--protocol", "smoke", "--device", "cpu", "--backend", "torch",
+                     "--threads", "1", "--calibrate", "4", "--validate", "3", "--rounds", "2", "--min-time", "0.001",
+                     "--min-reps", "2", "--max-time", "20", "--no-progress", "--out", out)
+    assert result.code == 0, result.err
+    (table,) = [p for p in out.glob("*/fbnet-smoke-torch-t1-b1.json")]
+    return table
+
+
+SLOW_FIXTURES = ("smoke_store", "fbnet_smoke_table")
 """Fixtures so expensive that every test using them, directly or through another fixture, is
-slow: ``smoke_store`` runs every method for real (about seven minutes on two cores)."""
+slow: ``smoke_store`` runs every method for real (about seven minutes on two cores),
+``fbnet_smoke_table`` profiles for a minute or two."""
 
 
 def pytest_collection_modifyitems(items):

@@ -411,16 +411,22 @@ def test_supernet_keeps_alpha_apart_from_the_weights(smoke_space):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
-def test_profile_and_cost_measure_the_fbnet_space(backend, tmp_path, smoke, smoke_space):
+def test_profile_and_cost_measure_the_fbnet_space(backend, tmp_path, smoke, smoke_space, request):
+    """The torch table is the session's (profiled by the same command in-process); onnxruntime's
+    is profiled here, in a subprocess as a user would."""
     env = {**os.environ, **SUBPROCESS_ENV}
-    out = tmp_path / "tables"
-    done = subprocess.run([sys.executable, "-m", "nasbench", "profile", "--space", "fbnet", "--protocol", "smoke",
-                           "--device", "cpu", "--backend", backend, "--threads", "1", "--calibrate", "4",
-                           "--validate", "3", "--rounds", "2", "--min-time", "0.001", "--min-reps", "2",
-                           "--max-time", "20", "--no-progress", "--out", str(out)],
-                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr
-    path = out / device_fingerprint(torch.device("cpu")) / f"fbnet-smoke-{backend}-t1-b1.json"
+    if backend == "torch":
+        path = request.getfixturevalue("fbnet_smoke_table")
+    else:
+        out = tmp_path / "tables"
+        done = subprocess.run([sys.executable, "-m", "nasbench", "profile", "--space", "fbnet", "--protocol", "smoke",
+                               "--device", "cpu", "--backend", backend, "--threads", "1", "--calibrate", "4",
+                               "--validate", "3", "--rounds", "2", "--min-time", "0.001", "--min-reps", "2",
+                               "--max-time", "20", "--no-progress", "--out", str(out)],
+                              capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        path = out / device_fingerprint(torch.device("cpu")) / f"fbnet-smoke-{backend}-t1-b1.json"
+    assert path.parent.name == device_fingerprint(torch.device("cpu")) and path.name == f"fbnet-smoke-{backend}-t1-b1.json"
     assert path.is_file() and path.with_suffix(".validation.json").is_file()
 
     raw = json.loads(path.read_text())
