@@ -159,7 +159,7 @@ PUBLISHED = {
                                          nesterov=True),
     "strategies.gdas:GDAS_ARCHITECTURE": dict(lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3),
     # PC-DARTS (yuhuixu1993/PC-DARTS train_search.py; the minimum learning rate V100_python1.0's)
-    "strategies.pc_darts:PC_DARTS_WEIGHTS": dict(lr=0.1, lr_min=0.001, momentum=0.9, weight_decay=3e-4, grad_clip=5.0,
+    "strategies.pc_darts:PC_DARTS_WEIGHTS": dict(lr=0.1, lr_min=0.0, momentum=0.9, weight_decay=3e-4, grad_clip=5.0,
                                                  nesterov=False),
     "strategies.pc_darts:PC_DARTS_ARCHITECTURE": dict(lr=6e-4, betas=(0.5, 0.999), weight_decay=1e-3),
     # PNAS' predictor (Sect. 3.3; the fit is ours)
