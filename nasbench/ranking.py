@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import random
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from scipy import stats
-from torch import nn
 
-from nasbench.data import Augmentation, Dataset, DeviceSplit, SplitData, ordered_batches
+from nasbench.data import Dataset, SplitData
 from nasbench.errors import NasbenchError
 from nasbench.numerics import configure_numerics
 from nasbench.progress import progress_bar
@@ -52,7 +50,7 @@ from nasbench.store import (
 from nasbench.strategies import STRATEGIES, check_protocol, supernet_methods
 from nasbench.strategies.context import SearchContext
 from nasbench.strategies.supernet_search import SupernetSearch
-from nasbench.training import EVAL_BATCH_SIZE, evaluate
+from nasbench.training import evaluate, recalibrated_batch_norm
 from nasbench.types import Checkpoint, derive_seed
 
 
@@ -110,38 +108,6 @@ def ranking_architectures(space: SearchSpace, seed: int, count: int) -> list[Gen
 
 
 # -- scoring with the supernet ----------------------------------------------------------
-
-@contextmanager
-def recalibrated_batch_norm(model: nn.Module, split: DeviceSplit) -> Iterator[None]:
-    """Within the block, every batch norm of ``model`` holds the statistics of ``split``
-    (normalised, not augmented, as evaluated) under ``model``'s current forward, instead of
-    its running statistics; they are put back after.
-
-    Why: during supernet training a batch norm's running statistics mix the many paths
-    that ran through it (and, for an operation, only the batches that sampled it), so they
-    do not describe any one path; scoring a path with them measures the mismatch as much
-    as the path. Statistics of the path itself, with the weights fixed, are what Bender et
-    al. (ICML 2018: batch statistics at evaluation) and Guo et al. (Single Path One-Shot,
-    2019: statistics recomputed per path on training images) score with; Li & Talwalkar's
-    code has the same step (``evaluate(..., reset_bn=True)``), though its search leaves it off."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m.momentum, {name: b.clone() for name, b in m.named_buffers()}) for m in norms]
-    augment = Augmentation(split.images.device)
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # a cumulative average over the batches
-    model.train()
-    try:
-        with torch.no_grad():
-            for images, _ in ordered_batches(split, EVAL_BATCH_SIZE):
-                model(augment.normalise(images))
-        yield
-    finally:
-        for norm, (momentum, buffers) in zip(norms, saved, strict=True):
-            norm.momentum = momentum
-            for name, buffer in buffers.items():
-                getattr(norm, name).copy_(buffer)
-
 
 def supernet_accuracy(supernet: Supernet, genotype: Genotype, data: SplitData) -> float:
     """Search-validation accuracy of ``genotype`` under the supernet's shared weights: its

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 import torch
 from torch import nn
@@ -151,3 +152,35 @@ def evaluate(model: nn.Module, split: DeviceSplit) -> float:
     for images, labels in ordered_batches(split, EVAL_BATCH_SIZE):
         correct += (model(augment.normalise(images)).argmax(1) == labels).sum()
     return correct.item() / len(split)
+
+
+@contextmanager
+def recalibrated_batch_norm(model: nn.Module, split: DeviceSplit) -> Iterator[None]:
+    """Within the block, every batch norm of ``model`` holds the statistics of ``split``
+    (normalised, not augmented, as evaluated) under ``model``'s current forward, instead of
+    its running statistics; they are put back after.
+
+    Why: during supernet training a batch norm's running statistics mix the many paths
+    that ran through it (and, for an operation, only the batches that sampled it), so they
+    do not describe any one path; scoring a path with them measures the mismatch as much
+    as the path. Statistics of the path itself, with the weights fixed, are what Bender et
+    al. (ICML 2018: batch statistics at evaluation) and Guo et al. (Single Path One-Shot,
+    2019: statistics recomputed per path on training images) score with; Li & Talwalkar's
+    code has the same step (``evaluate(..., reset_bn=True)``), though its search leaves it off."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, {name: b.clone() for name, b in m.named_buffers()}) for m in norms]
+    augment = Augmentation(split.images.device)
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over the batches
+    model.train()
+    try:
+        with torch.no_grad():
+            for images, _ in ordered_batches(split, EVAL_BATCH_SIZE):
+                model(augment.normalise(images))
+        yield
+    finally:
+        for norm, (momentum, buffers) in zip(norms, saved, strict=True):
+            norm.momentum = momentum
+            for name, buffer in buffers.items():
+                getattr(norm, name).copy_(buffer)

@@ -19,6 +19,7 @@ from nasbench.hardware import (
     LOSS_FORMS,
     RESOURCE_METRICS,
     TARGETLESS_FORMS,
+    WEIGHTLESS_FORMS,
 )
 from nasbench.hardware.cost_model import CostModel
 
@@ -32,9 +33,12 @@ network (in milliseconds, a network faster than 1 ms would have a negative log, 
 target of 1 ms a zero denominator); counts are taken as they are."""
 
 
-def loss_setting(weight: float, form: str, exponent: float) -> str:
+def loss_setting(weight: float | None, form: str, exponent: float) -> str:
     """A constraint's weight and loss form as its run variant ends with them (``weight=1``,
-    ``weight=0.2,form=mul-log,beta=0.3``): what the report labels a constrained run by."""
+    ``weight=0.2,form=mul-log,beta=0.3``; ``form=filter`` for a hard filter, which has no
+    weight): what the report labels a constrained run by."""
+    if form in WEIGHTLESS_FORMS:
+        return f"form={form}"
     shown = "" if form == "hinge" else f",form={form}" + (f",beta={exponent:g}" if form.startswith("mul-log") else "")
     return f"weight={weight:g}{shown}"
 
@@ -43,14 +47,16 @@ def loss_setting(weight: float, form: str, exponent: float) -> str:
 class Constraint:
     """A resource constraint a method may search under (a run parameter, not part of the
     protocol): the cost model's ``metric`` should stay at or below ``target`` (in the
-    metric's unit), enforced with strength ``weight`` in the loss ``form``. The
+    metric's unit), enforced with strength ``weight`` in the loss ``form`` (or, in the
+    ``filter`` form, by rejecting every candidate over the target: no loss, no weight). The
     ``per-edge-log`` form has no target (None); the ``resources`` metric averages the cost
     models of :data:`~nasbench.hardware.RESOURCE_METRICS`, its ``components`` (``cost_model``
     is the first)."""
 
     metric: str
     target: float | None
-    weight: float
+    weight: float | None
+    """None in the ``filter`` form (and only there)."""
     cost_model: CostModel
     form: str = "hinge"
     exponent: float = 1.0
@@ -63,6 +69,9 @@ class Constraint:
         if (self.target is None) != (self.form in TARGETLESS_FORMS):
             raise NasbenchError(f"the {self.form} constraint form " + ("takes no --target" if self.target is not None
                                                                       else "needs a --target"))
+        if (self.weight is None) != (self.form in WEIGHTLESS_FORMS):
+            raise NasbenchError(f"the {self.form} constraint form " + ("needs a weight" if self.weight is None
+                                                                      else "takes no --constraint-weight"))
         if self.metric == "resources" and self.form not in TARGETLESS_FORMS:
             raise NasbenchError("--constraint resources (SNAS' mean of params, FLOPs and MAC) has no single budget: "
                                 "give --constraint params, flops or mac with a --target, or the per-edge-log form")
@@ -98,7 +107,14 @@ class Constraint:
           the exponent does;
         - ``mul-log-hinge``: as ``mul-log`` with ``E[C]`` floored at the target, so that the
           latency term pushes only above the target (how a target enters FBNet's loss here:
-          below it the loss is the plain cross-entropy times ``weight``)."""
+          below it the loss is the plain cross-entropy times ``weight``).
+
+        The ``filter`` form is no loss: a search under it rejects candidates over the target
+        (:meth:`CostModel.within`), so applying it is an error."""
+        if self.form in WEIGHTLESS_FORMS:
+            raise NasbenchError(f"the {self.form} constraint form is a hard filter on candidates (a candidate over the "
+                                "target is rejected), not a loss term: a method that adds its constraint to a loss "
+                                "cannot search under it")
         if self.form == "per-edge-log":
             terms = [model.per_edge_log(weights, LOG_UNIT_SCALE.get(model.metric, 1.0)) for model in self.models]
             return loss + self.weight * sum(terms) / len(terms)
@@ -175,6 +191,9 @@ def build_constraint(name: str | None, target: float | None, *, table: Path | No
                                 "for a budget")
     elif target is None or not 0 < target < math.inf:
         raise NasbenchError("--constraint needs a positive, finite --target (ms for latency, counts for the others)")
+    if form in WEIGHTLESS_FORMS and (weight is not None or setting is not None):
+        raise NasbenchError(f"the {form} constraint form rejects every candidate over the --target: it takes no "
+                            "--constraint-weight or --snas-setting")
     if weight is not None and setting is not None:
         raise NasbenchError("give at most one of --constraint-weight LAMBDA and --snas-setting NAME")
     settings = _shared_settings(methods)
@@ -192,9 +211,11 @@ def build_constraint(name: str | None, target: float | None, *, table: Path | No
         raise NasbenchError(f"{names} publish different {form} settings ({sorted(published)}); run them one at a time")
     default_weight, exponent = published.pop()
     weight = settings[setting] if setting is not None else weight if weight is not None else default_weight
-    if weight is None:
+    if form in WEIGHTLESS_FORMS:
+        weight = None
+    elif weight is None:
         raise NasbenchError(f"--constraint with {names} needs --constraint-weight LAMBDA under the {form} form")
-    if not 0 <= weight < math.inf:
+    elif not 0 <= weight < math.inf:
         raise NasbenchError(f"--constraint-weight must be a finite number >= 0, got {weight}")
     searched = sorted({space.name for space in spaces})
     if len(searched) > 1:

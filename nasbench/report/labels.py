@@ -40,6 +40,8 @@ def setting_label(constraint: dict[str, Any] | None) -> str:
 def loss_words(constraint: dict[str, Any]) -> str:
     """How a constraint pulls: its weight (λ) and, where it is not the default, its loss form."""
     form = constraint.get("form") or DEFAULT_FORM
+    if constraint.get("weight") is None:  # the filter form: no pull, a hard limit
+        return f"hard {form}"
     shown = "" if form == DEFAULT_FORM else f", {form}" + (f" β {constraint['exponent']:g}" if form.startswith("mul-log") else "")
     return f"λ {constraint['weight']:g}{shown}"
 

@@ -75,7 +75,7 @@ def _order(constraint: dict | None, seed: int) -> tuple:
     if constraint is None:
         return (0, "", "", math.inf, 0.0, seed)
     target = math.inf if constraint["target"] is None else constraint["target"]
-    return (1, constraint["metric"], str(constraint.get("form")), target, constraint["weight"], seed)
+    return (1, constraint["metric"], str(constraint.get("form")), target, constraint["weight"] or 0.0, seed)
 
 
 def _own_tables(rows: pd.DataFrame, tables: list[CostTable]) -> dict[tuple, str]:
