@@ -136,8 +136,8 @@ def test_bad_constraint_options_are_one_line_errors(tmp_path, data_path, argv, m
      "flops or mac with a --target, or the per-edge-log form"),
     (["--target", "1"], "--target only go with --constraint METRIC"),
     (["--method", "darts", "--constraint", "flops", "--target", "1", "--constraint-weight", "1"],
-     "darts cannot search under a resource constraint; methods that can: snas (per-edge-log/hinge), fbnet (mul-log-hinge/mul-log), "
-     "proxylessnas (mul-log/add-linear)"),
+     "darts cannot search under a resource constraint; methods that can: snas (per-edge-log/hinge), spos (filter), "
+     "fbnet (mul-log-hinge/mul-log), proxylessnas (mul-log/add-linear)"),
 ])
 def test_bad_constraints_are_refused_before_the_store_is_opened(tmp_path, data_path, options, message):
     store = tmp_path / "never.sqlite"
