@@ -19,7 +19,8 @@ method that is not a supernet method (it trains them: random, evolution, pnas, n
 nasnet, metaqnn); for a supernet method its epochs of ceil(search-train / batch) search
 steps, plus each epoch search-validation's accuracy under its weights (the epoch record),
 plus its own later phase: random-ws scores ``samples`` paths on up to 10 batches and its
-``finalists`` on all of search-validation (forward passes); FBNet trains its sampled
+``finalists`` on all of search-validation (forward passes), SPOS recalibrates each path of
+its evolution on ``recalibration_images`` and scores it on all of search-validation; FBNet trains its sampled
 architectures as candidates. ENAS is marked "~": its timed step is a weight step and a
 controller update of one sample, counted per batch, plus a forward pass of a batch per
 controller sample of its controller phase; the controller's own (LSTM) work is thus taken
@@ -55,6 +56,7 @@ from nasbench.strategies.enas import Enas
 from nasbench.strategies.fbnet import Fbnet
 from nasbench.strategies.random_search import RandomArchitecture
 from nasbench.strategies.random_ws import SCORE_BATCHES, RandomWeightSharing
+from nasbench.strategies.spos import Spos
 from nasbench.strategies.supernet_search import SupernetSearch
 from nasbench.training import build_model, evaluate, train_network
 
@@ -200,6 +202,10 @@ class _Measure:
         step = time_search_step(strategy, warmup=warmup_calls(self.device), repeats=REPEATS,
                                 budget_s=STEP_BUDGET_S)["mean_s"]  # the mean: what a sum of steps takes
         steps = budget.epochs * math.ceil(self.search_train / budget.batch_size)
+        if isinstance(strategy, Spos):  # each path: its batch norm recalibrated, then scored on all of search-val
+            settings = strategy.settings
+            scored = settings.population * (settings.iterations + 1) * (settings.recalibration_images + self.search_val)
+            return MethodEstimate(steps * step + scored * self.forward(strategy, strategy.search_weights()), final)
         if isinstance(strategy, RandomWeightSharing):
             settings = strategy.settings
             scored = (settings.samples * min(self.search_val, SCORE_BATCHES * budget.batch_size)

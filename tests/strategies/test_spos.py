@@ -9,7 +9,15 @@ import random
 
 import pytest
 import torch
-from helpers import context, flops_constraint, run_cli, smoke_args, store_rows, with_section, with_supernet
+from helpers import (
+    context,
+    flops_constraint,
+    run_cli,
+    smoke_args,
+    store_rows,
+    with_section,
+    with_supernet,
+)
 from torch import nn
 
 from nasbench.data import Augmentation, DeviceSplit
