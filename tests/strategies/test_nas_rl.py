@@ -95,7 +95,7 @@ def test_children_trained_as_ray_tasks_are_those_trained_one_at_a_time(space, ti
     half the steps."""
     from nasbench.executor import Resources, make_executor
 
-    protocol = with_section(with_candidates(tiny, 6), "search.nas_rl", children_per_update=2)
+    protocol = with_section(with_candidates(tiny, 4), "search.nas_rl", children_per_update=2)
     serial = NasRl(context(space, protocol, tiny_data, seed=5))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

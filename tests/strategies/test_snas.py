@@ -97,12 +97,13 @@ def test_drop_path_zeroes_whole_samples_and_rescales_the_rest():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target, weight, form", [(1.0, 100.0, "hinge"), (None, 1.0, "per-edge-log")])
-def test_a_tight_constraint_derives_a_cheaper_architecture(cell_space, searching, tiny_data, target, weight, form):
+def test_a_tight_constraint_derives_a_cheaper_architecture(cell_space, searching, tiny_data):
+    """SNAS' own per-edge term, searched for real (the hinge form's loss is pinned by hand in
+    tests/hardware/test_constraint.py)."""
     def derived(constraint: Constraint | None) -> Genotype:
         return Snas(context(cell_space, searching, tiny_data, seed=3, constraint=constraint)).run().arch
 
-    tight = flops_constraint(cell_space, searching, target, weight, form)
+    tight = flops_constraint(cell_space, searching, None, 1.0, "per-edge-log")
     free, constrained = derived(None), derived(tight)
     assert tight.cost_model.cost(constrained) < tight.cost_model.cost(free)
 
