@@ -143,11 +143,11 @@ class Constraint:
         """The constraint and the exact cost of ``arch`` under it, for the run's details
         (``achieved`` is the first model's; ``costs`` every metric the penalty read)."""
         table = self.cost_model.table
+        costs = {model.metric: model.cost(arch) for model in self.models}
         return {"metric": self.metric, "target": self.target, "weight": self.weight, "form": self.form,
                 "exponent": self.exponent,
                 "table": None if table.path is None else str(table.path),
-                "device": table.device_fingerprint, "achieved": self.cost_model.cost(arch),
-                "costs": {model.metric: model.cost(arch) for model in self.models}}
+                "device": table.device_fingerprint, "achieved": costs[self.cost_model.metric], "costs": costs}
 
 
 def build_constraint(name: str | None, target: float | None, *, table: Path | None = None, weight: float | None = None,
