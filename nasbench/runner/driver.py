@@ -38,6 +38,7 @@ from nasbench.runner.task import (
     SearchSaved,
     StageBegins,
     StageSaved,
+    StageShared,
     TrialDone,
     run_task,
 )
@@ -49,6 +50,7 @@ from nasbench.store import (
     RunStart,
     Store,
     check_store_path,
+    shared_stage_key,
 )
 from nasbench.store.lifecycle import error_line
 from nasbench.strategies import check_protocol, get_strategy
@@ -208,7 +210,8 @@ class Driver:
     def prepare(self, job: Job) -> RunSpec:
         """The task of ``job``: from the stored attempt it continues (the newest unfinished
         one, or, stopped before its first checkpoint, started over in its own row; under
-        ``force`` only one begun after the stored result it replaces), else a new one."""
+        ``force`` only one begun after the stored result it replaces), else a new one; a new
+        one starts from the method's shared stage where another run kept it (not under ``force``)."""
         request, key, cls = self.request, job.key, job.cls
         space = method_space(cls, request.space)
         previous = self.store.find(key, UNFINISHED)
@@ -231,10 +234,14 @@ class Driver:
             self.store.resume(job.run_id)
             elapsed, resumed = previous["search_seconds"] or 0.0, "resume"
         stages = {label: self.store.stage_state(job.run_id, label) for label in self.store.stage_epochs(job.run_id)}
+        shared_key = None if cls.shared_stage is None else shared_stage_key(
+            cls.shared_stage, space, key.protocol_hash, key.data, key.seed)
+        shared = None if shared_key is None or saved is not None or request.force else self.store.shared_stage(shared_key)
         return RunSpec(run_id=job.run_id, method=cls.name, space=space, describe=key.describe(),
                        protocol=request.protocol, seed=key.seed, constraint=request.constraint,
                        keep_weights=request.keep_weights, show_progress=request.show_progress and not self.executor.remote,
-                       saved=saved, elapsed_before=elapsed, stage_states=stages, resumed=resumed)
+                       saved=saved, elapsed_before=elapsed, stage_states=stages, resumed=resumed,
+                       shared_key=shared_key, shared=shared)
 
     def collect(self, timeout: float) -> None:
         """Store the outcome of every task that ended (waiting up to ``timeout`` for one)."""
@@ -306,6 +313,9 @@ class Driver:
             self.store.checkpoint(job.run_id, message.checkpoint.state, message.search_seconds,
                                   message.checkpoint.tensors)
             self.show(job, "search", message.steps, message.budget, "step")
+        elif isinstance(message, StageShared):
+            job.claim.check()
+            self.store.keep_shared_stage(message.key, job.run_id, message.seconds, message.checkpoint)
         elif isinstance(message, StageSaved):
             job.claim.check()
             self.store.save_stage(job.run_id, message.label, message.state)

@@ -20,7 +20,7 @@ from nasbench.numerics import configure_numerics
 from nasbench.protocol import Protocol
 from nasbench.provenance import stored_provenance
 from nasbench.spaces import get_space
-from nasbench.store import RunOutcome
+from nasbench.store import RunOutcome, SharedStage
 from nasbench.store.lifecycle import error_line
 from nasbench.strategies import get_strategy
 from nasbench.strategies.context import SearchContext
@@ -53,6 +53,16 @@ class SearchSaved:
     search_seconds: float
     steps: int
     budget: int
+
+
+@dataclass(frozen=True)
+class StageShared:
+    """The method's shared stage, just completed (``Strategy.shared_stage``), to keep under ``key``."""
+
+    run_id: int
+    key: str
+    checkpoint: Checkpoint
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,10 @@ class RunSpec:
     """Epoch checkpoints the store holds, by label."""
     resumed: str | None = None
     """``resume`` (from ``saved``), ``restart`` (stopped before its first checkpoint), None (new)."""
+    shared_key: str | None = None
+    """Where the method's shared stage is kept (None: the method has none)."""
+    shared: SharedStage | None = None
+    """Another run's shared stage to start from instead of computing it (only without ``saved``)."""
 
 
 @dataclass(frozen=True)
@@ -144,16 +158,21 @@ def _run(spec: RunSpec, data: SplitData, device: torch.device, mailbox: Mailbox,
     strategy = cls(context)
     if spec.saved is not None:
         strategy.restore(spec.saved)
+    reused = spec.saved is None and _start_after_shared(spec, strategy, device, mailbox)
     _say_resumed(spec, strategy, mailbox)
     started = time.perf_counter()
+    elapsed_before = spec.elapsed_before + (spec.shared.seconds if reused else 0.0)
 
     def search_seconds() -> float:
-        return spec.elapsed_before + time.perf_counter() - started
+        return elapsed_before + time.perf_counter() - started
 
     context.on_trial = lambda trial: mailbox.post(TrialDone(spec.run_id, trial))
     context.on_checkpoint = lambda checkpoint: mailbox.post(
         SearchSaved(spec.run_id, checkpoint, search_seconds(), strategy.steps_done(), strategy.budget()))
     context.epoch_checkpoint = lambda label, genotype: MailedEpochs.of(spec, mailbox, label, genotype)
+    if spec.shared_key is not None:
+        context.on_shared_stage = lambda checkpoint: mailbox.post(
+            StageShared(spec.run_id, spec.shared_key, checkpoint, search_seconds()))
     if not strategy.finished():
         mailbox.post(StageBegins(spec.run_id, SEARCH, counts=strategy.steps_done() == 0))
     result = strategy.run()
@@ -169,17 +188,33 @@ def _run(spec: RunSpec, data: SplitData, device: torch.device, mailbox: Mailbox,
     outcome = RunOutcome(
         search_seconds=searched, eval_seconds=time.perf_counter() - eval_start + trained.earlier_seconds,
         genotype=space.to_dict(result.arch), val_acc=result.val_acc, test_acc=trained.accuracy,
-        params=count_params(model), flops=count_flops(model), details=_details(result, spec.constraint, space))
+        params=count_params(model), flops=count_flops(model),
+        details=_details(result, spec.constraint, space) | ({"shared_stage": {
+            "stage": cls.shared_stage, "run_id": spec.shared.run_id, "seconds": spec.shared.seconds}} if reused else {}))
     weights = {name: value.detach().cpu() for name, value in model.state_dict().items()
                if not name.startswith(AUXILIARY_PREFIX)} if spec.keep_weights else None
     return RunDone(outcome, weights, stored_provenance(spec.protocol, device))
+
+
+def _start_after_shared(spec: RunSpec, strategy, device: torch.device, mailbox: Mailbox) -> bool:
+    """Start ``strategy`` from the shared stage ``spec`` brings, saying so; whether it did."""
+    if spec.shared is None:
+        return False
+    where, stage = f"{spec.describe} (run {spec.run_id})", strategy.shared_stage
+    if not strategy.start_after_stage(spec.shared.checkpoint):
+        mailbox.post(Said(spec.run_id, f"{where}: the stored {stage} of run {spec.shared.run_id} was computed on another "
+                                       f"kind of device than {device.type}: computing its own"))
+        return False
+    mailbox.post(Said(spec.run_id, f"{where}: starts from the {stage} run {spec.shared.run_id} computed "
+                                   f"({strategy.steps_done()} steps, {spec.shared.seconds:.0f} s), not computing it again"))
+    return True
 
 
 def _say_resumed(spec: RunSpec, strategy, mailbox: Mailbox) -> None:
     done, budget = strategy.steps_done(), strategy.budget()
     where = f"{spec.describe} (run {spec.run_id})"
     if spec.resumed == "restart":
-        mailbox.post(Said(spec.run_id, f"restarting {where} from step 0 of {budget} (search): it stopped before its "
+        mailbox.post(Said(spec.run_id, f"restarting {where} from step {done} of {budget} (search): it stopped before its "
                                        "first checkpoint"))
     elif spec.resumed == "resume":
         final = "; the search is done" if done >= budget else ""

@@ -15,6 +15,11 @@ figures), their (supernet, stand-alone) accuracy pairs in ``ranking_pairs`` as e
 measured, and the supernet a ranking trains itself, while it still needs it, in
 ``ranking_supernets``.
 
+A method whose first stage other runs can reuse (SPOS' and random-ws' supernet, trained
+the same whatever the constraint that follows) keeps it in ``shared_stages`` when it
+completes, keyed by stage, space, protocol, data and seed (:func:`shared_stage_key`), with
+the run that computed it and the seconds it took.
+
 The published figures the report compares with are read here too (:mod:`.baselines`), from
 ``baselines/``, so that the report reads everything it shows through the store.
 """
@@ -38,8 +43,10 @@ from nasbench.store.records import (
                                     RunKey,
                                     RunOutcome,
                                     RunStart,
+                                    SharedStage,
+                                    shared_stage_key,
 )
 
 __all__ = ["Claim", "ClaimHeld", "ClaimLost", "Holder", "check_store_path", "MEASURES", "TOP_FRACTION", "UNFINISHED", "RankingKey", "RankingOutcome", "RankingStart", "RunKey",
-           "RunOutcome", "RunStart", "Store", "error_line", "failure_recorded", "iter_finished", "ranking_record",
-           "tensors_from_bytes", "tensors_to_bytes"]
+           "RunOutcome", "RunStart", "SharedStage", "Store", "error_line", "failure_recorded", "iter_finished", "ranking_record",
+           "shared_stage_key", "tensors_from_bytes", "tensors_to_bytes"]

@@ -21,6 +21,7 @@ from nasbench.store.records import (
     RunKey,
     RunOutcome,
     RunStart,
+    SharedStage,
 )
 from nasbench.store.schema import (
     KEY_COLUMNS,
@@ -35,7 +36,7 @@ from nasbench.store.schema import (
     add_variant_column,
     provenance_values,
 )
-from nasbench.types import Provenance, TensorState, Trial
+from nasbench.types import Checkpoint, Provenance, TensorState, Trial
 
 
 def _now() -> str:
@@ -196,6 +197,21 @@ class Store:
         """The tensors of the run's last checkpoint, on the CPU; {} if it has none."""
         row = self.conn.execute("SELECT data FROM checkpoint_tensors WHERE run_id=?", (run_id,)).fetchone()
         return {} if row is None else tensors_from_bytes(row["data"])
+
+    def keep_shared_stage(self, key: str, run_id: int, seconds: float, checkpoint: Checkpoint) -> None:
+        """Keep the shared stage ``run_id`` completed, under ``key`` (a newer one replaces it)."""
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO shared_stages VALUES (?, ?, ?, ?, ?)",
+                              (key, run_id, seconds, json.dumps(checkpoint.state), tensors_to_bytes(checkpoint.tensors)))
+
+    def shared_stage(self, key: str) -> SharedStage | None:
+        """The shared stage kept under ``key``, its tensors on the CPU; None where there is none."""
+        row = self.conn.execute("SELECT run_id, seconds, state_json, data FROM shared_stages WHERE stage_key=?",
+                                (key,)).fetchone()
+        if row is None:
+            return None
+        return SharedStage(row["run_id"], row["seconds"],
+                           Checkpoint(json.loads(row["state_json"]), tensors_from_bytes(row["data"])))
 
     def finish(self, run_id: int, outcome: RunOutcome, weights: TensorState | None = None) -> None:
         """Record the result, with the final network's ``weights`` where given, and supersede

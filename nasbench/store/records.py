@@ -6,12 +6,27 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from nasbench.types import Provenance
+from nasbench.types import Checkpoint, Provenance
 
 UNFINISHED = ("running", "interrupted", "failed")
 """The statuses of a run that the same command resumes."""
 ABANDONED = "its process stopped without a word (killed?); the same command resumes it"
 """The error of a run found ``running`` by the process that takes over its claim."""
+
+
+@dataclass(frozen=True)
+class SharedStage:
+    """A run's completed shared stage (``Strategy.shared_stage``): the run that computed it,
+    the search seconds it took, and its checkpoint."""
+
+    run_id: int
+    seconds: float
+    checkpoint: Checkpoint
+
+
+def shared_stage_key(stage: str, space: str, protocol_hash: str, data: str, seed: int) -> str:
+    """What makes two runs' shared stages the same computation."""
+    return json.dumps([stage, space, protocol_hash, data, seed])
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The store's SQLite schema: runs and rankings with the same provenance columns, their
 key columns, and the migrations of older stores, which keep the schema version: run variants
-(a column added in place), final weights and stage checkpoints (tables created where they
-are missing; a store opened read-only without them has none)."""
+(a column added in place), final weights, stage checkpoints and shared stages (tables created
+where they are missing; a store opened read-only without them has none)."""
 from __future__ import annotations
 
 import json
@@ -71,6 +71,13 @@ CREATE TABLE IF NOT EXISTS stage_checkpoints (
     epochs INTEGER NOT NULL,
     data BLOB NOT NULL,
     PRIMARY KEY (run_id, stage)
+);
+CREATE TABLE IF NOT EXISTS shared_stages (
+    stage_key TEXT PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    seconds REAL NOT NULL,
+    state_json TEXT NOT NULL,
+    data BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS rankings (
     id INTEGER PRIMARY KEY,

@@ -40,6 +40,11 @@ class Strategy(ABC):
     """The protocol's ``[search.<section>]`` holding this method's own settings, if any."""
     settings_class: ClassVar[type | None] = None
     """The settings dataclass of that section, defined in the method's own file."""
+    shared_stage: ClassVar[str | None] = None
+    """The name of a first stage whose outcome does not depend on what follows it (SPOS' and
+    random-ws' uniformly trained supernet): runs with the same stage name, space, protocol,
+    data and seed compute it identically, so one run's stage serves the others
+    (:meth:`stage_checkpoint`, :meth:`start_after_stage`). None: the method has none."""
 
     def __init__(self, context: SearchContext):
         self.context = context
@@ -91,6 +96,9 @@ class Strategy(ABC):
                 done = self.steps_done()
                 self.step()
                 self.context.on_checkpoint(self.checkpoint())
+                stage = self.stage_checkpoint()
+                if stage is not None:
+                    self.context.on_shared_stage(stage)
                 bar.update(self.steps_done() - done)
         self.status = "finished"
         return self.result()
@@ -125,6 +133,16 @@ class Strategy(ABC):
     def restore(self, checkpoint: Checkpoint) -> None:
         self.load_state_dict(checkpoint.state)
         self.load_tensor_state(checkpoint.tensors)
+
+    def stage_checkpoint(self) -> Checkpoint | None:
+        """The :attr:`shared_stage`'s outcome (random state included), at the step that
+        completes it; None at every other step and for methods without one."""
+        return None
+
+    def start_after_stage(self, checkpoint: Checkpoint) -> bool:
+        """Continue from another run's :meth:`stage_checkpoint` instead of computing the
+        stage; False (nothing changed) where this run cannot use it."""
+        raise NotImplementedError(f"{self.name} has no shared stage")
 
     def tensor_state(self) -> TensorState:
         """The state JSON cannot hold (references to live tensors: serialise before the

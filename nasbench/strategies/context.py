@@ -33,6 +33,8 @@ class SearchContext:
     device: torch.device
     on_trial: Callable[[Trial], None] = lambda trial: None
     on_checkpoint: Callable[[Checkpoint], None] = lambda checkpoint: None
+    on_shared_stage: Callable[[Checkpoint], None] = lambda checkpoint: None
+    """Where a method's shared stage is kept when it completes (see ``Strategy.shared_stage``)."""
     epoch_checkpoint: Callable[[str, dict], EpochCheckpoint | None] = lambda label, genotype: None
     """Where a training labelled ``label`` (``candidate <index>``) of the architecture
     ``genotype`` keeps its epoch checkpoint (picklable: it travels with a candidate's

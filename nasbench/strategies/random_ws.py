@@ -37,17 +37,12 @@ import torch
 
 from nasbench.data import DeviceSplit
 from nasbench.settings import require
-from nasbench.spaces.cell.supernet import (
-    EdgeWeights,
-    Supernet,
-    WeightedSupernet,
-    path_weights,
-)
+from nasbench.spaces.cell.supernet import EdgeWeights, Supernet, WeightedSupernet
 from nasbench.strategies.context import SearchContext
 from nasbench.strategies.darts import DARTS_WEIGHTS
 from nasbench.strategies.supernet_search import Batch, SupernetSearch
 from nasbench.training import evaluate
-from nasbench.types import SearchResult, derive_seed
+from nasbench.types import Checkpoint, SearchResult, derive_seed
 
 RANDOM_WS_WEIGHTS = dataclasses.replace(DARTS_WEIGHTS, grad_clip=1.0)
 SCORE_BATCHES = 10
@@ -86,6 +81,7 @@ class RandomWeightSharing(SupernetSearch):
     weight_recipe = RANDOM_WS_WEIGHTS
     sparse_weights = True
     state_fields = ("epochs_done", "history", "scores", "finalist_scores")
+    shared_stage = "uniform single-path supernet"
 
     def __init__(self, context: SearchContext):
         super().__init__(context)
@@ -99,7 +95,33 @@ class RandomWeightSharing(SupernetSearch):
     def search_weights(self) -> dict[str, torch.Tensor]:
         """A uniformly drawn architecture as a single path, from :attr:`rng` (checkpointed
         with the JSON state, so a resumed search draws the same ones)."""
-        return path_weights(self.context.space.sample(self.rng), self.context.device)
+        return self.path(self.context.space.sample(self.rng))
+
+    def path(self, arch: Any) -> EdgeWeights:
+        """The supernet weights that run exactly ``arch`` (one-hot rows in the space's layout)."""
+        return {group: w.to(device=self.context.device, dtype=torch.float32)
+                for group, w in self.context.space.arch_weights(arch).items()}
+
+    # -- the shared stage: the supernet -----------------------------------------------
+    def stage_checkpoint(self) -> Checkpoint | None:
+        """Stage 1's supernet, optimiser, generator, history and random state, right after
+        its last epoch: what stage 2 starts from, whatever stage 2 then does."""
+        if self.steps_done() != self.supernet_epochs() or self.epochs_done == 0:
+            return None
+        state = self.state_dict()
+        return Checkpoint({"rng": state["rng"], "device": self.context.device.type, "epochs_done": self.epochs_done,
+                           "history": self.history}, self.tensor_state())
+
+    def start_after_stage(self, checkpoint: Checkpoint) -> bool:
+        """False where the stage ran on another kind of device (its generator's state does
+        not carry over to this one)."""
+        state = checkpoint.state
+        if state["device"] != self.context.device.type:
+            return False
+        self.load_state_dict({"rng": state["rng"], "trials": [], "status": self.status,
+                              "fields": {"epochs_done": state["epochs_done"], "history": state["history"]}})
+        self.load_tensor_state(checkpoint.tensors)
+        return True
 
     def search_step(self, train: Batch, val: Batch, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
         """One SGD step on one sampled path; the validation batch only measures that path's
@@ -134,8 +156,7 @@ class RandomWeightSharing(SupernetSearch):
         else:
             index = self.finalists()[len(self.finalist_scores)]["index"]
             genotype = self.context.space.from_dict(self.scores[index]["arch"])
-            accuracy = shared_weight_accuracy(self.supernet, path_weights(genotype, self.context.device),
-                                              self.context.data.search_val)
+            accuracy = shared_weight_accuracy(self.supernet, self.path(genotype), self.context.data.search_val)
             self.finalist_scores.append({"index": index, "val_acc": accuracy})
 
     def _score_sample(self, index: int) -> dict[str, Any]:
@@ -146,7 +167,7 @@ class RandomWeightSharing(SupernetSearch):
         device = val.labels.device
         generator = torch.Generator(device=device).manual_seed(derive_seed(self.context.seed, "score", index))
         chosen = torch.randperm(len(val), device=device, generator=generator)[:self.score_images()]
-        accuracy = shared_weight_accuracy(self.supernet, path_weights(genotype, self.context.device),
+        accuracy = shared_weight_accuracy(self.supernet, self.path(genotype),
                                           DeviceSplit(val.images[chosen], val.labels[chosen]))
         return {"index": index, "arch": self.context.space.to_dict(genotype), "val_acc": accuracy}
 

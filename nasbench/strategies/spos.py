@@ -1,6 +1,7 @@
 """Single Path One-Shot NAS with uniform sampling (Guo, Zhang, Mu, Heng, Liu, Wei & Sun,
 "Single Path One-Shot Neural Architecture Search with Uniform Sampling", ECCV 2020), on
-the cell space.
+the cell space and on the FBNet layer-wise space (the closer to the paper's: a choice of
+block per layer, as SPOS' ShuffleNet choice blocks are).
 
 Stage 1 trains the supernet on single paths drawn uniformly, one per batch: exactly
 random-ws' stage 1 (:class:`~nasbench.strategies.random_ws.RandomWeightSharing`, whose
@@ -23,9 +24,10 @@ Evolution, as the official code (github.com/megvii-model/SinglePathOneShot,
 - a mutant redraws each gene of a parent with probability ``mutation_prob``
   (``get_mutation``, lines 154-159); a crossover takes each gene from one of two parents
   drawn from the top-k, uniformly (``get_crossover``, lines 180-183). The official gene
-  is a layer's block choice; here it is a node of a cell (its two distinct inputs and
-  their operations, as :meth:`CellSpace.sample` draws them), so every child is a valid
-  genotype;
+  is a layer's block choice, as it is on the FBNet space (a mutated gene is redrawn
+  uniformly among the 9 blocks, possibly the same one, as ``np.random.randint`` redraws);
+  on the cell space it is a node of a cell (its two distinct inputs and their operations,
+  as :meth:`CellSpace.sample` draws them), so every child is a valid genotype;
 - a candidate is legal if it was never scored before and is within the constraint
   (``is_legal``, lines 94-115): the constraint is a hard filter, a candidate over the
   budget is rejected and another drawn, never scored.
@@ -60,15 +62,19 @@ from __future__ import annotations
 import dataclasses
 import random
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Hashable
 
 import torch
+from torch import nn
 
 from nasbench.data import DeviceSplit
 from nasbench.errors import NasbenchError
+from nasbench.protocol import SupernetBudget
 from nasbench.settings import require
-from nasbench.spaces.cell.genotype import Genotype
-from nasbench.spaces.cell.supernet import Supernet, WeightedSupernet, path_weights
+from nasbench.spaces.cell.supernet import EdgeWeights, WeightedSupernet
+from nasbench.spaces.fbnet.blocks import BLOCK_NAMES
+from nasbench.spaces.fbnet.space import FbnetSpace, LayerArch
+from nasbench.spaces.fbnet.supernet import LayerSupernet
 from nasbench.strategies.context import SearchContext
 from nasbench.strategies.random_ws import RandomWeightSharing
 from nasbench.strategies.supernet_search import SupernetSearch
@@ -103,8 +109,11 @@ class SposSettings:
         require(self.recalibration_images >= 1, where, "need recalibration_images >= 1")
 
 
-def crossover(first: Genotype, second: Genotype, rng: random.Random) -> Genotype:
-    """Each node of each cell (its two edges) from ``first`` or ``second``, uniformly."""
+def crossover(first: Hashable, second: Hashable, rng: random.Random) -> Hashable:
+    """Each gene from ``first`` or ``second``, uniformly: a layer's block, or a node of a
+    cell (its two edges)."""
+    if isinstance(first, LayerArch):
+        return LayerArch(tuple(rng.choice(pair) for pair in zip(first.blocks, second.blocks, strict=True)))
     cells = {}
     for (kind, mine, _), (_, theirs, _) in zip(first.cells(), second.cells(), strict=True):
         cells[kind] = tuple(edge for node in range(len(mine) // 2)
@@ -112,11 +121,14 @@ def crossover(first: Genotype, second: Genotype, rng: random.Random) -> Genotype
     return dataclasses.replace(first, **cells)
 
 
-def mutate(genotype: Genotype, rng: random.Random, prob: float) -> Genotype:
-    """Each node of each cell redrawn with probability ``prob``: two distinct inputs among
-    the earlier states and an operation for each, as :meth:`CellSpace.sample` draws a node."""
+def mutate(genotype: Hashable, rng: random.Random, prob: float) -> Hashable:
+    """Each gene redrawn with probability ``prob``: a layer's block among all 9, or a node
+    of a cell: two distinct inputs among the earlier states and an operation for each, as
+    :meth:`CellSpace.sample` draws a node."""
     from nasbench.spaces.cell.space import SAMPLED_OPERATIONS
 
+    if isinstance(genotype, LayerArch):
+        return LayerArch(tuple(rng.choice(BLOCK_NAMES) if rng.random() < prob else block for block in genotype.blocks))
     cells = {}
     for kind, edges, _ in genotype.cells():
         new = list(edges)
@@ -128,10 +140,10 @@ def mutate(genotype: Genotype, rng: random.Random, prob: float) -> Genotype:
     return dataclasses.replace(genotype, **cells)
 
 
-def recalibrated_accuracy(supernet: Supernet, genotype: Genotype, calibration: DeviceSplit, split: DeviceSplit) -> float:
-    """Accuracy of ``genotype``'s single path on ``split``, its batch norms holding the
+def recalibrated_accuracy(supernet: nn.Module, weights: EdgeWeights, calibration: DeviceSplit, split: DeviceSplit) -> float:
+    """Accuracy of the single path ``weights`` on ``split``, its batch norms holding the
     statistics of ``calibration`` (the supernet's own running statistics are put back after)."""
-    path = WeightedSupernet(supernet, path_weights(genotype, split.labels.device), sparse=True)
+    path = WeightedSupernet(supernet, weights, sparse=True)
     with recalibrated_batch_norm(path, calibration):
         return evaluate(path, split)
 
@@ -143,6 +155,7 @@ class Spos(RandomWeightSharing):
     name = "spos"
     strategy_class = "EA"
     summary = "single path one-shot: uniform single-path supernet, evolution with BN recalibration, hard constraint"
+    spaces = ("cell", "fbnet")
     protocol_section = "spos"
     settings_class = SposSettings
     constraint_forms = {"filter": (None, 1.0)}
@@ -154,6 +167,15 @@ class Spos(RandomWeightSharing):
         """The current generation's candidates not yet scored (how each was made, its genotype), in order.
         ``scores`` (random-ws' list) holds every scored candidate: index, generation, how it
         was made, genotype and accuracy."""
+
+    def make_supernet(self, budget: SupernetBudget) -> nn.Module:
+        """On the FBNet space its layer-wise supernet (sized by the protocol's ``[fbnet]``)."""
+        space = self.context.space
+        return LayerSupernet(space) if isinstance(space, FbnetSpace) else super().make_supernet(budget)
+
+    @property
+    def operation_names(self) -> tuple[str, ...]:
+        return BLOCK_NAMES if isinstance(self.context.space, FbnetSpace) else super().operation_names
 
     # -- steps -------------------------------------------------------------------------
     def budget(self) -> int:
@@ -176,18 +198,18 @@ class Spos(RandomWeightSharing):
         self.scores.append({"index": index, "generation": index // self.settings.population, **candidate,
                             "val_acc": self.score(genotype, index)})
 
-    def score(self, genotype: Genotype, index: int) -> float:
+    def score(self, genotype: Hashable, index: int) -> float:
         """Search-validation accuracy of the path after recalibrating its batch norms on
         ``recalibration_images`` search-train images drawn by a generator of its own."""
         train = self.context.data.search_train
         device = train.labels.device
         generator = torch.Generator(device=device).manual_seed(derive_seed(self.context.seed, "recalibrate", index))
         chosen = torch.randperm(len(train), device=device, generator=generator)[:self.settings.recalibration_images]
-        return recalibrated_accuracy(self.supernet, genotype, DeviceSplit(train.images[chosen], train.labels[chosen]),
-                                     self.context.data.search_val)
+        return recalibrated_accuracy(self.supernet, self.path(genotype),
+                                     DeviceSplit(train.images[chosen], train.labels[chosen]), self.context.data.search_val)
 
     # -- evolution ---------------------------------------------------------------------
-    def legal(self, genotype: Genotype, seen: set[Genotype]) -> bool:
+    def legal(self, genotype: Hashable, seen: set[Hashable]) -> bool:
         """Never scored or drawn before, and within the constraint (the hard filter); a
         legal one is added to ``seen``."""
         if genotype in seen:
@@ -198,7 +220,7 @@ class Spos(RandomWeightSharing):
         seen.add(genotype)
         return True
 
-    def top(self) -> list[Genotype]:
+    def top(self) -> list[Hashable]:
         """The ``select`` best scored paths (ties to the earlier one)."""
         ranked = sorted(self.scores, key=lambda s: (-s["val_acc"], s["index"]))[:self.settings.select]
         return [self.context.space.from_dict(s["arch"]) for s in ranked]
@@ -209,7 +231,7 @@ class Spos(RandomWeightSharing):
         seen = {space.from_dict(s["arch"]) for s in self.scores}
         generation: list[dict[str, Any]] = []
 
-        def draw(origin: str, make: Callable[[], Genotype], places: int, attempts: int) -> None:
+        def draw(origin: str, make: Callable[[], Hashable], places: int, attempts: int) -> None:
             wanted = len(generation) + places
             while len(generation) < wanted and attempts > 0:
                 attempts -= 1
