@@ -46,6 +46,7 @@ from nasbench.store import (
     Store,
     failure_recorded,
     ranking_record,
+    shared_stage_key,
 )
 from nasbench.strategies import STRATEGIES, check_protocol, supernet_methods
 from nasbench.strategies.context import SearchContext
@@ -212,8 +213,10 @@ def _measure(store: Store, ranking_id: int, key: RankingKey, cls: type[SupernetS
 def trained_supernet(store: Store, ranking_id: int, key: RankingKey, cls: type[SupernetSearch],
                      context: SearchContext) -> Supernet:
     """The method's trained supernet for the ranking's seed, protocol and data: a finished
-    run's, if the store still holds its checkpoint, else trained here by the method's own
-    search steps (resumed from the ranking's checkpoint, checkpointed after each epoch)."""
+    run's, if the store still holds its checkpoint, else the shared stage a run of any
+    variant kept (SPOS' and random-ws' supernet, whatever constraint followed), else
+    trained here by the method's own search steps (resumed from the ranking's checkpoint,
+    checkpointed after each epoch)."""
     strategy = cls(context)
     run = store.find(RunKey(key.method, key.seed, key.protocol_hash, key.data), ("finished",))
     tensors = store.checkpoint_tensors(run["id"]) if run is not None else {}
@@ -221,6 +224,12 @@ def trained_supernet(store: Store, ranking_id: int, key: RankingKey, cls: type[S
         strategy.load_tensor_state(tensors)
         store.set_ranking_supernet_run(ranking_id, run["id"])
         return strategy.supernet
+    if cls.shared_stage is not None:
+        shared = store.shared_stage(shared_stage_key(cls.shared_stage, context.space.name, key.protocol_hash, key.data,
+                                                     key.seed))
+        if shared is not None and strategy.start_after_stage(shared.checkpoint):
+            store.set_ranking_supernet_run(ranking_id, shared.run_id)
+            return strategy.supernet
     store.set_ranking_supernet_run(ranking_id, None)
     checkpoint = store.ranking_supernet(ranking_id)
     if checkpoint is not None:

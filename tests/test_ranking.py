@@ -238,29 +238,40 @@ def test_another_method_reuses_the_standalone_trainings(resumed, data_path, tiny
     assert [p["arch"] for p in darts["pairs"]] == [p["arch"] for p in random_ws["pairs"]]
 
 
-def test_a_finished_runs_stored_supernet_is_used(tmp_path, data_path, tiny_protocol_file, dataset, cell_space,
-                                                 monkeypatch):
+@pytest.mark.parametrize("kept", ["finished run", "shared stage"])
+def test_a_runs_stored_supernet_is_used(tmp_path, data_path, tiny_protocol_file, dataset, cell_space, monkeypatch,
+                                        kept):
+    """A finished run's checkpoint (random-ws), or the supernet a constrained run kept as its
+    shared stage (spos under a FLOPs filter: another variant than the ranking's)."""
     from nasbench.data import SplitData
     from nasbench.protocol import load_protocol
+    from nasbench.store import shared_stage_key
+    from nasbench.strategies.spos import Spos
 
     protocol = load_protocol(str(tiny_protocol_file))
     data = SplitData.for_config(dataset, protocol.data, torch.device("cpu"))
-    strategy = RandomWeightSharing(context(cell_space, protocol, data, seed=7))  # any supernet: an untrained one
+    method, cls = ("random-ws", RandomWeightSharing) if kept == "finished run" else ("spos", Spos)
+    strategy = cls(context(cell_space, protocol, data, seed=7))  # any supernet: an untrained one
     store_path = tmp_path / "runs.sqlite"
-    with Store(store_path) as store:  # a finished run whose checkpoint the store kept
-        key = RunKey("random-ws", 0, protocol.hash, dataset.identity)
+    with Store(store_path) as store:
+        key = RunKey(method, 0, protocol.hash, dataset.identity, "" if kept == "finished run" else "flops<=1e+07")
         provenance = Provenance(protocol.name, protocol.to_json(), "cpu", "cpu-test", {}, None)
-        run_id = store.start(RunStart(key, "RS", "cell", provenance))
+        run_id = store.start(RunStart(key, cls.strategy_class, "cell", provenance))
         store.finish(run_id, RunOutcome(1.0, 1.0, {}, None, 0.1, 1, 1, {}))
-        with store.conn:
-            store.conn.execute("INSERT INTO checkpoint_tensors VALUES (?, ?)",
-                               (run_id, tensors_to_bytes(strategy.tensor_state())))
+        if kept == "finished run":
+            with store.conn:
+                store.conn.execute("INSERT INTO checkpoint_tensors VALUES (?, ?)",
+                                   (run_id, tensors_to_bytes(strategy.tensor_state())))
+        else:
+            strategy.epochs_done = strategy.supernet_epochs()
+            store.keep_shared_stage(shared_stage_key(cls.shared_stage, "cell", protocol.hash, dataset.identity, 0),
+                                    run_id, 1.0, strategy.stage_checkpoint())
 
     def no_training(*args, **kwargs):
         raise AssertionError("the run's supernet must be used, not a new one trained")
 
     monkeypatch.setattr(SupernetSearch, "step", no_training)
-    result = rank_cli(store_path, data_path, samples=2, protocol=tiny_protocol_file)
+    result = rank_cli(store_path, data_path, method=method, samples=2, protocol=tiny_protocol_file)
     assert result.code == 0, result.err
     record = result.json_lines()[0]
     assert record["supernet"] == f"run {run_id}"
