@@ -85,7 +85,7 @@ class Constraint:
         """The cost models the penalty reads: the components of ``resources``, else the one."""
         return self.components or (self.cost_model,)
 
-    def apply(self, loss: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+    def apply(self, loss: torch.Tensor, weights: dict[str, torch.Tensor], log_scale: float | None = None) -> torch.Tensor:
         """``loss`` under the constraint, with ``E[C]`` the expected cost under ``weights``:
 
         - ``per-edge-log``: ``loss + weight * mean_metrics sum_edges log E[C_edge]``, SNAS'
@@ -109,8 +109,10 @@ class Constraint:
           latency term pushes only above the target (how a target enters FBNet's loss here:
           below it the loss is the plain cross-entropy times ``weight``).
 
-        The ``filter`` form is no loss: a search under it rejects candidates over the target
-        (:meth:`CostModel.within`), so applying it is an error."""
+        ``log_scale`` multiplies the cost inside the log of the ``mul-log`` forms (default:
+        :data:`LOG_UNIT_SCALE`, microseconds for latency; 1 keeps the cost model's unit, as
+        ProxylessNAS' milliseconds). The ``filter`` form is no loss: a search under it rejects
+        candidates over the target (:meth:`CostModel.within`), so applying it is an error."""
         if self.form in WEIGHTLESS_FORMS:
             raise NasbenchError(f"the {self.form} constraint form is a hard filter on candidates (a candidate over the "
                                 "target is rejected), not a loss term: a method that adds its constraint to a loss "
@@ -125,7 +127,7 @@ class Constraint:
             return loss + self.weight * (expected - self.target) / self.target
         if self.form == "mul-log-hinge":
             expected = torch.clamp(expected, min=self.target)
-        scale = LOG_UNIT_SCALE.get(self.metric, 1.0)
+        scale = LOG_UNIT_SCALE.get(self.metric, 1.0) if log_scale is None else log_scale
         return loss * self.weight * (torch.log(expected * scale) / math.log(self.target * scale)) ** self.exponent
 
     def variant(self) -> str:

@@ -32,7 +32,6 @@ step after every 5th weight step.
 """
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import nn
@@ -127,8 +126,7 @@ class ProxylessNas(HardwareAwareSearch):
             unit = " ms" if constraint.metric == "latency_ms" else ""
             raise TrainingDiverged(f"{self.name}: the expected {constraint.metric} fell to {expected.item():.4g}{unit}, "
                                    f"where the mul-log form's log is not positive; use --constraint-form add-linear")
-        ratio = torch.log(expected) / math.log(constraint.target)
-        return loss * constraint.weight * ratio ** constraint.exponent
+        return constraint.apply(loss, weights, log_scale=1.0)
 
     def architecture_step(self, batch: Batch) -> torch.Tensor:
         """Two sampled paths per layer (edge), one of them active; the binarised gradient of
