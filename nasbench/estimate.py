@@ -21,7 +21,8 @@ steps, plus each epoch search-validation's accuracy under its weights (the epoch
 plus its own later phase: random-ws scores ``samples`` paths on up to 10 batches and its
 ``finalists`` on all of search-validation (forward passes), SPOS recalibrates each path of
 its evolution on ``recalibration_images`` and scores it on all of search-validation; FBNet trains its sampled
-architectures as candidates. ENAS is marked "~": its timed step is a weight step and a
+architectures as candidates; P-DARTS' stages are timed each on its own supernet.
+ENAS is marked "~": its timed step is a weight step and a
 controller update of one sample, counted per batch, plus a forward pass of a batch per
 controller sample of its controller phase; the controller's own (LSTM) work is thus taken
 to be what the timed steps' updates cost, over by a forward pass per batch.
@@ -54,6 +55,7 @@ from nasbench.spaces.cell.supernet import WeightedSupernet
 from nasbench.strategies import get_strategy
 from nasbench.strategies.enas import Enas
 from nasbench.strategies.fbnet import Fbnet
+from nasbench.strategies.pdarts import Pdarts
 from nasbench.strategies.random_search import RandomArchitecture
 from nasbench.strategies.random_ws import SCORE_BATCHES, RandomWeightSharing
 from nasbench.strategies.spos import Spos
@@ -211,6 +213,18 @@ class _Measure:
             scored = (settings.samples * min(self.search_val, SCORE_BATCHES * budget.batch_size)
                       + settings.finalists * self.search_val)
             return MethodEstimate(steps * step + scored * self.forward(strategy, strategy.search_weights()), final)
+        if isinstance(strategy, Pdarts):  # each stage's epochs at its own (deeper, sparser) supernet's step and record
+            seconds = 0.0
+            for stage in range(len(strategy.stage_cells)):
+                if stage:
+                    strategy.epochs_done += strategy.stage_epochs
+                    strategy.advance_stage()
+                    step = time_search_step(strategy, warmup=warmup_calls(self.device), repeats=REPEATS,
+                                            budget_s=STEP_BUDGET_S)["mean_s"]
+                with torch.no_grad():
+                    record = self.search_val * self.forward(strategy, strategy.edge_weights())
+                seconds += strategy.stage_epochs * (steps // budget.epochs * step + record)
+            return MethodEstimate(seconds, final)
         if isinstance(strategy, Enas):
             settings = strategy.settings
             samples = (budget.epochs * settings.controller_steps * settings.controller_aggregate

@@ -203,6 +203,17 @@ PUBLISHED = {
     "strategies.metaqnn:LEARNING_RATE": 0.01,
     "strategies.metaqnn:DISCOUNT": 1.0,
     "strategies.metaqnn:REPLAY_SAMPLES": 100,
+    # EAS (han-cai/EAS code/arch_search/arch_search_convnet_net2net.py, models/layers.py)
+    "strategies.eas:EMBEDDING": 16,
+    "strategies.eas:HIDDEN": 50,
+    "strategies.eas:PLACES": 10,
+    "strategies.eas:CONTROLLER_LR": 2e-3,
+    "strategies.eas:ENTROPY_WEIGHT": 1e-5,
+    "strategies.eas:BASELINE_STEP": 0.95,
+    "strategies.eas:STATISTICS_IMAGES": 64,
+    "spaces.plain_cnn.morphism:WIDER_NOISE": 1e-2,
+    "spaces.plain_cnn.morphism:DEEPER_NOISE": 1e-3,
+    "spaces.plain_cnn.arch:KERNELS": (1, 3, 5),
 }
 """What the table states as ours, by ``<module under nasbench>:<name>[.<attribute>]`` (a method's
 loss forms in order: the first is its default)."""

@@ -39,7 +39,7 @@ def test_listing_and_unknown_names_import_no_plugin():
             "'nasbench.spaces.')) and not getattr(module, '__file__', '').endswith('__init__.py')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
     error, imported = done.stdout.splitlines()
-    assert error.startswith("unknown method 'nope'; known: darts, darts-2nd, enas")
+    assert error.startswith("unknown method 'nope'; known: darts, darts-2nd, eas, enas")
     assert imported == "[]"
 
 

@@ -15,9 +15,9 @@ if TYPE_CHECKING:
 
 STRATEGIES = Registry("method", "nasbench.strategies", (
     "random_search:RandomSearch", "random_search:RandomArchitecture", "darts:Darts", "darts:DartsSecondOrder",
-    "snas:Snas", "gdas:Gdas", "pc_darts:PcDarts", "evolution:RegularizedEvolution", "pnas:Pnas",
+    "snas:Snas", "gdas:Gdas", "pc_darts:PcDarts", "pdarts:Pdarts", "evolution:RegularizedEvolution", "pnas:Pnas",
     "random_ws:RandomWeightSharing", "spos:Spos", "fbnet:Fbnet", "proxylessnas:ProxylessNas", "enas:Enas",
-    "nas_rl:NasRl", "nasnet:Nasnet", "metaqnn:MetaQnn",
+    "nas_rl:NasRl", "nasnet:Nasnet", "metaqnn:MetaQnn", "eas:Eas",
 ), listed=("strategy_class", "spaces", "summary", "protocol_section"))
 """Every method by name (one line each: where its class lives), imported when used."""
 

@@ -32,7 +32,6 @@ step after every 5th weight step.
 """
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 

@@ -24,7 +24,7 @@ def test_list_methods():
     assert {r["name"]: r["spaces"] for r in rows if r["spaces"] != ["cell"]} == \
         {"fbnet": ["fbnet", "cell"], "proxylessnas": ["fbnet", "cell"], "random": ["cell", "nasnet"],
          "evolution": ["cell", "nasnet"], "enas": ["cell", "enas-macro"], "metaqnn": ["metaqnn"],
-         "nas-rl": ["nasrl-macro"], "nasnet": ["nasnet", "cell"]}
+         "nas-rl": ["nasrl-macro"], "nasnet": ["nasnet", "cell"], "spos": ["cell", "fbnet"], "eas": ["plain-cnn"]}
     header, *text = run_cli("list", "methods").out.splitlines()
     assert header.split() == ["method", "strategy", "spaces", "summary"]
     assert [line.split()[0] for line in text] == list(STRATEGIES)
@@ -35,7 +35,8 @@ def test_list_methods():
 
 def test_list_spaces_and_protocols():
     (spaces,) = run_cli("list", "spaces", "--json").json_lines()
-    assert [s["name"] for s in spaces] == ["cell", "fbnet", "nasrl-macro", "nasnet", "metaqnn", "enas-macro"]
+    assert [s["name"] for s in spaces] == ["cell", "fbnet", "nasrl-macro", "nasnet", "metaqnn", "enas-macro",
+                                                 "plain-cnn"]
     (protocols,) = run_cli("list", "protocols", "--json").json_lines()
     assert [p["name"] for p in protocols] == builtin_protocols() == ["full", "proxy", "quick", "smoke"]
     assert all(p["hash"] == load_protocol(p["name"]).hash for p in protocols)

@@ -117,14 +117,16 @@ def test_every_registered_section_reads_the_built_in_protocols(smoke):
 
 
 def test_registry():
-    assert sorted(STRATEGIES) == ["darts", "darts-2nd", "enas", "evolution", "fbnet", "gdas", "metaqnn", "nas-rl",
-                                  "nasnet", "pc-darts", "pnas", "proxylessnas", "random", "random-arch", "random-ws",
+    assert sorted(STRATEGIES) == ["darts", "darts-2nd", "eas", "enas", "evolution", "fbnet", "gdas", "metaqnn", "nas-rl",
+                                  "nasnet", "pc-darts", "pdarts", "pnas", "proxylessnas", "random", "random-arch",
+                                  "random-ws",
                                   "snas", "spos"]
     assert get_strategy("random") is RandomSearch and get_strategy("random-arch") is RandomArchitecture
     with pytest.raises(UnknownNameError) as info:
         get_strategy("amoebanet")
-    assert str(info.value) == ("unknown method 'amoebanet'; known: darts, darts-2nd, enas, evolution, fbnet, gdas, "
-                               "metaqnn, nas-rl, nasnet, pc-darts, pnas, proxylessnas, random, random-arch, random-ws, "
+    assert str(info.value) == ("unknown method 'amoebanet'; known: darts, darts-2nd, eas, enas, evolution, fbnet, gdas, "
+                               "metaqnn, nas-rl, nasnet, pc-darts, pdarts, pnas, proxylessnas, random, random-arch, "
+                               "random-ws, "
                                "snas, spos")
     for name, cls in STRATEGIES.items():
         assert cls.name == name and cls.strategy_class in STRATEGY_CLASSES and cls.summary

@@ -26,7 +26,8 @@ Extension points: ``mixed_op`` builds each edge's mixed operation (PC-DARTS' par
 channels wrap :class:`MixedOp` on ``channels // K`` channels with a channel shuffle), and
 an edge is scaled as a whole by scaling its weight row (PC-DARTS' edge normalisation; a
 partial-channel edge weighs its bypassed channels by the row's sum), so
-:meth:`SearchCell.forward` sums a node's incoming edges as they come.
+:meth:`SearchCell.forward` sums a node's incoming edges as they come; a method may set a
+:class:`MixedOp`'s ``skip_dropout`` (P-DARTS' dropout after the identity skip-connect in training).
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ from nasbench.spaces.cell.network import (
     make_stem,
     plan_network,
 )
-from nasbench.spaces.cell.ops import SEARCH_OPERATIONS, make_operation
+from nasbench.spaces.cell.ops import SEARCH_OPERATIONS, Identity, make_operation
 from nasbench.spaces.layers import weighted_sum
 
 EDGES = supernet_edges()
@@ -113,6 +114,8 @@ class MixedOp(nn.Module):
         self.ops = nn.ModuleDict({name: search_operation(name, channels, stride, pool_norm)
                                   for name in SEARCH_OPERATIONS if name != "none"})
         self.takes_relu = {name: drop_leading_relu(op) for name, op in self.ops.items()}
+        self.skip_dropout: Callable[[torch.Tensor], torch.Tensor] | None = None
+        """Set by a method that drops the identity skip-connect's output in training (P-DARTS)."""
 
     def forward(self, x: State, weights: torch.Tensor, active: tuple[int, ...]) -> torch.Tensor | None:
         """``sum_k weights[k] * op_k(x)`` over the ``active`` operations; None when no
@@ -120,7 +123,10 @@ class MixedOp(nn.Module):
         return weighted_sum((weights[k], self._operation(SEARCH_OPERATIONS[k], x)) for k in active)
 
     def _operation(self, name: str, x: State) -> torch.Tensor:
-        return self.ops[name](x.relu if self.takes_relu[name] else x.raw)
+        out = self.ops[name](x.relu if self.takes_relu[name] else x.raw)
+        if self.skip_dropout is not None and self.training and isinstance(self.ops[name], Identity):
+            out = self.skip_dropout(out)
+        return out
 
 
 class DropPath:

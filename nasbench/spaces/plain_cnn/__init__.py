@@ -1,0 +1,1 @@
+"""EAS' plain CNN space and its function-preserving transformations (Cai et al., AAAI 2018)."""
