@@ -174,12 +174,16 @@ class Protocol:
 
 def read_section(protocol: Protocol, label: str, cls: type) -> Any:
     """A method's or space's own ``[<label>]`` as its settings class ``cls``, or an error
-    saying how to add it."""
+    saying how to add it; checked by the settings' ``check(where)`` and, where the class
+    has one, against the rest of the protocol by its ``check_protocol(protocol, where)``."""
     raw = protocol.section(label)
     if raw is None:
         raise ConfigError(f"protocol {protocol.name} has no [{label}] section ({settings_fields(cls)}); "
                           f"add one to the protocol file (the built-in protocols have one)")
-    return parse_settings(cls, raw, f"protocol {protocol.name}", label)
+    settings = parse_settings(cls, raw, f"protocol {protocol.name}", label)
+    if hasattr(settings, "check_protocol"):
+        settings.check_protocol(protocol, f"protocol {protocol.name}: [{label}]")
+    return settings
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:

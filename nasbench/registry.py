@@ -6,17 +6,29 @@ class's literal attributes in its source, following its bases, without importing
 ``nasbench list``, ``--help`` and a misspelt name answer at once instead of after torch
 and every plugin have loaded. The class itself, the only source of those attributes, is
 imported on first use; a contract test checks that the source reading agrees with it.
+A plugin's settings class (the dataclass its protocol section is parsed into) is built from
+its source alone the same way (:meth:`Registry.source_class`), so that a bad value in a
+protocol file is refused before torch and the plugin load.
 """
 from __future__ import annotations
+import __future__
 
 import ast
+import dataclasses
 import importlib
 import importlib.util
+import sys
+import types
 from collections.abc import Iterator, MutableMapping
 from functools import cache
 from typing import Any
 
-from nasbench.errors import UnknownNameError
+from nasbench.errors import ConfigError, UnknownNameError
+from nasbench.settings import require
+
+SETTINGS_NAMES = {"dataclass": dataclasses.dataclass, "field": dataclasses.field, "require": require,
+                  "ConfigError": ConfigError}
+"""What a settings class's source may use beyond the builtins and its module's literal constants."""
 
 
 @cache
@@ -62,6 +74,61 @@ def class_attributes(module: str, class_name: str, names: tuple[str, ...]) -> di
     return found
 
 
+def _assigned_name(module: str, class_name: str, attribute: str) -> tuple[str, str] | None:
+    """(module, name) of what ``module.class_name`` (or its nearest nasbench base) assigns to
+    ``attribute`` by name; None where it assigns None or nothing."""
+    pending = [(module, class_name)]
+    while pending:
+        resolved = _resolve(*pending.pop(0))
+        if resolved is None:
+            continue
+        where, node = resolved
+        for statement in node.body:
+            target = statement.targets[0] if isinstance(statement, ast.Assign) else getattr(statement, "target", None)
+            if isinstance(target, ast.Name) and target.id == attribute and getattr(statement, "value", None) is not None:
+                return (where, statement.value.id) if isinstance(statement.value, ast.Name) else None
+        pending += [(where, base.value.id if isinstance(base, ast.Subscript) else base.id) for base in node.bases
+                    if isinstance(base.value if isinstance(base, ast.Subscript) else base, ast.Name)]
+    return None
+
+
+@cache
+def source_class(module: str, class_name: str, attribute: str) -> type | None:
+    """The class ``module.class_name`` assigns to ``attribute`` (``settings_class``,
+    ``layout_class``), executed from its source alone: its definition, the module's classes
+    it names (nested settings) and literal constants, :data:`SETTINGS_NAMES` and the
+    builtins, nothing imported. It lives in a module of its own, ``<module>:source``."""
+    assigned = _assigned_name(module, class_name, attribute)
+    resolved = None if assigned is None else _resolve(*assigned)
+    if resolved is None:
+        return None
+    where, node = resolved
+    tree = _module_tree(where)
+    classes = {c.name: c for c in tree.body if isinstance(c, ast.ClassDef)}
+    needed, pending = [], [node]
+    while pending:
+        current = pending.pop()
+        if current not in needed:
+            needed.insert(0, current)
+            pending += [classes[n.id] for n in ast.walk(current) if isinstance(n, ast.Name) and n.id in classes]
+    constants = []
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and all(isinstance(t, ast.Name) for t in statement.targets):
+            try:
+                ast.literal_eval(statement.value)
+            except ValueError:
+                continue
+            constants.append(statement)
+    built = types.ModuleType(f"{where}:source")
+    built.__dict__.update(SETTINGS_NAMES)
+    sys.modules[built.__name__] = built  # where dataclasses and typing.get_type_hints look names up
+    source = ast.fix_missing_locations(ast.Module(body=[*constants, *needed], type_ignores=[]))
+    code = compile(source, importlib.util.find_spec(where).origin, "exec", flags=__future__.annotations.compiler_flag,
+                   dont_inherit=True)
+    exec(code, built.__dict__)  # noqa: S102
+    return built.__dict__[node.name]
+
+
 class Registry(MutableMapping):
     """Name -> plugin class, loaded on first access. Built from registry lines
     ``"<module>:<Class>"`` (relative to ``package``); classes may also be registered at run
@@ -84,6 +151,14 @@ class Registry(MutableMapping):
                 card = class_attributes(f"{self.package}.{module}", class_name, ("name", *self.listed))
                 self._read[card["name"]] = {**card, "location": f"{self.package}.{module}:{class_name}"}
         return self._read
+
+    def source_class(self, name: str, attribute: str) -> type | None:
+        """The class plugin ``name`` assigns to ``attribute``, from source (see
+        :func:`source_class`); a plugin registered at run time gives its own."""
+        if name in self._added:
+            return getattr(self._added[name], attribute)
+        module, class_name = self._line_cards()[name]["location"].split(":")
+        return source_class(module, class_name, attribute)
 
     def cards(self) -> dict[str, dict[str, Any]]:
         """Every plugin's ``name`` and listed attributes, in registry order."""

@@ -4,7 +4,7 @@ way, down the layers of the design, between top-level units (``nasbench.spaces``
 ``nasbench.hardware``, ``nasbench.protocol``, ...):
 
     cli -> estimate -> runner, ranking, bench, export -> strategies, report -> training, hardware -> spaces
-        -> data, provenance, store -> protocol -> settings, types, progress, numerics -> errors
+        -> data, provenance, store -> protocol, registry -> settings, types, progress, numerics -> errors
 
 An arrow may only point down (not sideways: ``ranking`` may not import ``bench``); ``store``
 imports only ``types`` and ``errors``; ``report`` never imports a method (strategies, runner,
@@ -31,9 +31,9 @@ LAYERS = [
     ["nasbench.training", "nasbench.hardware"],
     ["nasbench.spaces"],
     ["nasbench.data", "nasbench.provenance", "nasbench.store"],
-    ["nasbench.protocol"],
+    ["nasbench.protocol", "nasbench.registry"],
     ["nasbench.settings", "nasbench.types", "nasbench.progress", "nasbench.numerics", "nasbench.protocols",
-     "nasbench.registry", "nasbench.executor"],
+     "nasbench.executor"],
     ["nasbench.errors"],
 ]
 """Top-level units from the top layer down; a unit may import units of the layers below its own."""

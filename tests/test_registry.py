@@ -1,14 +1,17 @@
-"""The plugin registries: what they list is read from the plugins' source without importing
-them, and agrees with the classes once they are imported."""
+"""The plugin registries: what they list, and the settings classes of the plugins' protocol
+sections, are read from the plugins' source without importing them, and agree with the
+classes once they are imported."""
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
 import pytest
 from helpers import REPO_ROOT
 
-from nasbench.errors import UnknownNameError
+from nasbench.errors import ConfigError, UnknownNameError
+from nasbench.protocol import builtin_protocols, load_protocol, read_section
 from nasbench.registry import Registry, class_attributes
 from nasbench.spaces import SPACES
 from nasbench.strategies import STRATEGIES
@@ -22,6 +25,47 @@ def test_the_cards_read_from_source_agree_with_the_classes(registry):
         for attribute in registry.listed:
             assert card.get(attribute) == getattr(cls, attribute), (name, attribute)
         assert card["location"] == f"{cls.__module__}:{cls.__name__}"
+
+
+def settings_of(registry, name: str) -> tuple[str, str] | None:
+    """(label of the plugin's protocol section, attribute naming its settings class), if it has one."""
+    card = registry.cards()[name]
+    if not card.get("protocol_section"):
+        return None
+    if registry is STRATEGIES:
+        return f"search.{card['protocol_section']}", "settings_class"
+    return card["protocol_section"], "layout_class"
+
+
+def section_outcome(protocol, label: str, cls: type):
+    """The section as ``cls`` parses it (as a dict), or the error it gives."""
+    try:
+        return dataclasses.asdict(read_section(protocol, label, cls))
+    except ConfigError as err:
+        return str(err)
+
+
+@pytest.mark.parametrize("registry", [STRATEGIES, SPACES], ids=["methods", "spaces"])
+def test_settings_classes_built_from_source_parse_and_refuse_as_the_imported_ones(registry):
+    owned = 0
+    for name in registry:
+        found = settings_of(registry, name)
+        if found is None:
+            continue
+        label, attribute = found
+        built, real = registry.source_class(name, attribute), getattr(registry[name], attribute)
+        assert built is not real and built.__name__ == real.__name__
+        assert [(f.name, f.default) for f in dataclasses.fields(built)] == \
+            [(f.name, f.default) for f in dataclasses.fields(real)], name
+        for protocol in map(load_protocol, builtin_protocols()):
+            assert section_outcome(protocol, label, built) == section_outcome(protocol, label, real)
+            section = protocol.section(label)
+            for key, value in section.items():  # every value made bad: the same error (or none) from both
+                for bad in ((-1, 0, 10**9) if isinstance(value, int) and not isinstance(value, bool) else ("x", None)):
+                    changed = protocol.with_section(label, {**section, key: bad})
+                    assert section_outcome(changed, label, built) == section_outcome(changed, label, real), (name, key)
+        owned += 1
+    assert owned >= 4
 
 
 def test_inherited_attributes_are_read_from_the_nearest_base():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from nasbench.errors import ConfigError
-from nasbench.protocol import Protocol
+from nasbench.protocol import Protocol, read_section
 from nasbench.registry import Registry
 from nasbench.spaces import SPACES
 
@@ -34,17 +34,20 @@ def get_strategy(name: str) -> type[Strategy]:
 
 
 def own_sections() -> dict[str, Any]:
-    """Every protocol section a registered method or space owns, by label, with its reader
-    (which imports its owner when called)."""
-    methods = {f"search.{card['protocol_section']}": _reader(STRATEGIES, name, "read_settings")
+    """Every protocol section a registered method or space owns, by label, with its reader:
+    the section parsed and checked by the owner's settings class as its source defines it
+    (:meth:`~nasbench.registry.Registry.source_class`), so that neither the owner nor torch
+    is imported."""
+    methods = {f"search.{card['protocol_section']}": _reader(STRATEGIES, name, "settings_class",
+                                                             f"search.{card['protocol_section']}")
                for name, card in STRATEGIES.cards().items() if card.get("protocol_section")}
-    spaces = {card["protocol_section"]: _reader(SPACES, name, "read_layout")
+    spaces = {card["protocol_section"]: _reader(SPACES, name, "layout_class", card["protocol_section"])
               for name, card in SPACES.cards().items() if card.get("protocol_section")}
     return methods | spaces
 
 
-def _reader(registry: Any, name: str, method: str) -> Any:
-    return lambda protocol: getattr(registry[name], method)(protocol)
+def _reader(registry: Any, name: str, attribute: str, label: str) -> Any:
+    return lambda protocol: read_section(protocol, label, registry.source_class(name, attribute))
 
 
 def check_protocol(protocol: Protocol) -> Protocol:

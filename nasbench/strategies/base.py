@@ -70,13 +70,7 @@ class Strategy(ABC):
         an error saying how to add it; None for a method without settings of its own."""
         if cls.protocol_section is None:
             return None
-        settings = read_section(protocol, f"search.{cls.protocol_section}", cls.settings_class)
-        cls.check_settings(settings, protocol, f"protocol {protocol.name}: [search.{cls.protocol_section}]")
-        return settings
-
-    @classmethod
-    def check_settings(cls, settings: Any, protocol: Protocol, where: str) -> None:
-        """Checks of the method's settings against the shared protocol (none by default)."""
+        return read_section(protocol, f"search.{cls.protocol_section}", cls.settings_class)
 
     def method_settings(self) -> Any:
         """:meth:`read_settings` of the run's protocol."""

@@ -27,6 +27,10 @@ class EvolutionBudget:
     def check(self, where: str) -> None:
         require(1 <= self.sample <= self.population, where, "need 1 <= sample <= population")
 
+    def check_protocol(self, protocol, where: str) -> None:
+        require(self.population <= protocol.search.candidates, where,
+                "population must not exceed [search] candidates (the population is trained first)")
+
 
 class RegularizedEvolution(Strategy):
     """Aging evolution with tournament selection over the protocol's candidate budget."""
@@ -38,11 +42,6 @@ class RegularizedEvolution(Strategy):
     protocol_section = "evolution"
     settings_class = EvolutionBudget
     state_fields = ("population",)
-
-    @classmethod
-    def check_settings(cls, settings: EvolutionBudget, protocol, where: str) -> None:
-        require(settings.population <= protocol.search.candidates, where,
-                "population must not exceed [search] candidates (the population is trained first)")
 
     def __init__(self, context):
         super().__init__(context)

@@ -57,6 +57,19 @@ def test_answers_that_need_no_network_import_no_torch(case):
     assert found["count"] < 200, found["count"]  # the standard library's share included; with torch it is over 1000
 
 
+@pytest.mark.parametrize("section, value, message", [
+    ("search.spos", "population = 0", "[search.spos]: need 1 <= select <= population"),
+    ("search.evolution", "population = 500", "population must not exceed [search] candidates"),
+    ("plain_cnn", "blocks = 0", "[plain_cnn]"),
+])
+def test_a_bad_value_in_a_plugins_section_is_refused_without_torch(tmp_path, section, value, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(f'base = "smoke"\n\n[{section}]\n{value}\n')
+    found = imports_of("run", "--method", "random", "--protocol", str(path), "--store", str(tmp_path / "s.sqlite"))
+    assert found["code"] == 2 and message in found["err"] and found["err"].count("\n") == 1, found["err"]
+    assert not found["torch"], "a bad protocol value imported torch"
+
+
 def test_a_run_imports_torch_and_its_methods_once_the_input_is_good(tmp_path, data_path):
     found = imports_of("run", "--method", "random", "--protocol", "smoke", "--store", str(tmp_path / "s.sqlite"),
                        "--data", str(data_path), "--no-progress", "--no-estimate")
