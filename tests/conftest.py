@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import (
+    DEFAULT_DATA,
     REPO_ROOT,
     SmokeStore,
     run_cli,
@@ -41,6 +42,17 @@ def data_path() -> Path:
     if not path.is_file():
         pytest.fail(f"the CIFAR-10 subset is missing: looked for {path} ($NASBENCH_DATA, else "
                     f"../shared/data/cifar10_subset.npz relative to the repository root {REPO_ROOT}); "
+                    "the suite needs it and does not download data", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def ptb_path() -> Path:
+    """The real PTB validation and test splits (no training split: the corpus' stand-in
+    mode), beside the CIFAR-10 subset in ../shared/data."""
+    path = DEFAULT_DATA.parent / "ptb"
+    if not (path / "ptb.valid.txt").is_file():
+        pytest.fail(f"the Penn Treebank stand-in is missing: looked for {path}/ptb.valid.txt and ptb.test.txt; "
                     "the suite needs it and does not download data", pytrace=False)
     return path
 

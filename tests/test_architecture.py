@@ -3,8 +3,8 @@ nasbench/, at module level, in functions and under ``if TYPE_CHECKING``): import
 way, down the layers of the design, between top-level units (``nasbench.spaces``,
 ``nasbench.hardware``, ``nasbench.protocol``, ...):
 
-    cli -> estimate -> runner, ranking, bench, export -> strategies, report -> training, hardware -> spaces
-        -> data, provenance, store -> protocol, registry -> settings, types, progress, numerics -> errors
+    cli -> estimate -> runner, ranking, bench, export -> strategies, report -> training, hardware, language_model
+        -> spaces -> corpus -> data, provenance, store -> protocol, registry -> settings, types, progress, numerics -> errors
 
 An arrow may only point down (not sideways: ``ranking`` may not import ``bench``); ``store``
 imports only ``types`` and ``errors``; ``report`` never imports a method (strategies, runner,
@@ -28,8 +28,9 @@ LAYERS = [
     ["nasbench.estimate"],
     ["nasbench.runner", "nasbench.ranking", "nasbench.bench", "nasbench.export"],
     ["nasbench.strategies", "nasbench.report"],
-    ["nasbench.training", "nasbench.hardware"],
+    ["nasbench.training", "nasbench.hardware", "nasbench.language_model"],
     ["nasbench.spaces"],
+    ["nasbench.corpus"],
     ["nasbench.data", "nasbench.provenance", "nasbench.store"],
     ["nasbench.protocol", "nasbench.registry"],
     ["nasbench.settings", "nasbench.types", "nasbench.progress", "nasbench.numerics", "nasbench.protocols",

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 SPACES = Registry("space", "nasbench.spaces", (
     "cell.space:CellSpace", "fbnet.space:FbnetSpace", "nasrl_macro.space:NasRlSpace", "nasnet.space:NasnetSpace",
     "metaqnn.space:MetaqnnSpace", "enas_macro.space:EnasMacroSpace", "plain_cnn.space:PlainCnnSpace",
+    "recurrent_cell.space:EnasRnnSpace", "nasrl_rnn.space:NasRlRnnSpace",
 ), listed=("description", "protocol_section"))
 """Every space by name (one line each: where its class lives), imported when used."""
 

@@ -47,6 +47,9 @@ class SearchSpace(ABC, Generic[Arch]):
     """The settings dataclass of that section, defined in the space's own file."""
     input_size: int = 32
     """Side of the square images its networks take."""
+    task: ClassVar[str] = "image"
+    """What its networks do: ``image`` (classify 32x32 images into ``num_classes``) or
+    ``language-model`` (predict the next of ``num_classes`` words from (time, batch) ids)."""
 
     @classmethod
     def for_protocol(cls, protocol: Protocol) -> "SearchSpace":

@@ -36,7 +36,7 @@ def test_list_methods():
 def test_list_spaces_and_protocols():
     (spaces,) = run_cli("list", "spaces", "--json").json_lines()
     assert [s["name"] for s in spaces] == ["cell", "fbnet", "nasrl-macro", "nasnet", "metaqnn", "enas-macro",
-                                                 "plain-cnn"]
+                                                 "plain-cnn", "enas-rnn", "nasrl-rnn"]
     (protocols,) = run_cli("list", "protocols", "--json").json_lines()
     assert [p["name"] for p in protocols] == builtin_protocols() == ["full", "proxy", "quick", "smoke"]
     assert all(p["hash"] == load_protocol(p["name"]).hash for p in protocols)

@@ -3,7 +3,7 @@
 architectures are immutable values (hashable, equal values with equal hashes, frozen), they
 round-trip through their JSON form (``to_dict`` / ``from_dict`` and ``json.dumps``), they read
 as text that tells them apart, sampling depends only on the ``random.Random`` it is given,
-and each builds a network that classifies images. The zoo's published architectures are
+and each builds a network for its ``task``: one that classifies images, or a language model. The zoo's published architectures are
 values of the space too."""
 from __future__ import annotations
 
@@ -72,10 +72,18 @@ def test_sampling_depends_only_on_the_rng(space, samples):
         assert [space.sample(rng) for _ in range(SAMPLES)] == samples[:SAMPLES]
 
 
-def test_a_network_of_each_architecture_classifies_images(space, samples, smoke):
+def test_a_network_of_each_architecture_does_its_task(space, samples, smoke):
+    """An image network classifies a batch of images into the config's classes; a language
+    model gives, for (time, batch) word ids, log-probabilities over the config's words."""
     torch.manual_seed(0)
+    config = smoke.candidate.network
     for arch in samples[:3]:
-        network = space.build(arch, smoke.candidate.network).eval()
+        network = space.build(arch, config).eval()
         with torch.no_grad():
+            if space.task == "language-model":
+                log_probs = network(torch.randint(config.num_classes, (5, 2)), network.init_state(2))[0]
+                assert log_probs.shape == (5, 2, config.num_classes), str(arch)
+                assert torch.allclose(log_probs.exp().sum(-1), torch.ones(5, 2)), str(arch)
+                continue
             logits = network(torch.randn(2, 3, space.input_size, space.input_size))
-        assert logits.shape == (2, 10) and torch.isfinite(logits).all(), str(arch)
+        assert space.task == "image" and logits.shape == (2, 10) and torch.isfinite(logits).all(), str(arch)

@@ -1,0 +1,253 @@
+"""What the recurrent-cell spaces share: the protocol's ``[language_model]`` section and the
+language model around a cell (embedding, the cell unrolled over time, tied decoder, the
+AWD-LSTM dropouts DARTS and ENAS train with).
+
+Both recurrent spaces (``enas-rnn``, ``nasrl-rnn``) own the one ``[language_model]``
+section: they read it with the same settings class, so ``check_protocol``, which keeps one
+reader per label, checks it the same whichever owner it calls. ``full`` holds DARTS'
+settings (Liu et al., ICLR 2019, Sect. 4.2; rnn/train_search.py and rnn/train.py defaults);
+where ENAS' official scripts differ, the field's docstring says so.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nasbench.settings import require
+from nasbench.spaces.base import SearchSpace
+from nasbench.types import NetworkConfig
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "identity": lambda x: x}
+"""The four activations of ENAS' and DARTS' recurrent spaces (ENAS ptb_enas_child.py:310-319,
+DARTS rnn/genotypes.py:5-11 without ``none``) and of NAS-RL's tree nodes."""
+INIT_RANGE = 0.04
+"""Every weight uniform in +-0.04: DARTS rnn/model.py:11; ENAS ptb_enas_child.py:507-512 for
+more than 400 units."""
+STAGES = ("search", "final")
+CELL_AVERAGES = ("loose-ends", "intermediate")
+
+
+@dataclass(frozen=True)
+class Dropouts:
+    """AWD-LSTM's dropouts (DARTS rnn/model.py), each the probability of dropping."""
+
+    output: float
+    """Locked dropout on the cell's outputs before the decoder (``dropout``)."""
+    hidden: float
+    """Variational dropout on h_{t-1} and on every node's input inside the cell (``dropouth``)."""
+    x: float
+    """Variational dropout on the cell's input x_t (``dropoutx``)."""
+    input: float
+    """Locked dropout on the embedded words (``dropouti``)."""
+    embedding: float
+    """Whole words dropped from the embedding matrix (``dropoute``)."""
+
+
+@dataclass(frozen=True)
+class LanguageModelStage:
+    """What one training stage (search or final) needs: sizes, recipe, dropouts."""
+
+    hidden_size: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    epochs: int
+    dropouts: Dropouts
+    bptt: int
+    grad_clip: float
+    slowness: float
+    eval_batch_size: int
+    asgd_nonmono: int
+    """Switch SGD to averaged SGD once the validation loss is worse than the best of all but
+    the last ``asgd_nonmono`` epochs; 0 never switches."""
+
+
+@dataclass(frozen=True)
+class LanguageModelSettings:
+    """``[language_model]``: the language-model protocol of the recurrent-cell spaces."""
+
+    bptt: int
+    """Mean window of truncated BPTT (DARTS train.py:38 35; ENAS ptb_final.sh 35)."""
+    eval_batch_size: int
+    """Columns of the validation split (DARTS train.py:110 10)."""
+    test_batch_size: int
+    """Columns of the test split (DARTS train.py:111 1)."""
+    grad_clip: float
+    """Gradient-norm bound (DARTS train.py:32 0.25; ENAS search 10, final 0.25)."""
+    slowness: float
+    """Temporal activation regularisation beta (DARTS train.py:62 1e-3; ENAS final 1e-3)."""
+    dropout_output: float
+    dropout_hidden: float
+    dropout_x: float
+    dropout_input: float
+    """DARTS' dropouts of output, hidden, x and input (train.py:40-46: 0.75, 0.25, 0.75, 0.2);
+    ENAS drops 0.75, 0.25, 0.75 of output, hidden, x in search (ptb_search.sh: o/h/x_keep
+    0.25, 0.75, 0.25) and 0.76, 0.25, 0.75 in final training (ptb_final.sh), no input."""
+    search_hidden_size: int
+    """Embedding = hidden units in search (DARTS train_search.py:23-26 300; ENAS 720)."""
+    search_batch_size: int
+    """DARTS train_search.py:35 256; ENAS ptb_search.sh 20."""
+    search_lr: float
+    """SGD (DARTS train_search.py:29 20; ENAS 0.25 on a loss summed over the window)."""
+    search_weight_decay: float
+    """DARTS train_search.py:63 5e-7; ENAS l2 1e-7."""
+    search_epochs: int
+    """DARTS train_search.py:33 50; ENAS ptb_search.sh 100."""
+    search_dropout_embedding: float
+    """DARTS train_search.py:47 0; ENAS drops 0.25 (e_keep 0.75)."""
+    final_hidden_size: int
+    """DARTS train.py:24-27 850 (23M parameters); ENAS ptb_final.sh 748."""
+    final_batch_size: int
+    """DARTS train.py:36 64; ENAS 64."""
+    final_lr: float
+    """DARTS train.py:30 20; ENAS 20, decayed by 0.9991 an epoch from epoch 14 instead of ASGD."""
+    final_weight_decay: float
+    """DARTS train.py:64 8e-7; ENAS l2 5e-7."""
+    final_epochs: int
+    """DARTS train.py:34 8000 (an upper limit); ENAS ptb_final.sh 2000."""
+    final_dropout_embedding: float
+    """DARTS train.py:48 0.1; ENAS drops 0.21 (e_keep 0.79)."""
+    final_asgd_nonmono: int
+    """DARTS train.py:52,302: SGD until the validation loss is worse than the best of all but
+    the last 5 epochs, then ASGD (AWD-LSTM's NT-ASGD). Search never switches (train_search.py)."""
+    cell_steps: int
+    """``enas-rnn``: nodes after node 0 (DARTS genotypes.py:12 STEPS 8; ENAS rhn_depth 12 - 1 = 11)."""
+    cell_average: str
+    """``enas-rnn``: the output averages ``intermediate`` nodes (all but node 0, DARTS'
+    concat=range(1, 9)) or the ``loose-ends`` no node reads (ENAS ptb_enas_child.py:326-327)."""
+    nasrl_base: int
+    """``nasrl-rnn``: leaves of the tree (NAS-RL Sect. 4.2: base 8 for PTB; Fig. 5 draws base 2)."""
+
+    def check(self, where: str) -> None:
+        sizes = (self.bptt, self.eval_batch_size, self.test_batch_size, self.search_hidden_size,
+                 self.search_batch_size, self.search_epochs, self.final_hidden_size, self.final_batch_size,
+                 self.final_epochs, self.cell_steps)
+        require(min(sizes) >= 1, where, "sizes, batch sizes, epochs, bptt and cell_steps must be >= 1")
+        rates = (self.dropout_output, self.dropout_hidden, self.dropout_x, self.dropout_input,
+                 self.search_dropout_embedding, self.final_dropout_embedding)
+        require(all(0 <= p < 1 for p in rates), where, "every dropout must lie in [0, 1)")
+        require(min(self.search_lr, self.final_lr) > 0 and self.grad_clip >= 0 and self.slowness >= 0
+                and min(self.search_weight_decay, self.final_weight_decay) >= 0 and self.final_asgd_nonmono >= 0,
+                where, "need lr > 0 and grad_clip, slowness, weight decays, final_asgd_nonmono >= 0")
+        require(self.cell_average in CELL_AVERAGES, where,
+                f"cell_average must be one of {', '.join(CELL_AVERAGES)}, got {self.cell_average!r}")
+        require(self.nasrl_base >= 2 and self.nasrl_base & (self.nasrl_base - 1) == 0, where,
+                f"nasrl_base must be a power of 2 >= 2 (a binary tree's leaves), got {self.nasrl_base}")
+
+    def stage(self, name: str) -> LanguageModelStage:
+        """The ``search`` or ``final`` stage: its own fields and the shared ones."""
+        if name not in STAGES:
+            raise ValueError(f"no language-model stage {name!r} ({', '.join(STAGES)})")
+        own = {f.name.removeprefix(f"{name}_"): getattr(self, f.name)
+               for f in dataclasses.fields(self) if f.name.startswith(f"{name}_")}
+        dropouts = Dropouts(self.dropout_output, self.dropout_hidden, self.dropout_x, self.dropout_input,
+                            own.pop("dropout_embedding"))
+        own.setdefault("asgd_nonmono", 0)
+        return LanguageModelStage(**own, dropouts=dropouts, bptt=self.bptt, grad_clip=self.grad_clip,
+                                  slowness=self.slowness, eval_batch_size=self.eval_batch_size)
+
+
+class RecurrentCell(nn.Module):
+    """A cell stepped over time: ``project`` maps a whole window of inputs at once, ``step``
+    advances the state by one time step. The state is a tuple of (batch, hidden) tensors,
+    the first of which is the output h_t."""
+
+    state_count: ClassVar[int] = 1
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+
+    def project(self, inputs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def step(self, projected: torch.Tensor, state: tuple[torch.Tensor, ...],
+             h_mask: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        raise NotImplementedError
+
+
+def uniform_parameter(*shape: int) -> nn.Parameter:
+    """A weight uniform in +-:data:`INIT_RANGE` (no allocation on the meta device)."""
+    return nn.Parameter(torch.empty(*shape).uniform_(-INIT_RANGE, INIT_RANGE))
+
+
+def _mask(like: torch.Tensor, shape: tuple[int, ...], p: float) -> torch.Tensor:
+    """A dropout mask (kept entries 1/(1-p)), drawn from torch's global generator."""
+    return like.new_empty(shape).bernoulli_(1 - p).div_(1 - p)
+
+
+class LanguageModel(nn.Module):
+    """Word embedding, the cell over the window, locked dropout, decoder tied to the
+    embedding (DARTS rnn/model.py RNNModel; ENAS decodes with w_emb too, without a bias).
+    ``forward(tokens, state)`` takes (time, batch) ids and returns log-probabilities
+    (time, batch, vocabulary), the last state and the cell's raw outputs (for the slowness
+    term)."""
+
+    def __init__(self, cell: RecurrentCell, vocab_size: int, dropouts: Dropouts):
+        super().__init__()
+        self.cell, self.dropouts = cell, dropouts
+        self.encoder = nn.Embedding(vocab_size, cell.input_size)
+        self.decoder = nn.Linear(cell.hidden_size, vocab_size)
+        self.decoder.weight = self.encoder.weight
+        nn.init.uniform_(self.encoder.weight, -INIT_RANGE, INIT_RANGE)
+        nn.init.zeros_(self.decoder.bias)
+
+    def init_state(self, batch_size: int) -> tuple[torch.Tensor, ...]:
+        weight = self.encoder.weight
+        return tuple(weight.new_zeros(batch_size, self.cell.hidden_size) for _ in range(self.cell.state_count))
+
+    def forward(self, tokens: torch.Tensor, state: tuple[torch.Tensor, ...]):
+        d, (steps, batch) = self.dropouts, tokens.shape
+        weight = self.encoder.weight
+        if self.training and d.embedding:
+            weight = weight * _mask(weight, (weight.shape[0], 1), d.embedding)
+        x = F.embedding(tokens, weight)
+        h_mask = None
+        if self.training:
+            x = x * _mask(x, (1, batch, x.shape[2]), d.input) if d.input else x
+            x = x * _mask(x, (1, batch, x.shape[2]), d.x) if d.x else x
+            h_mask = _mask(x, (batch, self.cell.hidden_size), d.hidden) if d.hidden else None
+        projected = self.cell.project(x)
+        outputs = []
+        for t in range(steps):
+            state = self.cell.step(projected[t], state, h_mask)
+            outputs.append(state[0])
+        raw = torch.stack(outputs)
+        dropped = raw * _mask(raw, (1, batch, raw.shape[2]), d.output) if self.training and d.output else raw
+        return F.log_softmax(self.decoder(dropped), dim=-1), state, raw
+
+
+class RecurrentSpace(SearchSpace):
+    """A space of recurrent cells for language modelling, laid out by ``[language_model]``.
+    ``build`` gives the final stage's model at ``config.channels`` units for
+    ``config.num_classes`` words; :meth:`build_language_model` builds for any stage."""
+
+    task = "language-model"
+    protocol_section = "language_model"
+    layout_class = LanguageModelSettings
+
+    def __init__(self, settings: LanguageModelSettings):
+        self.settings = settings
+
+    def make_cell(self, arch: Any, size: int) -> RecurrentCell:
+        """The cell module of ``arch`` with ``size`` inputs and hidden units."""
+        raise NotImplementedError
+
+    def build_language_model(self, arch: Any, stage: LanguageModelStage, vocab_size: int) -> LanguageModel:
+        return LanguageModel(self.make_cell(arch, stage.hidden_size), vocab_size, stage.dropouts)
+
+    def build(self, arch: Any, config: NetworkConfig) -> nn.Module:
+        stage = dataclasses.replace(self.settings.stage("final"), hidden_size=config.channels)
+        return self.build_language_model(arch, stage, config.num_classes)
+
+    def network_record(self, config: NetworkConfig) -> dict[str, Any]:
+        return {"hidden_size": config.channels, "vocab_size": config.num_classes}
+
+    def describe_network(self, config: NetworkConfig) -> str:
+        return f"{config.channels} embedding and hidden units, {config.num_classes} words"

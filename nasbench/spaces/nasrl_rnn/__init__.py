@@ -1,0 +1,1 @@
+"""NAS-RL's recurrent cell space for Penn Treebank."""

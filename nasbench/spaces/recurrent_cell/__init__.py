@@ -1,0 +1,1 @@
+"""ENAS' and DARTS' recurrent cell space for Penn Treebank."""
