@@ -10,7 +10,7 @@ import random
 import pytest
 import torch
 
-from nasbench.errors import ConfigError
+from nasbench.errors import ConfigError, NasbenchError
 from nasbench.protocol import load_protocol
 from nasbench.spaces import get_space
 from nasbench.spaces.recurrent_cell.cell import HighwayCell, RecurrentCellArch
@@ -137,3 +137,12 @@ def test_the_zoo_models_have_the_papers_sizes():
         measured = _params_m(space, space.zoo()[name].arch, 748)
         assert measured == pytest.approx(22.04, abs=0.01) and space.zoo()[name].params_note
         assert 0.9 < measured / space.zoo()[name].published_params_m < 0.95  # the paper's 24M, not reached
+
+
+@pytest.mark.parametrize("name", ["enas-rnn", "nasrl-rnn"])
+def test_a_recurrent_space_refuses_cost_tables_in_one_line(name, smoke):
+    space = get_space(name, smoke)
+    with pytest.raises(NasbenchError, match=f"the {name} space has no cost decomposition"):
+        type(space).for_network(space.network_record(smoke.final.network))
+    with pytest.raises(NasbenchError, match=f"the {name} space has no cost decomposition"):
+        space.cost_layout(smoke.final.network)
