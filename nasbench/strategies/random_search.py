@@ -35,6 +35,8 @@ class RandomArchitecture(Strategy):
     name = "random-arch"
     strategy_class = "RS"
     summary = "reference: one uniformly drawn architecture per seed, no selection"
+    spaces = ("cell", "nasnet", "fbnet", "enas-macro", "nasrl-macro", "metaqnn", "plain-cnn")
+    """Every image space: the reference each space's methods are told apart from."""
     state_fields = ("arch",)
 
     def __init__(self, context):

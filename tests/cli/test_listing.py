@@ -24,7 +24,8 @@ def test_list_methods():
     assert {r["name"]: r["spaces"] for r in rows if r["spaces"] != ["cell"]} == \
         {"fbnet": ["fbnet", "cell"], "proxylessnas": ["fbnet", "cell"], "random": ["cell", "nasnet"],
          "evolution": ["cell", "nasnet"], "enas": ["cell", "enas-macro"], "metaqnn": ["metaqnn"],
-         "nas-rl": ["nasrl-macro"], "nasnet": ["nasnet", "cell"], "spos": ["cell", "fbnet"], "eas": ["plain-cnn"]}
+         "nas-rl": ["nasrl-macro"], "nasnet": ["nasnet", "cell"], "spos": ["cell", "fbnet"], "eas": ["plain-cnn"],
+         "random-arch": ["cell", "nasnet", "fbnet", "enas-macro", "nasrl-macro", "metaqnn", "plain-cnn"]}
     header, *text = run_cli("list", "methods").out.splitlines()
     assert header.split() == ["method", "strategy", "spaces", "summary"]
     assert [line.split()[0] for line in text] == list(STRATEGIES)
