@@ -52,31 +52,9 @@ def _resolve(module: str, name: str) -> tuple[str, ast.ClassDef] | None:
     return None
 
 
-def class_attributes(module: str, class_name: str, names: tuple[str, ...]) -> dict[str, Any]:
-    """The literal values of the class attributes ``names`` of ``module.class_name``, as its
-    source (or its nasbench bases' source, nearest first) assigns them."""
-    found: dict[str, Any] = {}
-    pending = [(module, class_name)]
-    while pending and len(found) < len(names):
-        resolved = _resolve(*pending.pop(0))
-        if resolved is None:
-            continue
-        where, node = resolved
-        for statement in node.body:
-            target = statement.targets[0] if isinstance(statement, ast.Assign) else getattr(statement, "target", None)
-            value = getattr(statement, "value", None)
-            if isinstance(target, ast.Name) and target.id in names and target.id not in found and value is not None:
-                found[target.id] = ast.literal_eval(value)
-        for base in node.bases:
-            base = base.value if isinstance(base, ast.Subscript) else base  # SearchSpace[Genotype]
-            if isinstance(base, ast.Name):
-                pending.append((where, base.id))
-    return found
-
-
-def _assigned_name(module: str, class_name: str, attribute: str) -> tuple[str, str] | None:
-    """(module, name) of what ``module.class_name`` (or its nearest nasbench base) assigns to
-    ``attribute`` by name; None where it assigns None or nothing."""
+def _assignments(module: str, class_name: str) -> Iterator[tuple[str, str, ast.expr]]:
+    """(defining module, attribute, assigned expression) of every class attribute ``module.
+    class_name`` and its nasbench bases assign in their source, nearest class first."""
     pending = [(module, class_name)]
     while pending:
         resolved = _resolve(*pending.pop(0))
@@ -85,10 +63,31 @@ def _assigned_name(module: str, class_name: str, attribute: str) -> tuple[str, s
         where, node = resolved
         for statement in node.body:
             target = statement.targets[0] if isinstance(statement, ast.Assign) else getattr(statement, "target", None)
-            if isinstance(target, ast.Name) and target.id == attribute and getattr(statement, "value", None) is not None:
-                return (where, statement.value.id) if isinstance(statement.value, ast.Name) else None
-        pending += [(where, base.value.id if isinstance(base, ast.Subscript) else base.id) for base in node.bases
-                    if isinstance(base.value if isinstance(base, ast.Subscript) else base, ast.Name)]
+            value = getattr(statement, "value", None)
+            if isinstance(target, ast.Name) and value is not None:
+                yield where, target.id, value
+        for base in node.bases:
+            base = base.value if isinstance(base, ast.Subscript) else base  # SearchSpace[Genotype]
+            if isinstance(base, ast.Name):
+                pending.append((where, base.id))
+
+
+def class_attributes(module: str, class_name: str, names: tuple[str, ...]) -> dict[str, Any]:
+    """The literal values of the class attributes ``names`` of ``module.class_name``, as its
+    source (or its nasbench bases' source, nearest first) assigns them."""
+    found: dict[str, Any] = {}
+    for _, name, value in _assignments(module, class_name):
+        if name in names and name not in found:
+            found[name] = ast.literal_eval(value)
+    return found
+
+
+def _assigned_name(module: str, class_name: str, attribute: str) -> tuple[str, str] | None:
+    """(module, name) of what ``module.class_name`` (or its nearest nasbench base) assigns to
+    ``attribute`` by name; None where it assigns None or nothing."""
+    for where, name, value in _assignments(module, class_name):
+        if name == attribute:
+            return (where, value.id) if isinstance(value, ast.Name) else None
     return None
 
 
