@@ -114,7 +114,11 @@ def metadata(source: ExportSource) -> dict[str, str]:
 
 
 def onnx_model(source: ExportSource, network: nn.Module) -> bytes:
-    """``network`` as a checked ONNX model with a dynamic batch size and :func:`metadata`."""
+    """``network`` as a checked ONNX model with a dynamic batch size and :func:`metadata`;
+    image classifiers only (a language model's recurrent state is not exported yet)."""
+    if source.space.task != "image":
+        raise NasbenchError(f"export writes image classifiers; the {source.space.name} space's language models "
+                            "cannot be exported yet")
     size = source.space.input_size
     image = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
     model = onnx.load_from_string(onnx_bytes(network, [image], [INPUT], OUTPUT,

@@ -25,10 +25,10 @@ sys.exit(code)
 
 
 def run_on_local_ray(*argv) -> CliResult:
-    """``nasbench ARGV`` in a fresh interpreter that says, last, whether Ray is still up. A
-    local Ray instance started and shut down again inside pytest's own process reuses task
-    ids of the earlier ones (each new driver is job 01000000), which Ray 2's core worker can
-    abort the whole process on ("Tried to complete task that was not pending")."""
+    """``nasbench ARGV`` in a fresh interpreter that says, last, whether Ray is still up: a
+    fault in Ray's core worker aborts the process it runs in (as force-cancelling finished
+    tasks once did, "Tried to complete task that was not pending"), which must fail this test,
+    not end pytest."""
     done = subprocess.run([sys.executable, "-c", RAY_STATE, *map(str, argv)], capture_output=True, text=True,
                           cwd=REPO_ROOT, env={**os.environ, **SUBPROCESS_ENV}, timeout=600)
     return CliResult(done.returncode, done.stdout, done.stderr)

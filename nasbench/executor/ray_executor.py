@@ -174,7 +174,8 @@ class RayExecutor(Executor):
 
         if self.handle is None or not ray.is_initialized():
             return
-        for ref in self.submitted:
+        _, unfinished = ray.wait(self.submitted, num_returns=len(self.submitted), timeout=0) if self.submitted else ([], [])
+        for ref in unfinished:  # force-cancelling a finished task aborts the driver ("complete task that was not pending")
             ray.cancel(ref, force=True)
         self.submitted = []
         ray.shutdown()

@@ -305,7 +305,7 @@ def test_smoke_store_report_ties_history_to_genotypes(smoke_store, tmp_path):
     for column in ("skip_normal", "skip_reduce"):
         assert last[column].tolist() == pytest.approx(runs.loc[last.index, column].tolist(), nan_ok=True)
     controller = pd.read_csv(tmp_path / "a" / "controller_history.csv")
-    assert set(controller["method"]) == {"enas", "nas-rl", "nasnet"} and set(controller["seed"]) == {0, 1}
+    assert set(controller["method"]) == {"eas", "enas", "nas-rl", "nasnet"} and set(controller["seed"]) == {0, 1}
     for run_id, curve in controller.groupby("run_id"):
         epochs = json.loads(runs.loc[run_id, "details_json"])["controller_epochs"]
         assert curve["reward"].tolist() == pytest.approx([r for e in epochs for r in e["rewards"]], rel=1e-5)
