@@ -48,7 +48,6 @@ from nasbench.spaces.cell.supernet import (
 from nasbench.strategies.darts import Darts
 from nasbench.strategies.supernet_search import ArchRecipe, Batch, WeightRecipe
 from nasbench.training import cosine_annealing
-from nasbench.types import derive_seed
 
 PDARTS_WEIGHTS = WeightRecipe(lr=0.025, lr_min=0.0, momentum=0.9, weight_decay=3e-4, grad_clip=5.0)
 """SGD lr 0.025 cosine-annealed per stage to 0.0, momentum 0.9, weight decay 3e-4, clipping
@@ -163,13 +162,7 @@ class Pdarts(Darts):
 
     def _build_stage(self) -> None:
         """A new supernet of the stage's depth and new optimisers (L125-141)."""
-        torch.manual_seed(derive_seed(self.context.seed, f"supernet-stage-{self.stage}"))
-        self.supernet = self.make_supernet(self.context.protocol.search.supernet).to(self.context.device)
-        recipe, arch = self.weight_recipe, self.arch_recipe
-        self.weight_optimizer = torch.optim.SGD(self.supernet.weight_parameters(), lr=recipe.lr,
-                                                momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-        self.arch_optimizer = torch.optim.Adam(self.supernet.arch_parameters(), lr=arch.lr, betas=arch.betas,
-                                               weight_decay=arch.weight_decay)
+        self.build_supernet(f"supernet-stage-{self.stage}")
         self._install()
 
     def _install(self) -> None:

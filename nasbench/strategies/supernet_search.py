@@ -92,18 +92,22 @@ class SupernetSearch(Strategy):
         super().__init__(context)
         self.epochs_done = 0
         self.history: list[dict[str, Any]] = []
-        budget = context.protocol.search.supernet
-        torch.manual_seed(derive_seed(context.seed, "supernet"))
-        self.supernet = self.make_supernet(budget).to(context.device)
+        self.build_supernet("supernet")
+        self.generator = torch.Generator(device=context.device).manual_seed(derive_seed(context.seed, "batches"))
+        self.augment = Augmentation(context.device)
+        self.criterion = nn.CrossEntropyLoss()
+
+    def build_supernet(self, seed_label: str) -> None:
+        """A new supernet (:meth:`make_supernet`, initialised from a seed named ``seed_label``)
+        and new optimisers of its weights and architecture parameters, under the recipes."""
+        torch.manual_seed(derive_seed(self.context.seed, seed_label))
+        self.supernet = self.make_supernet(self.context.protocol.search.supernet).to(self.context.device)
         recipe, arch = self.weight_recipe, self.arch_recipe
         self.weight_optimizer = torch.optim.SGD(self.supernet.weight_parameters(), lr=recipe.lr,
                                                 momentum=recipe.momentum, weight_decay=recipe.weight_decay,
                                                 nesterov=recipe.nesterov)
         self.arch_optimizer = None if arch is None else torch.optim.Adam(
             self.supernet.arch_parameters(), lr=arch.lr, betas=arch.betas, weight_decay=arch.weight_decay)
-        self.generator = torch.Generator(device=context.device).manual_seed(derive_seed(context.seed, "batches"))
-        self.augment = Augmentation(context.device)
-        self.criterion = nn.CrossEntropyLoss()
 
     # -- the method's part ---------------------------------------------------------
     def make_supernet(self, budget: SupernetBudget) -> Supernet:
