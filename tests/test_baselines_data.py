@@ -2,7 +2,14 @@
 one published row of its strategy class, and a figure only with the setting it was obtained under."""
 from __future__ import annotations
 
-from nasbench.store.baselines import compared_row, comparisons, published_row
+import math
+
+from nasbench.store.baselines import (
+    compared_row,
+    comparisons,
+    published_results,
+    published_row,
+)
 from nasbench.strategies import STRATEGIES
 from nasbench.strategies.random_search import RandomArchitecture, RandomSearch
 
@@ -41,3 +48,24 @@ def test_snas_published_figure_is_of_the_run_of_its_mild_setting(smoke, cell_spa
     row = compared_row("snas", "cell", variant("resources"))
     assert (row["variant"], row["test_error"], row["params_m"]) == ("mild constraint + cutout", 2.98, 2.9)
     assert compared_row("snas", "cell") is None and compared_row("snas", "cell", variant("params")) is None
+
+
+def test_language_models_published_ptb_figures():
+    """DARTS' Table 2, ENAS' abstract and NAS-RL's 25M cell (the size of the DARTS-sized networks):
+    test perplexity, params and search cost beside our enas-rnn and nasrl-rnn runs; random
+    architectures have no paper. A PTB row has a perplexity and no error, an image row the reverse."""
+    figures = {(method, space): (row["test_perplexity"], row["params_m"], row["search_cost_gpu_days"])
+               for method, space in (("random", "enas-rnn"), ("darts", "enas-rnn"), ("darts-2nd", "enas-rnn"),
+                                     ("enas", "enas-rnn"), ("nas-rl", "nasrl-rnn"))
+               for row in [compared_row(method, space)]}
+    assert figures[("random", "enas-rnn")] == (59.4, 23, 2)
+    assert figures[("darts", "enas-rnn")] == (57.6, 23, 0.5)
+    assert figures[("darts-2nd", "enas-rnn")] == (55.7, 23, 1)
+    assert figures[("enas", "enas-rnn")] == (55.8, 24, 0.5)
+    assert figures[("nas-rl", "nasrl-rnn")][:2] == (64.0, 25) and math.isnan(figures[("nas-rl", "nasrl-rnn")][2])
+    assert compared_row(RandomArchitecture.name, "enas-rnn") is None
+    table = published_results()
+    ptb = table["dataset"] == "PTB"
+    assert table.loc[ptb, "test_perplexity"].notna().all() and table.loc[ptb, "test_error"].isna().all()
+    assert table.loc[~ptb, "test_perplexity"].isna().all()
+    assert table.loc[ptb, "source"].notna().all()

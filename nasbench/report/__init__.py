@@ -7,7 +7,10 @@ FLOPs, search cost, beside the published figures of the same data set and settin
 constrained variants under their method with short labels and a legend; search details;
 predicted latency per device in tables of its own; the trade-off of every constrained run's
 exact costs against its error, with ``tradeoff.csv``), ``results.csv`` (the same, machine-readable) and ``runs.csv`` (every finished
-run with its provenance, so any row can be traced and reproduced).
+run with its provenance, so any row can be traced and reproduced). Language models (runs on the
+recurrent-cell spaces) are judged by perplexity in tables of their own, a section of
+``results.md`` and ``results_language_model.csv``, beside the published PTB figures; every image
+table, figure and chart leaves them out, so accuracy and perplexity never share one.
 
 Beside them: ``anytime.csv`` (black-box methods' best search-validation accuracy after each
 trained candidate, per seed) with one figure per results section,
@@ -20,7 +23,7 @@ changes between runs, so regenerating an unchanged store gives the same bytes.
 
 One module per section: ``results`` (the summary and its statistics, and the published figures,
 which ``baselines/comparisons.csv`` pairs with a method, space and setting), ``tables`` (its
-Markdown), ``labels`` (short words for variants, data sets and titles), ``drawings`` (each run's
+Markdown), ``language_model`` (the language models' summary and Markdown, on the same helpers), ``labels`` (short words for variants, data sets and titles), ``drawings`` (each run's
 architecture drawn as SVG in ``architectures/``), ``site`` (the web report, ``site/``), ``runs``
 (the runs as read and ``runs.csv``), ``latency`` (the cost tables' predicted latency per run, and
 counts on a run's protocol), ``tradeoff`` (every constrained run's costs and error beside its
@@ -29,8 +32,10 @@ method's unconstrained ones), ``anytime``, ``histories`` (supernet and controlle
 and ``baselines/`` only: never the strategy registry.
 """
 from nasbench.report.anytime import anytime_trajectories, load_trials, mean_over_seeds
+from nasbench.report.language_model import summarise_language_model
 from nasbench.report.results import summarise
 from nasbench.report.runs import load_runs
 from nasbench.report.write import generate
 
-__all__ = ["anytime_trajectories", "generate", "load_runs", "load_trials", "mean_over_seeds", "summarise"]
+__all__ = ["anytime_trajectories", "generate", "load_runs", "load_trials", "mean_over_seeds", "summarise",
+           "summarise_language_model"]

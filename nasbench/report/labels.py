@@ -75,20 +75,41 @@ def variant_label(variant: str, constraint: dict[str, Any] | None) -> str:
     return variant_setting(variant) and variant
 
 
+STAND_IN_PREFIX = "ptb-stand-in-"
+"""Of the identity of a PTB stand-in corpus (nasbench.corpus): trained on part of PTB's
+validation split, so its perplexities are not comparable with published ones."""
+
+
 def data_set_name(data: str) -> str:
     """The data set a stored data identity is, in words: the image data are CIFAR-10 (torchvision's,
-    or an .npz of it such as a subset, whose identity is its hash)."""
+    or an .npz of it such as a subset, whose identity is its hash), the corpora PTB (``ptb-<hash>``)
+    or its stand-in."""
     if data == "cifar10":
         return "CIFAR-10"
     if data.startswith("npz-"):
         return "CIFAR-10 from an .npz file"
+    if is_stand_in(data):
+        return "PTB stand-in (trained on part of PTB's validation split)"
+    if data.startswith("ptb-"):
+        return "PTB"
     return data
 
 
-def compares_with(published_data: str | None, data: str) -> bool:
-    """Whether a published figure on ``published_data`` may sit beside a row on ``data``: only
-    on the same data set (an ImageNet error never sits in a CIFAR-10 column)."""
+def is_stand_in(data: str) -> bool:
+    return data.startswith(STAND_IN_PREFIX)
+
+
+def same_data_set(published_data: str | None, data: str) -> bool:
+    """Whether a published figure on ``published_data`` is of the data set of ``data`` (a PTB
+    stand-in's test split is PTB's: its figures may sit beside it, marked as not comparable)."""
     return published_data is not None and data_set_name(data).split(" ")[0] == published_data
+
+
+def compares_with(published_data: str | None, data: str) -> bool:
+    """Whether a published figure on ``published_data`` may sit beside a row on ``data`` as its
+    peer: only on the same data set (an ImageNet error never sits in a CIFAR-10 column), and
+    never beside a stand-in corpus."""
+    return same_data_set(published_data, data) and not is_stand_in(data)
 
 
 def section_words(protocol: str, data: str, space: str | None = None) -> str:

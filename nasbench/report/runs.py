@@ -23,6 +23,23 @@ def load_runs(store_path: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+LANGUAGE_MODEL = "language-model"
+"""The task of the recurrent-cell spaces (``SearchSpace.task``): judged by perplexity, never by accuracy."""
+
+
+def is_language_model(space: str) -> bool:
+    return space_class(space).task == LANGUAGE_MODEL
+
+
+def by_task(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The image runs and the language-model runs, apart: no table, figure or page mixes
+    accuracy with perplexity."""
+    if runs.empty:
+        return runs, runs
+    language = runs["space"].map(is_language_model).astype(bool)
+    return runs[~language].reset_index(drop=True), runs[language].reset_index(drop=True)
+
+
 def stored_constraint(details_json: str | None) -> dict[str, object] | None:
     """A run's constraint as the run stored it (metric, target, weight, form, exponent, table,
     device, achieved and, for latency, the measured latency); None for an unconstrained run."""

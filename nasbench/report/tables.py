@@ -4,6 +4,7 @@ latency per device and backend in tables of their own."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -32,12 +33,12 @@ CONVENTIONS = (
 MISSING_REFERENCE = "no `random-arch` runs on this space: `nasbench run --method random-arch --space {space}` adds them"
 
 
-def ordered(rows: pd.DataFrame) -> pd.DataFrame:
-    """By test error, a method's rows together: methods by their best mean error, the
-    unconstrained row first, then its variants by error (no result last)."""
-    best = rows.groupby("method")["test_error_mean"].transform("min")
+def ordered(rows: pd.DataFrame, by: str = "test_error_mean") -> pd.DataFrame:
+    """By ``by`` (test error, or perplexity: lower is better), a method's rows together: methods
+    by their best mean, the unconstrained row first, then its variants by it (no result last)."""
+    best = rows.groupby("method")[by].transform("min")
     return rows.assign(_best=best.fillna(float("inf")), _variant=rows["label"].ne(""),
-                       _error=rows["test_error_mean"].fillna(float("inf"))
+                       _error=rows[by].fillna(float("inf"))
                        ).sort_values(["_best", "method", "_variant", "_error"], kind="stable").drop(
         columns=["_best", "_variant", "_error"])
 
@@ -58,7 +59,7 @@ def row_names(rows: pd.DataFrame) -> list[str]:
     return names
 
 
-def _told_apart(row) -> str:
+def told_apart(row) -> str:
     if row.method == REFERENCE_METHOD and not row.label:
         return "reference"
     if row.distinguishable is None or pd.isna(row.distinguishable):
@@ -82,7 +83,7 @@ def main_table(rows: pd.DataFrame) -> str:
         "95% CI": ["–" if pd.isna(lo) else f"{max(lo, 0.0):.1f}–{min(hi, 100.0):.1f}"
                          for lo, hi in zip(rows["test_error_ci_low"], rows["test_error_ci_high"])],
         "Δ vs random-arch": [fmt(v) for v in rows["delta_vs_random"]],
-        "Told apart": [_told_apart(row) for row in rows.itertuples()],
+        "Told apart": [told_apart(row) for row in rows.itertuples()],
         "Params (M)": [fmt(v, 3) for v in rows["params_m"]],
         "FLOPs (M)": [fmt(v, 1) for v in rows["flops_m"]],
         "Search (h)": [fmt(v, 3) for v in rows["search_hours"]],
@@ -106,7 +107,7 @@ def details_table(rows: pd.DataFrame) -> str:
     }))
 
 
-def _legend(rows: pd.DataFrame) -> list[str]:
+def legend(rows: pd.DataFrame) -> list[str]:
     """Each short label in full: the stored variant, and the device of a constraint's table."""
     variants = rows[rows["label"].ne("")]
     if variants.empty:
@@ -114,30 +115,42 @@ def _legend(rows: pd.DataFrame) -> list[str]:
     names = dict(zip(zip(rows["method"], rows["variant"]), row_names(rows)))
     lines = ["", "Variants in full:", ""]
     for row in variants.itertuples():
-        device = f" (table of `{row.constraint_device}`)" if row.constraint_device else ""
+        device = f" (table of `{row.constraint_device}`)" if getattr(row, "constraint_device", None) else ""
         lines.append(f"- {row.method} `{names[row.method, row.variant]}`: `{row.variant}`{device}")
     return lines
 
 
 def _sources(rows: pd.DataFrame) -> list[str]:
     """The published figures' sources, once per method, and those left out for another data set."""
-    sources = rows.dropna(subset=["published_source"]).drop_duplicates(["method", "published_source"])
+    return published_sources(rows, rows["published_comparable"].astype(bool),
+                             lambda r: f"{fmt(r.published_test_error)}%")
+
+
+def published_sources(rows: pd.DataFrame, shown: pd.Series, figure: Callable[[Any], str]) -> list[str]:
+    """The sources of the published figures ``shown`` beside ``rows``, once per method, and the
+    figures left out (published on another data set) in words (``figure`` of a row)."""
+    kept = rows["published_source"].notna()
+    sources = rows[kept].assign(_shown=shown[kept].to_numpy()).drop_duplicates(["method", "published_source"])
     lines = []
-    shown = sources[sources["published_comparable"]]
-    if len(shown):
-        lines += ["", "Published figures:", ""] + [f"- {m}: {s}" for m, s in zip(shown["method"], shown["published_source"])]
-    other = sources[~sources["published_comparable"]]
+    beside = sources[sources["_shown"]]
+    if len(beside):
+        lines += ["", "Published figures:", ""] + [f"- {m}: {s}" for m, s in zip(beside["method"], beside["published_source"])]
+    other = sources[~sources["_shown"]]
     if len(other):
         lines += ["", "Not compared (published on another data set):", ""] + [
-            f"- {r.method}: {fmt(r.published_test_error)}% on {r.published_data} ({r.published_source})"
-            for r in other.itertuples()]
+            f"- {r.method}: {figure(r)} on {r.published_data} ({r.published_source})" for r in other.itertuples()]
     return lines
 
 
 def results_markdown(summary: pd.DataFrame, store_path: Path, n_runs: int) -> str:
+    """The report's head and the image runs' tables (``summary``; none where it is empty, as
+    for a store of language models only)."""
     lines = ["# nasbench results", "",
              f"Generated by `nasbench report` from the store `{store_path}` ({n_runs} finished runs). "
-             "Do not edit by hand: regenerate.", "", CONVENTIONS]
+             "Do not edit by hand: regenerate."]
+    if summary.empty:
+        return "\n".join(lines) + "\n"
+    lines += ["", CONVENTIONS]
     for (protocol, protocol_hash, data), section in summary.groupby(SECTION_KEYS, sort=False):
         lines += ["", f"## {section_title(protocol, protocol_hash, data)}"]
         for space, rows in section.groupby("space", sort=False):
@@ -145,7 +158,7 @@ def results_markdown(summary: pd.DataFrame, store_path: Path, n_runs: int) -> st
             lines += ["", f"### Space `{space}`", "", main_table(rows)]
             if not (rows["method"].eq(REFERENCE_METHOD) & rows["label"].eq("")).any():
                 lines += ["", MISSING_REFERENCE.format(space=space).capitalize() + "."]
-            lines += _legend(rows) + _sources(rows)
+            lines += legend(rows) + _sources(rows)
             lines += ["", f"#### Search details, space `{space}`", "", details_table(rows)]
     return "\n".join(lines) + "\n" + latency_markdown(summary)
 

@@ -9,6 +9,7 @@ from nasbench.report.labels import (
     constraint_label,
     cost_words,
     data_set_name,
+    same_data_set,
     setting_label,
     variant_label,
     variant_setting,
@@ -70,3 +71,12 @@ def test_published_figures_compare_only_on_the_same_data_set():
     assert data_set_name("cifar10") == "CIFAR-10" and data_set_name("npz-35ab4cdda3b1") == "CIFAR-10 from an .npz file"
     assert compares_with("CIFAR-10", "npz-35ab4cdda3b1") and compares_with("CIFAR-10", "cifar10")
     assert not compares_with("ImageNet", "cifar10") and not compares_with(None, "cifar10")
+
+
+def test_a_ptb_stand_in_is_ptb_but_never_a_published_figures_peer():
+    """Its test split is PTB's, so a published PTB figure may sit beside it (marked), never as its peer."""
+    assert data_set_name("ptb-0123456789ab") == "PTB"
+    assert data_set_name("ptb-stand-in-0123456789ab").startswith("PTB stand-in")
+    assert compares_with("PTB", "ptb-0123456789ab") and not compares_with("PTB", "ptb-stand-in-0123456789ab")
+    assert same_data_set("PTB", "ptb-stand-in-0123456789ab") and not same_data_set("CIFAR-10", "ptb-0123456789ab")
+    assert not compares_with("PTB", "cifar10") and not same_data_set(None, "ptb-0123456789ab")

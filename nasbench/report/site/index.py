@@ -4,14 +4,16 @@ with their validation figures."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from html import escape
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
 from nasbench.report.common import SECTION_KEYS, section_title
 from nasbench.report.drawings import run_label
-from nasbench.report.runs import achieved_label
+from nasbench.report.language_model import STAND_IN_NOTE, published_perplexity
+from nasbench.report.runs import achieved_label, by_task
 from nasbench.report.site.costs import cost_tables_section
 from nasbench.report.site.page import (
     Cell,
@@ -65,36 +67,63 @@ def chart_points(section_runs: pd.DataFrame) -> tuple[list[dict], list[dict[str,
     return points, metrics
 
 
-def comparison_table(table_id: str, section: pd.DataFrame) -> str:
+@dataclass(frozen=True)
+class Measure:
+    """What a comparison table measures (lower is better), so that one builder serves the image
+    runs' test error and the language models' perplexity without mixing them."""
+
+    key: str
+    """The summary's columns ``<key>_mean``, ``_std``, ``_ci_low``, ``_ci_high``, ``published_<key>``."""
+    header: str
+    delta: str
+    flops: str
+    flops_digits: int
+    selection: str | None
+    """The summary's search-validation column shown, if any."""
+    published_header: str
+    published: Callable[[dict], Cell]
+
+
+ERROR = Measure("test_error", "Test error (%)", "Δ vs random (pp)", "FLOPs (M)", 1, None, "Published error (%)",
+                lambda r: num(r["published_test_error"]))
+PERPLEXITY = Measure("test_perplexity", "Test perplexity", "Δ vs random (perplexity)", "FLOPs/word (M)", 3,
+                     "val_perplexity_mean", "Published perplexity",
+                     lambda r: Cell(escape(published_perplexity(r)), r["published_test_perplexity"]))
+
+
+def comparison_table(table_id: str, section: pd.DataFrame, measure: Measure = ERROR) -> str:
     """The section's summary rows; optional columns appear where the summary has them."""
     latency = latency_columns(section)
-    constrained = section["constraint_metric"].notna().any()
+    constrained = "constraint_metric" in section and section["constraint_metric"].notna().any()
+    key = measure.key
     columns: list[tuple[str | tuple[str, str], Any]] = [
         ("Method", lambda r: Cell(f'<a href="{method_file(r["method"])}">{escape(run_label(r))}</a>', run_label(r))),
         ("Strategy", lambda r: text(r["strategy"])),
         ("Space", lambda r: text(r["space"])),
-        ("Test error (%)", lambda r: Cell(f"{number(r['test_error_mean'])} ± {number(r['test_error_std'])}",
-                                          r["test_error_mean"])),
+        (measure.header, lambda r: Cell(f"{number(r[f'{key}_mean'])} ± {number(r[f'{key}_std'])}", r[f"{key}_mean"])),
     ]
-    if "test_error_ci_low" in section:
-        columns.append(("95% CI", lambda r: Cell("–" if missing(r["test_error_ci_low"]) else
-                                                 f"{number(r['test_error_ci_low'])} – {number(r['test_error_ci_high'])}",
-                                                 r["test_error_ci_low"])))
-    columns += [("n", lambda r: num(r["n"], 0)), ("Δ vs random (pp)", lambda r: num(r["delta_vs_random"]))]
+    if f"{key}_ci_low" in section:
+        columns.append(("95% CI", lambda r: Cell("–" if missing(r[f"{key}_ci_low"]) else
+                                                 f"{number(r[f'{key}_ci_low'])} – {number(r[f'{key}_ci_high'])}",
+                                                 r[f"{key}_ci_low"])))
+    columns += [("n", lambda r: num(r["n"], 0)), (measure.delta, lambda r: num(r["delta_vs_random"]))]
     if "distinguishable" in section:
         columns.append(("Distinguishable", lambda r: text(r["distinguishable"])))
+    if measure.selection:
+        columns.append(("Val perplexity", lambda r: num(r[measure.selection])))
     columns += [
         ("Params (M)", lambda r: num(r["params_m"], 3)),
-        ("FLOPs (M)", lambda r: num(r["flops_m"], 1)),
+        (measure.flops, lambda r: num(r["flops_m"], measure.flops_digits)),
         ("Search cost (h)", lambda r: num(r["search_hours"], 3)),
-        ("Skip share (N / R)", lambda r: Cell(f"{number(r['skip_normal'])} / {number(r['skip_reduce'])}",
-                                              r["skip_normal"])),
-        *((latency_label(c, latency), lambda r, c=c: num(r[c], 2)) for c in latency),
     ]
+    if "skip_normal" in section:
+        columns.append(("Skip share (N / R)", lambda r: Cell(f"{number(r['skip_normal'])} / {number(r['skip_reduce'])}",
+                                                             r["skip_normal"])))
+    columns += [(latency_label(c, latency), lambda r, c=c: num(r[c], 2)) for c in latency]
     if constrained:
         columns.append(("Constraint achieved", lambda r: text(achieved_label(r) and achieved_label(r) + (
             f" on {r['constraint_device']}" if r["constraint_device"] else ""))))
-    columns += [("Published error (%)", lambda r: num(r["published_test_error"])),
+    columns += [(measure.published_header, measure.published),
                 ("Published params (M)", lambda r: num(r["published_params_m"], 1)),
                 ("Published search (GPU-days)", lambda r: num(r["published_search_cost_gpu_days"], 1))]
     if "published_data" in section:
@@ -111,8 +140,10 @@ def charts(section_index: int, metrics: list[dict[str, str]]) -> str:
         '<div class="tooltip" hidden></div></figure>' for m in metrics) + "</div>"
 
 
-def index_page(runs: pd.DataFrame, summary: pd.DataFrame, cost_tables: pd.DataFrame) -> tuple[str, dict[str, Any]]:
-    """The front page's body and its data (the charts' points per section)."""
+def index_page(runs: pd.DataFrame, summary: pd.DataFrame, cost_tables: pd.DataFrame,
+               language: pd.DataFrame | None = None) -> tuple[str, dict[str, Any]]:
+    """The front page's body and its data (the charts' points per section of image runs); the
+    language models' tables (``language``, their summary) after the image sections, without charts."""
     methods = list(dict.fromkeys(runs["method"])) if not runs.empty else []
     parts = [f"<p>{len(runs)} finished runs of {len(methods)} methods. Every table sorts by a click on its header "
              "and filters by the box above it; every point of a chart shows its run when hovered.</p>"]
@@ -120,8 +151,9 @@ def index_page(runs: pd.DataFrame, summary: pd.DataFrame, cost_tables: pd.DataFr
         parts.append('<nav class="method-links" aria-label="Methods"><h2>Methods</h2><ul>' + "".join(
             f'<li><a href="{method_file(m)}">{escape(m)}</a></li>' for m in methods) + "</ul></nav>")
     sections = []
+    image = by_task(runs)[0]
     for i, (key, section) in enumerate(summary.groupby(SECTION_KEYS, sort=False) if not summary.empty else ()):
-        section_runs = runs[(runs[SECTION_KEYS] == pd.Series(key, index=SECTION_KEYS)).all(axis=1)]
+        section_runs = image[(image[SECTION_KEYS] == pd.Series(key, index=SECTION_KEYS)).all(axis=1)]
         points, metrics = chart_points(section_runs)
         sections.append({"title": section_title(*key).replace("`", ""), "points": points, "metrics": metrics})
         parts += [f'<section class="results" id="section-{i}"><h2>{html_title(section_title(*key))}</h2>',
@@ -130,5 +162,24 @@ def index_page(runs: pd.DataFrame, summary: pd.DataFrame, cost_tables: pd.DataFr
                   "<p>One point per run (seed); the line is the Pareto front: the runs no other run beats on both "
                   "test error and the cost.</p>",
                   charts(i, metrics), "</section>"]
+    parts += language_sections(language if language is not None else pd.DataFrame())
     parts.append(cost_tables_section(cost_tables))
     return "\n".join(parts), {"methods": methods, "sections": sections}
+
+
+def language_sections(language: pd.DataFrame) -> list[str]:
+    """Per protocol and corpus, the language models' table (perplexity; a stand-in corpus' with
+    its warning that the published figures beside it are not comparable)."""
+    parts = []
+    for i, (key, section) in enumerate(language.groupby(SECTION_KEYS, sort=False) if not language.empty else ()):
+        warning = (f'<p class="warning">{inline_markdown(STAND_IN_NOTE)}</p>'
+                   if section["corpus_stand_in"].any() else "")
+        parts += [f'<section class="results language-model" id="language-section-{i}">'
+                  f"<h2>Language models: {html_title(section_title(*key))}</h2>", warning,
+                  comparison_table(f"language-results-{i}", section, PERPLEXITY), "</section>"]
+    return parts
+
+
+def inline_markdown(text: str) -> str:
+    """A note's Markdown bold and code spans as HTML."""
+    return re.sub(r"\*\*([^*]*)\*\*", r"<strong>\1</strong>", html_title(text))

@@ -12,6 +12,7 @@ import pandas as pd
 from nasbench.errors import NasbenchError
 from nasbench.report.common import ROW_KEYS, section_title
 from nasbench.report.drawings import graph_svg, group_title, run_graphs, run_label
+from nasbench.report.runs import is_language_model
 from nasbench.report.site.curves import line_chart
 from nasbench.report.site.index import html_title
 from nasbench.report.site.page import definition_list, missing, number
@@ -78,6 +79,15 @@ def drawings(run: Mapping[str, Any]) -> str:
         f'{graph_svg(g, xmlns=False)}</figure>' for g in graphs) + "</div>"
 
 
+def _scores(run: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A run's test score and counts: test perplexity and FLOPs per word for a language model."""
+    if is_language_model(run["space"]):
+        return [("Test perplexity", number(run["test_perplexity"])),
+                ("Params, FLOPs per word", f"{number(run['params'] / 1e6, 3)} M, {number(run['flops'] / 1e6, 3)} M")]
+    return [("Test error", f"{number(100 * (1 - run['test_acc']))} %"),
+            ("Params, FLOPs", f"{number(run['params'] / 1e6, 3)} M, {number(run['flops'] / 1e6, 1)} M")]
+
+
 def provenance(run: Mapping[str, Any]) -> str:
     software = json.loads(run["software_json"] or "{}")
     return definition_list([
@@ -86,12 +96,11 @@ def provenance(run: Mapping[str, Any]) -> str:
         ("Data", f"<code>{escape(run['data'])}</code>"),
         ("Device", f"{escape(run['device'])} (<code>{escape(run['device_fingerprint'])}</code>)"),
         ("Software", escape(", ".join(f"{k} {v}" for k, v in software.items()))),
-        ("Commit", f"<code>{escape(run['git_commit'] or 'unknown')}</code>"),
+        ("Commit", f"<code>{escape('unknown' if missing(run['git_commit']) or not run['git_commit'] else run['git_commit'])}</code>"),
         ("Started, finished", escape(f"{run['started_at']}, {run['finished_at']}")),
         ("Search, final training", f"{number(run['search_seconds'] / 3600, 3)} h, "
                                    f"{number(run['eval_seconds'] / 3600, 3)} h"),
-        ("Test error", f"{number(100 * (1 - run['test_acc']))} %"),
-        ("Params, FLOPs", f"{number(run['params'] / 1e6, 3)} M, {number(run['flops'] / 1e6, 1)} M"),
+        *_scores(run),
     ])
 
 
@@ -106,20 +115,24 @@ def seed_card(run: Mapping[str, Any], histories: Mapping[str, pd.DataFrame]) -> 
 
 
 def method_page(method: str, runs: pd.DataFrame, summary: pd.DataFrame,
-                histories: Mapping[str, pd.DataFrame]) -> str:
-    """The body of ``method``'s page: a part per results section and variant, a card per seed."""
+                histories: Mapping[str, pd.DataFrame], language: pd.DataFrame | None = None) -> str:
+    """The body of ``method``'s page: a part per results section and variant, a card per seed
+    (a language model's summary row from ``language``, by perplexity)."""
     parts = []
     for key, group in runs[runs["method"] == method].groupby(ROW_KEYS, sort=False):
-        rows = summary[(summary[ROW_KEYS] == pd.Series(key, index=ROW_KEYS)).all(axis=1)] if not summary.empty else summary
+        perplexity = is_language_model(group["space"].iloc[0])
+        table = language if perplexity and language is not None else summary
+        rows = table[(table[ROW_KEYS] == pd.Series(key, index=ROW_KEYS)).all(axis=1)] if not table.empty else table
         row = rows.iloc[0] if len(rows) else None
         title = f"{run_label(group.iloc[0].to_dict())} on the {group['space'].iloc[0]} space"
         protocol = json.dumps(json.loads(group["protocol_json"].iloc[0]), indent=1, sort_keys=True)
         parts += [f'<section class="variant"><h2>{escape(title)}</h2><p>{html_title(section_title(*key[:3]))}</p>']
         if row is not None:
+            value, unit = ("test_perplexity", "") if perplexity else ("test_error", " %")
             parts.append(definition_list([
-                ("Test error", f"{number(row['test_error_mean'])}"
-                               + ("" if missing(row["test_error_std"]) else f" ± {number(row['test_error_std'])}")
-                               + f" % over {row['n']} seed(s)"),
+                ("Test perplexity" if perplexity else "Test error", f"{number(row[f'{value}_mean'])}"
+                 + ("" if missing(row[f"{value}_std"]) else f" ± {number(row[f'{value}_std'])}")
+                 + f"{unit} over {row['n']} seed(s)"),
                 ("Strategy, space", f"{escape(str(row['strategy']))}, <code>{escape(str(row['space']))}</code>"),
                 ("Mean search cost", f"{number(row['search_hours'], 3)} h on {escape(str(row['devices']))}"),
             ]))
