@@ -14,6 +14,7 @@ perplexities are not comparable with published ones, and its identity says so.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import urllib.request
@@ -57,6 +58,11 @@ class Corpus:
     @property
     def vocab_size(self) -> int:
         return len(self.words)
+
+    def to(self, device: torch.device | str) -> "Corpus":
+        """The same corpus with its token tensors on ``device``."""
+        return dataclasses.replace(self, train=self.train.to(device), valid=self.valid.to(device),
+                                   test=self.test.to(device))
 
 
 def resolve_corpus_spec(spec: str | None) -> str:

@@ -14,12 +14,20 @@ import math
 import random
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from nasbench.corpus import batchify, window
-from nasbench.spaces.language_model import LanguageModel, LanguageModelStage
+from nasbench.corpus import Corpus, batchify, window
+from nasbench.hardware.counting import count_flops
+from nasbench.progress import progress_bar
+from nasbench.spaces.language_model import (
+    LanguageModel,
+    LanguageModelStage,
+    RecurrentSpace,
+)
+from nasbench.training import EpochCheckpoint, TrainingDiverged
 
 LONG_WINDOW_PROB = 0.95
 """A window's mean length is bptt with this probability, else bptt / 2 (DARTS train.py:169)."""
@@ -95,39 +103,111 @@ def train_epoch(model: LanguageModel, optimizer: torch.optim.Optimizer, source: 
     return total.item() / words
 
 
+@dataclass(frozen=True)
+class LanguageModelResult:
+    """A training's epochs, its best validation perplexity (whose weights the model ends
+    with) and its time, this attempt's and earlier ones' (restored from a checkpoint)."""
+
+    records: tuple[EpochRecord, ...]
+    best_perplexity: float
+    seconds: float
+    resumed_epoch: int = 0
+    earlier_seconds: float = 0.0
+
+
 def train_language_model(model: LanguageModel, train_tokens: torch.Tensor, valid_tokens: torch.Tensor,
-                         stage: LanguageModelStage, seed: int) -> list[EpochRecord]:
+                         stage: LanguageModelStage, seed: int, description: str = "train",
+                         show_progress: bool = False, checkpoint: EpochCheckpoint | None = None) -> LanguageModelResult:
     """``stage.epochs`` epochs of SGD (switched to ASGD as ``stage.asgd_nonmono`` says), each
     followed by the validation perplexity. The model ends with the weights of its best
     validation epoch (the averaged ones under ASGD), which DARTS keeps and tests
-    (train.py:268-305, 313-318). Deterministic on a CPU given ``seed``."""
+    (train.py:268-305, 313-318). Deterministic on a CPU given ``seed``; with ``checkpoint``
+    it continues from the saved state, if any, and saves after every epoch."""
+    began = time.perf_counter()
     torch.manual_seed(seed)  # the dropout masks draw from the global generator
     rng = random.Random(seed)
     device = model.encoder.weight.device
     source = batchify(train_tokens.to(device), stage.batch_size)
-    optimizer: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=stage.lr,
-                                                       weight_decay=stage.weight_decay)
-    records: list[EpochRecord] = []
-    losses: list[float] = []  # validation NLL per SGD epoch: the switch's history
-    best, best_state = math.inf, None
-    for epoch in range(1, stage.epochs + 1):
-        began = time.perf_counter()
-        averaged = isinstance(optimizer, torch.optim.ASGD)
-        train_nll = train_epoch(model, optimizer, source, stage, rng)
-        with _averaged_weights(model, optimizer):
-            perplexity = evaluate_perplexity(model, valid_tokens, stage.eval_batch_size, stage.bptt)
-            if perplexity < best:
-                best, best_state = perplexity, copy.deepcopy(model.state_dict())
-        records.append(EpochRecord(epoch, train_nll, perplexity, "asgd" if averaged else "sgd",
-                                   time.perf_counter() - began))
-        if not averaged and stage.asgd_nonmono:
-            loss = math.log(perplexity)
-            if len(losses) > stage.asgd_nonmono and loss > min(losses[:-stage.asgd_nonmono]):
-                optimizer = torch.optim.ASGD(model.parameters(), lr=stage.lr, t0=0, lambd=0.0,
-                                             weight_decay=stage.weight_decay)
-            losses.append(loss)
-    model.load_state_dict(best_state)
-    return records
+    progress = _Progress(model, stage)
+    saved = None if checkpoint is None else checkpoint.load()
+    if saved is not None:
+        progress.restore(saved, rng)
+    with progress_bar(total=stage.epochs, initial=len(progress.records), desc=description, unit="epoch",
+                      enabled=show_progress) as bar:
+        for epoch in range(len(progress.records) + 1, stage.epochs + 1):
+            epoch_began = time.perf_counter()
+            averaged = isinstance(progress.optimizer, torch.optim.ASGD)
+            train_nll = train_epoch(model, progress.optimizer, source, stage, rng)
+            if not math.isfinite(train_nll):
+                raise TrainingDiverged(f"training loss became {train_nll} in epoch {epoch}")
+            with _averaged_weights(model, progress.optimizer):
+                perplexity = evaluate_perplexity(model, valid_tokens, stage.eval_batch_size, stage.bptt)
+                progress.keep_if_best(perplexity)
+            progress.records.append(EpochRecord(epoch, train_nll, perplexity, "asgd" if averaged else "sgd",
+                                                time.perf_counter() - epoch_began))
+            progress.maybe_switch(perplexity)
+            if checkpoint is not None:
+                checkpoint.save(progress.state(rng, time.perf_counter() - began))
+            bar.set_postfix(ppl=f"{perplexity:.1f}")
+            bar.update()
+    model.load_state_dict(progress.best_state)
+    return LanguageModelResult(tuple(progress.records), progress.best, time.perf_counter() - began,
+                               progress.resumed_epoch, progress.earlier_seconds)
+
+
+class _Progress:
+    """What the next epoch of :func:`train_language_model` depends on besides the model:
+    the optimiser (SGD, or ASGD after the switch), the switch's history, the best epoch's
+    perplexity and weights, the epochs so far, and on resume the time spent before."""
+
+    def __init__(self, model: LanguageModel, stage: LanguageModelStage):
+        self.model, self.stage = model, stage
+        self.optimizer: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=stage.lr,
+                                                                weight_decay=stage.weight_decay)
+        self.losses: list[float] = []  # validation NLL per SGD epoch: the switch's history
+        self.best, self.best_state = math.inf, None
+        self.records: list[EpochRecord] = []
+        self.resumed_epoch, self.earlier_seconds = 0, 0.0
+
+    def keep_if_best(self, perplexity: float) -> None:
+        if perplexity < self.best:
+            self.best, self.best_state = perplexity, copy.deepcopy(self.model.state_dict())
+
+    def maybe_switch(self, perplexity: float) -> None:
+        """Switch to ASGD once validation stops improving (AWD-LSTM's non-monotone trigger)."""
+        if isinstance(self.optimizer, torch.optim.ASGD) or not self.stage.asgd_nonmono:
+            return
+        loss = math.log(perplexity)
+        if len(self.losses) > self.stage.asgd_nonmono and loss > min(self.losses[:-self.stage.asgd_nonmono]):
+            self.optimizer = self._asgd()
+        self.losses.append(loss)
+
+    def _asgd(self) -> torch.optim.ASGD:
+        return torch.optim.ASGD(self.model.parameters(), lr=self.stage.lr, t0=0, lambd=0.0,
+                                weight_decay=self.stage.weight_decay)
+
+    def state(self, rng: random.Random, seconds: float) -> dict[str, Any]:
+        version, internal, gauss = rng.getstate()
+        return {"epochs": len(self.records), "seconds": self.earlier_seconds + seconds,
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "asgd": isinstance(self.optimizer, torch.optim.ASGD), "losses": list(self.losses),
+                "best": self.best, "best_model": self.best_state, "records": [vars(r) for r in self.records],
+                "rng": [version, list(internal), gauss], "cpu_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
+
+    def restore(self, state: dict[str, Any], rng: random.Random) -> None:
+        self.model.load_state_dict(state["model"])
+        if state["asgd"]:
+            self.optimizer = self._asgd()
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.losses, self.best, self.best_state = list(state["losses"]), state["best"], state["best_model"]
+        self.records = [EpochRecord(**r) for r in state["records"]]
+        version, internal, gauss = state["rng"]
+        rng.setstate((version, tuple(internal), gauss))
+        torch.set_rng_state(state["cpu_rng"])
+        if state["cuda_rng"] is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        self.resumed_epoch, self.earlier_seconds = state["epochs"], state["seconds"]
 
 
 class _averaged_weights:
@@ -147,3 +227,28 @@ class _averaged_weights:
         with torch.no_grad():
             for p, saved in zip(self.params, self.saved):
                 p.copy_(saved)
+
+
+def train_language_model_candidate(space: RecurrentSpace, corpus: Corpus, arch: Any, seed: int, device: torch.device,
+                                   checkpoint: EpochCheckpoint | None, show_progress: bool, description: str) -> float:
+    """A candidate cell trained from scratch by ``space``'s candidate stage on the corpus'
+    training split: its best validation perplexity (how DARTS selects its cells and its
+    random baseline's, Liu et al., ICLR 2019, Sect. 3.3)."""
+    stage = space.settings.stage("candidate")
+    model = build_seeded_language_model(space, arch, stage, corpus.vocab_size, device, seed)
+    return train_language_model(model, corpus.train, corpus.valid, stage, seed, description, show_progress,
+                                checkpoint).best_perplexity
+
+
+def build_seeded_language_model(space: RecurrentSpace, arch: Any, stage: LanguageModelStage, vocab_size: int,
+                                device: torch.device, seed: int) -> LanguageModel:
+    """A freshly initialised language model of ``arch`` at ``stage``'s size, its weights drawn from ``seed``."""
+    torch.manual_seed(seed)
+    return space.build_language_model(arch, stage, vocab_size).to(device)
+
+
+def flops_per_token(model: LanguageModel) -> int:
+    """fvcore's FLOPs (1 multiply-add = 1 FLOP) of predicting one word: one time step of the
+    cell, its input projection, and the decoder over the vocabulary, in eval mode."""
+    tokens = torch.zeros(1, 1, dtype=torch.int64, device=model.encoder.weight.device)
+    return count_flops(model, (tokens, model.init_state(1)))

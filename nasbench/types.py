@@ -13,6 +13,7 @@ serves every network that contains it.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Hashable, Mapping
@@ -110,13 +111,27 @@ class CostLayout:
 
 @dataclass(frozen=True)
 class Trial:
-    """One evaluated candidate; ``error`` is set (and ``val_acc`` None) when it failed."""
+    """One evaluated candidate; ``error`` is set (and the metric None) when it failed. An
+    image candidate has ``val_acc``, a language model ``val_perplexity``."""
 
     index: int
     arch: dict[str, Any]
     val_acc: float | None
     seconds: float
     error: str | None = None
+    val_perplexity: float | None = None
+
+    @property
+    def score(self) -> float | None:
+        """Higher is better: the accuracy, or the negated log-perplexity (None: failed)."""
+        return validation_score(self.val_acc, self.val_perplexity)
+
+
+def validation_score(val_acc: float | None, val_perplexity: float | None) -> float | None:
+    """One scale, higher better, for both metrics: accuracy as it is, perplexity as minus its log."""
+    if val_acc is not None:
+        return val_acc
+    return None if val_perplexity is None else -math.log(val_perplexity)
 
 
 @dataclass(frozen=True)
@@ -125,6 +140,8 @@ class SearchResult:
     val_acc: float | None
     """Search-validation accuracy the strategy chose the architecture by (None if it used none)."""
     details: dict[str, Any] = field(default_factory=dict)
+    val_perplexity: float | None = None
+    """A language model's search-validation perplexity, where the strategy chose by one."""
 
 
 TensorState = dict[str, Any]

@@ -58,6 +58,14 @@ def ptb_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def ptb_corpus(ptb_path):
+    """The stand-in corpus: trains on 80% of the validation text, validates on the rest."""
+    from nasbench.corpus import load_corpus
+
+    return load_corpus(str(ptb_path), stand_in=True)
+
+
+@pytest.fixture(scope="session")
 def dataset(data_path):
     from nasbench.data import load_dataset
 

@@ -4,6 +4,7 @@ follow AWD-LSTM's rule, ASGD's averaged weights are swapped in and out, and a ru
 deterministic given its seed."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import random
@@ -63,7 +64,7 @@ def test_training_lowers_the_validation_perplexity(space, stage, stand_in):
     train, valid = stand_in.train[:6000], stand_in.valid[:2000]
     model = _model(space, stage, stand_in.vocab_size)
     untrained = evaluate_perplexity(model, valid, stage.eval_batch_size, stage.bptt)
-    records = train_language_model(model, train, valid, stage, seed=0)
+    records = train_language_model(model, train, valid, stage, seed=0).records
     assert [r.epoch for r in records] == [1, 2] and {r.optimizer for r in records} == {"sgd"}
     assert records[-1].valid_perplexity < 0.5 * untrained
     assert math.exp(records[-1].train_nll) < math.exp(records[0].train_nll)
@@ -77,7 +78,7 @@ def test_a_run_is_deterministic_given_its_seed(space, stage, stand_in):
 
     def run(seed):
         model = _model(space, noisy, stand_in.vocab_size)
-        records = train_language_model(model, train, valid, noisy, seed=seed)
+        records = train_language_model(model, train, valid, noisy, seed=seed).records
         return [(r.train_nll, r.valid_perplexity) for r in records], model.encoder.weight.detach().clone()
 
     (first, weights), (again, same) = run(0), run(0)
@@ -119,10 +120,47 @@ def test_sgd_switches_to_asgd_when_validation_stops_improving(space, stage, stan
     monkeypatch.setattr(language_model, "evaluate_perplexity", lambda *args: next(scripted))
     short = dataclasses.replace(stage, epochs=5, asgd_nonmono=1)
     records = train_language_model(_model(space, short, stand_in.vocab_size), stand_in.train[:400],
-                                   stand_in.valid[:200], short, seed=0)
+                                   stand_in.valid[:200], short, seed=0).records
     assert [r.optimizer for r in records] == ["sgd"] * 4 + ["asgd"]
     never = dataclasses.replace(short, asgd_nonmono=0)
     scripted = iter([100.0, 90.0, 95.0, 96.0, 97.0])
     records = train_language_model(_model(space, never, stand_in.vocab_size), stand_in.train[:400],
-                                   stand_in.valid[:200], never, seed=0)
+                                   stand_in.valid[:200], never, seed=0).records
     assert {r.optimizer for r in records} == {"sgd"}
+
+
+class _KeptEpochs:
+    """An epoch checkpoint in memory that stops the training after ``stop_after`` saves."""
+
+    def __init__(self, stop_after: int | None = None):
+        self.state, self.stop_after, self.saves = None, stop_after, 0
+
+    def load(self):
+        return self.state
+
+    def save(self, state):
+        self.state, self.saves = copy.deepcopy(state), self.saves + 1
+        if self.saves == self.stop_after:
+            raise KeyboardInterrupt
+
+
+def test_a_stopped_training_resumes_exactly_through_the_asgd_switch(space, stage, stand_in):
+    """Stopped after epoch 5, its first under ASGD (validation worsened in epoch 4), and
+    resumed from its checkpoint, it ends with the weights and records of one uninterrupted
+    training: the averaged weights and the switch's history survive the stop."""
+    noisy = dataclasses.replace(stage, epochs=6, asgd_nonmono=1, lr=40.0, dropouts=space.settings.stage("final").dropouts)
+    train, valid = stand_in.train[:1500], stand_in.valid[:600]
+    straight = _model(space, noisy, stand_in.vocab_size)
+    whole = train_language_model(straight, train, valid, noisy, seed=3)
+    kept = _KeptEpochs(stop_after=5)
+    with pytest.raises(KeyboardInterrupt):
+        train_language_model(_model(space, noisy, stand_in.vocab_size), train, valid, noisy, seed=3, checkpoint=kept)
+    kept.stop_after = None
+    resumed_model = _model(space, noisy, stand_in.vocab_size)
+    resumed = train_language_model(resumed_model, train, valid, noisy, seed=3, checkpoint=kept)
+    assert resumed.resumed_epoch == 5 and kept.saves == 6
+    assert [r.optimizer for r in whole.records] == ["sgd"] * 4 + ["asgd"] * 2
+    assert [(r.train_nll, r.valid_perplexity, r.optimizer) for r in resumed.records] == \
+        [(r.train_nll, r.valid_perplexity, r.optimizer) for r in whole.records]
+    assert resumed.best_perplexity == whole.best_perplexity
+    assert all(torch.equal(a, b) for a, b in zip(resumed_model.state_dict().values(), straight.state_dict().values()))

@@ -71,7 +71,7 @@ def test_settings_classes_built_from_source_parse_and_refuse_as_the_imported_one
 def test_inherited_attributes_are_read_from_the_nearest_base():
     # darts-2nd and gdas inherit DARTS' family; fbnet and proxylessnas their base's spaces
     assert class_attributes("nasbench.strategies.darts", "DartsSecondOrder", ("strategy_class", "spaces")) == \
-        {"strategy_class": "GO", "spaces": ("cell",)}
+        {"strategy_class": "GO", "spaces": ("cell", "enas-rnn")}
     assert class_attributes("nasbench.strategies.proxylessnas", "ProxylessNas", ("spaces",)) == {"spaces": ("fbnet", "cell")}
 
 

@@ -18,9 +18,10 @@ from helpers import REPO_ROOT, SUBPROCESS_ENV, run_cli, store_rows
 
 pytestmark = pytest.mark.slow
 
-LONG_TRAININGS = 'base = "smoke"\n[search]\ncandidates = 2\n[candidate]\nepochs = 4\n[final]\nepochs = 6\n'
+LONG_TRAININGS = ('base = "smoke"\n[search]\ncandidates = 2\n[candidate]\nepochs = 4\n[final]\nepochs = 6\n'
+                  '[language_model]\ncandidate_epochs = 4\nfinal_epochs = 6\n')
 """Trainings of several epochs of about a second each: time to kill one between two epochs."""
-RESULT = ("genotype_json", "val_acc", "test_acc", "params", "flops")
+RESULT = ("genotype_json", "val_acc", "test_acc", "val_perplexity", "test_perplexity", "params", "flops")
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +31,18 @@ def protocol(tmp_path_factory) -> Path:
     return path
 
 
-def arguments(method: str, store: Path, protocol: Path, data_path) -> tuple:
-    return ("run", "--method", method, "--protocol", protocol, "--seeds", "0", "--store", store, "--data", data_path,
+def arguments(method: str, store: Path, protocol: Path, data: tuple) -> tuple:
+    return ("run", "--method", method, "--protocol", protocol, "--seeds", "0", "--store", store, *data,
             "--no-progress", "--no-estimate", "--json")
+
+
+@pytest.fixture(params=["image", "language-model"])
+def data(request, data_path, ptb_path) -> tuple:
+    """The run's data arguments: CIFAR-10's subset, or PTB's stand-in on the enas-rnn space
+    (the language model's own training loop and checkpoint)."""
+    if request.param == "image":
+        return ("--data", data_path)
+    return ("--space", "enas-rnn", "--data", ptb_path, "--ptb-stand-in")
 
 
 def stage_epochs(store: Path) -> dict[str, int]:
@@ -44,10 +54,10 @@ def stage_epochs(store: Path) -> dict[str, int]:
             return {}
 
 
-def kill_in(method: str, stage: str, store: Path, protocol: Path, data_path) -> int:
+def kill_in(method: str, stage: str, store: Path, protocol: Path, data: tuple) -> int:
     """Start a run and SIGKILL it once ``stage``'s training has saved an epoch and has one
     more to go; the epochs its checkpoint holds after the kill."""
-    process = subprocess.Popen([sys.executable, "-m", "nasbench", *map(str, arguments(method, store, protocol, data_path))],
+    process = subprocess.Popen([sys.executable, "-m", "nasbench", *map(str, arguments(method, store, protocol, data))],
                                cwd=REPO_ROOT, env={**os.environ, **SUBPROCESS_ENV}, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -60,12 +70,12 @@ def kill_in(method: str, stage: str, store: Path, protocol: Path, data_path) -> 
 
 
 @pytest.mark.parametrize(("method", "stage", "epochs"), [("random-arch", "final", 6), ("random", "candidate 0", 4)])
-def test_a_training_killed_between_epochs_resumes_from_its_last(tmp_path, protocol, data_path, method, stage, epochs):
+def test_a_training_killed_between_epochs_resumes_from_its_last(tmp_path, protocol, data, method, stage, epochs):
     reference = tmp_path / "uninterrupted.sqlite"
-    assert run_cli(*arguments(method, reference, protocol, data_path)).code == 0
+    assert run_cli(*arguments(method, reference, protocol, data)).code == 0
     store = tmp_path / "killed.sqlite"
-    saved = kill_in(method, stage, store, protocol, data_path)
-    resumed = run_cli(*arguments(method, store, protocol, data_path))
+    saved = kill_in(method, stage, store, protocol, data)
+    resumed = run_cli(*arguments(method, store, protocol, data))
     assert resumed.code == 0, resumed.err
     said = re.search(rf"{'the final training' if stage == 'final' else stage} resumes from epoch (\d+) of {epochs}",
                      resumed.err)

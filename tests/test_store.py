@@ -112,6 +112,36 @@ def test_a_store_from_before_variants_gets_the_column(tmp_path):
         assert s.find(RunKey(*KEY.values()[:4], variant="x"), ("finished",)) is None
 
 
+def test_a_store_from_before_language_models_gets_the_perplexity_columns(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with Store(path) as s:
+        run_id = start(s)
+        s.add_trial(run_id, Trial(0, {}, 0.5, 1.0))
+        s.finish(run_id, outcome(0.5))
+        for table, column in (("runs", "val_perplexity"), ("runs", "test_perplexity"), ("trials", "val_perplexity")):
+            s.conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        s.conn.commit()
+    before = path.read_bytes()
+    with Store(path, readonly=True) as s:  # read as migrated, the file untouched
+        assert s.runs()[0]["test_perplexity"] is None and s.trials(run_id) == [Trial(0, {}, 0.5, 1.0)]
+    assert path.read_bytes() == before
+    with Store(path) as s:
+        row = s.find(KEY, ("finished",))
+        assert row["test_acc"] == 0.5 and row["test_perplexity"] is None and row["val_perplexity"] is None
+        assert s.trials(run_id) == [Trial(0, {}, 0.5, 1.0)]
+
+
+def test_a_language_model_run_keeps_its_perplexities(store):
+    run_id = start(store)
+    store.add_trial(run_id, Trial(0, {"cell": 1}, None, 2.0, val_perplexity=812.5))
+    store.finish(run_id, RunOutcome(search_seconds=1.0, eval_seconds=2.0, genotype={"cell": 1}, val_acc=None,
+                                    test_acc=None, params=10, flops=20, details={}, val_perplexity=812.5,
+                                    test_perplexity=790.25))
+    row = store.find(KEY, ("finished",))
+    assert (row["val_acc"], row["test_acc"], row["val_perplexity"], row["test_perplexity"]) == (None, None, 812.5, 790.25)
+    assert store.trials(run_id) == [Trial(0, {"cell": 1}, None, 2.0, val_perplexity=812.5)]
+
+
 def test_find_returns_the_newest_match(store):
     first, second = start(store), start(store)
     store.fail(first, "x", status="interrupted")

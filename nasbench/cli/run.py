@@ -46,6 +46,9 @@ def register(commands: Any) -> None:
     run.add_argument("--space", help="the space every method searches (default: each method's first; "
                                      "`nasbench list methods` shows them)")
     add_executor(run, cluster=True)
+    run.add_argument("--ptb-stand-in", action="store_true",
+                     help="language-model spaces only: the --data folder lacks ptb.train.txt, so train on 80%% of the "
+                          "validation text and validate on the rest (perplexities not comparable with published ones)")
     run.add_argument("--force", action="store_true", help="run again even if the store has the run finished")
     run.add_argument("--no-keep-weights", action="store_true",
                      help="do not store the final networks' trained weights (by default kept, for `nasbench export`)")
@@ -85,12 +88,13 @@ def execute(args: argparse.Namespace) -> int:
     check_store_path(args.store, write=True)
     protocol = load_checked_protocol(args.protocol)
 
+    from nasbench.corpus import load_corpus
     from nasbench.data import load_dataset
     from nasbench.hardware.constraint import build_constraint
     from nasbench.provenance import resolve_device
     from nasbench.runner import RunRequest, method_space
     from nasbench.runner import execute as execute_run
-    from nasbench.spaces import get_space
+    from nasbench.spaces import get_space, space_class
     from nasbench.strategies import get_strategy
 
     classes = [get_strategy(name) for name in methods]
@@ -101,7 +105,11 @@ def execute(args: argparse.Namespace) -> int:
                                   spaces=spaces, protocol=protocol, registry=STRATEGIES)
     device = resolve_device(args.device)
     resources = task_resources(args, device)
-    dataset = load_dataset(args.data, args.data_dir)
+    tasks = {space_class(name).task for name in space_names}
+    if args.ptb_stand_in and tasks != {"language-model"}:
+        raise NasbenchError("--ptb-stand-in is for language-model spaces (--space enas-rnn or nasrl-rnn)")
+    dataset = load_corpus(args.data, args.data_dir, stand_in=args.ptb_stand_in) if tasks == {"language-model"} \
+        else load_dataset(args.data, args.data_dir)
     request = RunRequest(methods=methods, protocol=protocol, seeds=args.seeds or protocol.seeds, dataset=dataset,
                          device=device, store_path=args.store, force=args.force, show_progress=not args.no_progress,
                          constraint=constraint, space=args.space, workers=args.workers,
@@ -117,11 +125,9 @@ def execute(args: argparse.Namespace) -> int:
             print(f"{record['method']} seed {record['seed']}: left to {record['holder']}", flush=True)
         else:
             note = " (stored earlier; --force to rerun)" if record.get("cached") else ""
-            val = "–" if record["val_acc"] is None else f"{100 * record['val_acc']:.1f}%"
-            print(f"{record['method']} seed {record['seed']}: test acc {100 * record['test_acc']:.2f}%, "
-                  f"search-val acc {val}, params {record['params'] / 1e6:.3f}M, FLOPs {record['flops'] / 1e6:.1f}M, "
-                  f"search {record['search_seconds']:.0f}s, final training {record['eval_seconds']:.0f}s"
-                  f"{_constraint_note(record)}{note}", flush=True)
+            print(f"{record['method']} seed {record['seed']}: {_metrics(record)}, params {record['params'] / 1e6:.3f}M, "
+                  f"{_flops(record)}, search {record['search_seconds']:.0f}s, final training "
+                  f"{record['eval_seconds']:.0f}s{_constraint_note(record)}{note}", flush=True)
 
     def say(text: str) -> None:
         print(f"nasbench: {text}", file=sys.stderr, flush=True)
@@ -129,6 +135,9 @@ def execute(args: argparse.Namespace) -> int:
     def plan(runs: list[tuple[str, int]]) -> dict[str, tuple[float, float]] | None:
         """Measure this machine and say how long ``runs`` will take (skipped by --no-estimate)."""
         if args.no_estimate:
+            return None
+        if tasks == {"language-model"}:
+            say("no time estimate for language-model runs yet: starting at once")
             return None
         from nasbench.estimate import estimate_runs
 
@@ -143,6 +152,20 @@ def execute(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"stored in {args.store}; `nasbench report --store {args.store}` regenerates the tables", file=sys.stderr)
     return EXIT_FAILED if tally.failed else EXIT_HELD if tally.held else 0
+
+
+def _metrics(record: dict[str, Any]) -> str:
+    """Test and search-validation metric: accuracy, or a language model's perplexity."""
+    if "test_perplexity" in record:
+        val = "–" if record["val_perplexity"] is None else f"{record['val_perplexity']:.1f}"
+        return f"test perplexity {record['test_perplexity']:.2f}, search-val perplexity {val}"
+    val = "–" if record["val_acc"] is None else f"{100 * record['val_acc']:.1f}%"
+    return f"test acc {100 * record['test_acc']:.2f}%, search-val acc {val}"
+
+
+def _flops(record: dict[str, Any]) -> str:
+    per_word = " per word" if "test_perplexity" in record else ""
+    return f"FLOPs{per_word} {record['flops'] / 1e6:.1f}M"
 
 
 def _constraint_note(record: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+from nasbench.corpus import Corpus
 from nasbench.data import SplitData
 from nasbench.errors import NasbenchError
 from nasbench.executor import Executor, TaskLost, make_executor
@@ -92,7 +93,9 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None],
                              resources=request.resources, handle=lambda message: driver[0].handle(message))
     try:
         local = not executor.remote
-        data = SplitData.for_config(request.dataset, request.protocol.data, request.device if local else resolve_device("cpu"))
+        where = request.device if local else resolve_device("cpu")
+        data = request.dataset.to(where) if isinstance(request.dataset, Corpus) else \
+            SplitData.for_config(request.dataset, request.protocol.data, where)
         started = time.perf_counter()
         with Store(request.store_path) as store:
             planned = [(cls, RunKey(cls.name, seed, request.protocol.hash, request.dataset.identity,

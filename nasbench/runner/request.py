@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from nasbench.corpus import Corpus
 from nasbench.data import Dataset
 from nasbench.errors import NasbenchError
 from nasbench.executor import Resources
@@ -21,7 +22,8 @@ class RunRequest:
     methods: tuple[str, ...]
     protocol: Protocol
     seeds: tuple[int, ...]
-    dataset: Dataset
+    dataset: Dataset | Corpus
+    """Images for image spaces, the corpus for language-model spaces (one task per request)."""
     device: torch.device
     store_path: Path
     force: bool = False
@@ -76,11 +78,12 @@ def run_record(row: Any) -> dict[str, Any]:
         "variant": row["variant"],
         "status": row["status"],
         "genotype": json.loads(row["genotype_json"]) if row["genotype_json"] else None,
-        "val_acc": row["val_acc"],
-        "test_acc": row["test_acc"],
+        **({"val_perplexity": row["val_perplexity"], "test_perplexity": row["test_perplexity"]}
+           if row["test_perplexity"] is not None else {"val_acc": row["val_acc"], "test_acc": row["test_acc"]}),
         "params": row["params"],
         "flops": row["flops"],
-        "flops_convention": "fvcore, 1 multiply-add = 1 FLOP",
+        "flops_convention": "fvcore, 1 multiply-add = 1 FLOP" + (", per predicted word" if row["test_perplexity"]
+                                                                 is not None else ""),
         "search_seconds": row["search_seconds"],
         "eval_seconds": row["eval_seconds"],
         "device": row["device"],

@@ -10,12 +10,19 @@ from typing import Any
 
 import torch
 
+from nasbench.corpus import Corpus
 from nasbench.data import SplitData
 from nasbench.errors import NasbenchError
 from nasbench.executor import Executor, Mailbox
 from nasbench.hardware.constraint import Constraint
 from nasbench.hardware.counting import AUXILIARY_PREFIX, count_flops, count_params
 from nasbench.hardware.profiler import measure_on_table_device
+from nasbench.language_model import (
+    build_seeded_language_model,
+    evaluate_perplexity,
+    flops_per_token,
+    train_language_model,
+)
 from nasbench.numerics import configure_numerics
 from nasbench.protocol import Protocol
 from nasbench.provenance import stored_provenance
@@ -132,7 +139,7 @@ class RunFailed:
     """A :class:`NasbenchError` (bad input, missing data): it ends the command."""
 
 
-def run_task(spec: RunSpec, data: SplitData, device: str | None, mailbox: Mailbox,
+def run_task(spec: RunSpec, data: SplitData | Corpus, device: str | None, mailbox: Mailbox,
              executor: Executor) -> RunDone | RunFailed:
     """Run ``spec`` on ``device`` (None: this worker's GPU if it was given one, else the
     CPU); a failure is returned, not raised, so that it reaches the driver whole."""
@@ -148,9 +155,9 @@ def run_task(spec: RunSpec, data: SplitData, device: str | None, mailbox: Mailbo
         return RunFailed(error_line(err))
 
 
-def _run(spec: RunSpec, data: SplitData, device: torch.device, mailbox: Mailbox, executor: Executor) -> RunDone:
-    cls = get_strategy(spec.method)
+def _run(spec: RunSpec, data: SplitData | Corpus, device: torch.device, mailbox: Mailbox, executor: Executor) -> RunDone:
     space = get_space(spec.space, spec.protocol)
+    cls = get_strategy(spec.method).for_task(space.task)
     candidates = executor if device.type == "cpu" else None  # on a GPU: its candidates on the same GPU, here
     context = SearchContext(space=space, protocol=spec.protocol, seed=spec.seed, data=data, device=device,
                             show_progress=spec.show_progress, constraint=spec.constraint,
@@ -179,21 +186,56 @@ def _run(spec: RunSpec, data: SplitData, device: torch.device, mailbox: Mailbox,
     searched = search_seconds()
     mailbox.post(StageBegins(spec.run_id, FINAL, counts="final" not in spec.stage_states))
     eval_start = time.perf_counter()
-    final = spec.protocol.final
-    final_seed = derive_seed(spec.seed, "final")
-    model = build_model(space, result.arch, final, device, final_seed)
-    trained = train_network(model, final, data.train, data.test, final_seed,
-                            description=f"final {cls.name} seed {spec.seed}", show_progress=spec.show_progress,
-                            checkpoint=MailedEpochs.of(spec, mailbox, "final", space.to_dict(result.arch)))
+    final = final_training(spec, space, result.arch, data, device, mailbox)
+    model = final.model
     outcome = RunOutcome(
-        search_seconds=searched, eval_seconds=time.perf_counter() - eval_start + trained.earlier_seconds,
-        genotype=space.to_dict(result.arch), val_acc=result.val_acc, test_acc=trained.accuracy,
-        params=count_params(model), flops=count_flops(model),
-        details=_details(result, spec.constraint, space) | ({"shared_stage": {
+        search_seconds=searched, eval_seconds=time.perf_counter() - eval_start + final.earlier_seconds,
+        genotype=space.to_dict(result.arch), val_acc=result.val_acc, test_acc=final.test_acc,
+        params=count_params(model), flops=final.flops, val_perplexity=result.val_perplexity,
+        test_perplexity=final.test_perplexity,
+        details=_details(result, spec.constraint, space) | final.details | ({"shared_stage": {
             "stage": cls.shared_stage, "run_id": spec.shared.run_id, "seconds": spec.shared.seconds}} if reused else {}))
     weights = {name: value.detach().cpu() for name, value in model.state_dict().items()
                if not name.startswith(AUXILIARY_PREFIX)} if spec.keep_weights else None
     return RunDone(outcome, weights, stored_provenance(spec.protocol, device))
+
+
+@dataclass(frozen=True)
+class FinalTraining:
+    """The found architecture trained by the protocol's final recipe and scored on test."""
+
+    model: Any
+    test_acc: float | None
+    test_perplexity: float | None
+    flops: int
+    earlier_seconds: float
+    """Seconds of earlier attempts, restored from the final training's checkpoint."""
+    details: dict[str, Any]
+
+
+def final_training(spec: RunSpec, space, arch, data: SplitData | Corpus, device: torch.device,
+                   mailbox: Mailbox) -> FinalTraining:
+    """Train ``arch`` from scratch by the final recipe of ``space``'s task: an image network
+    on train, scored by test accuracy; a language model on the corpus' training split,
+    keeping its best validation epoch (DARTS rnn/train.py), scored by test perplexity."""
+    seed = derive_seed(spec.seed, "final")
+    description = f"final {spec.method} seed {spec.seed}"
+    checkpoint = MailedEpochs.of(spec, mailbox, "final", space.to_dict(arch))
+    if space.task == "language-model":
+        stage = space.settings.stage("final")
+        model = build_seeded_language_model(space, arch, stage, data.vocab_size, device, seed)
+        trained = train_language_model(model, data.train, data.valid, stage, seed, description, spec.show_progress,
+                                       checkpoint)
+        test = evaluate_perplexity(model, data.test, space.settings.test_batch_size, stage.bptt)
+        switched = next((r.epoch for r in trained.records if r.optimizer == "asgd"), None)
+        return FinalTraining(model, None, test, flops_per_token(model), trained.earlier_seconds, {"final_training": {
+            "valid_perplexity": trained.best_perplexity, "epochs": len(trained.records), "asgd_from_epoch": switched,
+            "corpus_stand_in": data.stand_in}})
+    stage = spec.protocol.final
+    model = build_model(space, arch, stage, device, seed)
+    trained = train_network(model, stage, data.train, data.test, seed, description=description,
+                            show_progress=spec.show_progress, checkpoint=checkpoint)
+    return FinalTraining(model, trained.accuracy, None, count_flops(model), trained.earlier_seconds, {})
 
 
 def _start_after_shared(spec: RunSpec, strategy, device: torch.device, mailbox: Mailbox) -> bool:
@@ -238,9 +280,8 @@ class MailedEpochs:
 
     @classmethod
     def of(cls, spec: RunSpec, mailbox: Mailbox, label: str, genotype: dict[str, Any]) -> "MailedEpochs":
-        stage = spec.protocol.final if label == "final" else spec.protocol.candidate
         return cls(mailbox, spec.run_id, spec.describe, label, json.dumps(genotype), spec.stage_states.get(label),
-                   stage.epochs)
+                   stage_epochs(spec, label))
 
     def load(self) -> dict[str, Any] | None:
         kept = self.mailbox.kept((self.run_id, self.label))
@@ -255,6 +296,15 @@ class MailedEpochs:
     def save(self, state: dict[str, Any]) -> None:
         self.mailbox.post(StageSaved(self.run_id, self.label, {**state, "genotype": self.genotype}, self.epochs),
                           keep_as=(self.run_id, self.label))
+
+
+def stage_epochs(spec: RunSpec, label: str) -> int:
+    """Epochs of the training ``label`` names (``final``, ``candidate <index>``) in ``spec``'s run."""
+    stage = "final" if label == "final" else "candidate"
+    space = get_space(spec.space, spec.protocol)
+    if space.task == "language-model":
+        return space.settings.stage(stage).epochs
+    return (spec.protocol.final if stage == "final" else spec.protocol.candidate).epochs
 
 
 def _details(result: SearchResult, constraint: Constraint | None, space) -> dict[str, Any]:

@@ -30,7 +30,7 @@ DARTS rnn/genotypes.py:5-11 without ``none``) and of NAS-RL's tree nodes."""
 INIT_RANGE = 0.04
 """Every weight uniform in +-0.04: DARTS rnn/model.py:11; ENAS ptb_enas_child.py:507-512 for
 more than 400 units."""
-STAGES = ("search", "final")
+STAGES = ("search", "candidate", "final")
 CELL_AVERAGES = ("loose-ends", "intermediate")
 
 
@@ -117,6 +117,10 @@ class LanguageModelSettings:
     final_asgd_nonmono: int
     """DARTS train.py:52,302: SGD until the validation loss is worse than the best of all but
     the last 5 epochs, then ASGD (AWD-LSTM's NT-ASGD). Search never switches (train_search.py)."""
+    candidate_epochs: int
+    """Epochs a candidate (a random-search draw, a NAS-RL child) trains by the final recipe
+    before its validation perplexity scores it: DARTS selects its cells and its random
+    baseline's by 300 epochs of train.py (Liu et al., ICLR 2019, Sect. 3.3 and 4.2)."""
     cell_steps: int
     """``enas-rnn``: nodes after node 0 (DARTS genotypes.py:12 STEPS 8; ENAS rhn_depth 12 - 1 = 11)."""
     cell_average: str
@@ -128,7 +132,7 @@ class LanguageModelSettings:
     def check(self, where: str) -> None:
         sizes = (self.bptt, self.eval_batch_size, self.test_batch_size, self.search_hidden_size,
                  self.search_batch_size, self.search_epochs, self.final_hidden_size, self.final_batch_size,
-                 self.final_epochs, self.cell_steps)
+                 self.final_epochs, self.candidate_epochs, self.cell_steps)
         require(min(sizes) >= 1, where, "sizes, batch sizes, epochs, bptt and cell_steps must be >= 1")
         rates = (self.dropout_output, self.dropout_hidden, self.dropout_x, self.dropout_input,
                  self.search_dropout_embedding, self.final_dropout_embedding)
@@ -142,9 +146,12 @@ class LanguageModelSettings:
                 f"nasrl_base must be a power of 2 >= 2 (a binary tree's leaves), got {self.nasrl_base}")
 
     def stage(self, name: str) -> LanguageModelStage:
-        """The ``search`` or ``final`` stage: its own fields and the shared ones."""
+        """The ``search``, ``candidate`` or ``final`` stage: its own fields and the shared
+        ones; a candidate trains by the final recipe for ``candidate_epochs``."""
         if name not in STAGES:
             raise ValueError(f"no language-model stage {name!r} ({', '.join(STAGES)})")
+        if name == "candidate":
+            return dataclasses.replace(self.stage("final"), epochs=self.candidate_epochs)
         own = {f.name.removeprefix(f"{name}_"): getattr(self, f.name)
                for f in dataclasses.fields(self) if f.name.startswith(f"{name}_")}
         dropouts = Dropouts(self.dropout_output, self.dropout_hidden, self.dropout_x, self.dropout_input,

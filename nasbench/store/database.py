@@ -35,6 +35,7 @@ from nasbench.store.schema import (
     WEIGHTS_FORMAT,
     add_variant_column,
     provenance_values,
+    show_missing_perplexities,
 )
 from nasbench.types import Checkpoint, Provenance, TensorState, Trial
 
@@ -55,6 +56,7 @@ class Store:
             if readonly:
                 self.conn = connect_read_only(self.path, timeout=30)
                 self.conn.row_factory = sqlite3.Row
+                show_missing_perplexities(self.conn)
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(self.path, timeout=30)
@@ -98,7 +100,8 @@ class Store:
 
     def trials(self, run_id: int) -> list[Trial]:
         rows = self.conn.execute("SELECT * FROM trials WHERE run_id=? ORDER BY idx", (run_id,))
-        return [Trial(r["idx"], json.loads(r["arch_json"]), r["val_acc"], r["seconds"], r["error"]) for r in rows]
+        return [Trial(r["idx"], json.loads(r["arch_json"]), r["val_acc"], r["seconds"], r["error"], r["val_perplexity"])
+                for r in rows]
 
     # -- writes, each one transaction ----------------------------------------------
     def start(self, run: RunStart) -> int:
@@ -160,8 +163,10 @@ class Store:
     def add_trial(self, run_id: int, trial: Trial) -> None:
         with self.conn:
             self.conn.execute(
-                "INSERT OR REPLACE INTO trials VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, trial.index, json.dumps(trial.arch), trial.val_acc, trial.seconds, trial.error),
+                "INSERT OR REPLACE INTO trials (run_id, idx, arch_json, val_acc, seconds, error, val_perplexity) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, trial.index, json.dumps(trial.arch), trial.val_acc, trial.seconds, trial.error,
+                 trial.val_perplexity),
             )
 
     def checkpoint(self, run_id: int, state: dict[str, Any], search_seconds: float,
@@ -226,9 +231,11 @@ class Store:
                               (*key, run_id))
             self.conn.execute(
                 "UPDATE runs SET status='finished', finished_at=?, search_seconds=?, eval_seconds=?, genotype_json=?, "
-                "val_acc=?, test_acc=?, params=?, flops=?, details_json=?, state_json=NULL, error=NULL WHERE id=?",
+                "val_acc=?, test_acc=?, params=?, flops=?, details_json=?, state_json=NULL, error=NULL, "
+                "val_perplexity=?, test_perplexity=? WHERE id=?",
                 (_now(), outcome.search_seconds, outcome.eval_seconds, json.dumps(outcome.genotype), outcome.val_acc,
-                 outcome.test_acc, outcome.params, outcome.flops, json.dumps(outcome.details), run_id),
+                 outcome.test_acc, outcome.params, outcome.flops, json.dumps(outcome.details), outcome.val_perplexity,
+                 outcome.test_perplexity, run_id),
             )
             freed = sum(self.conn.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,)).rowcount
                         for table in ("checkpoint_tensors", "stage_checkpoints"))

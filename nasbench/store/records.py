@@ -67,10 +67,15 @@ class RunOutcome:
     eval_seconds: float
     genotype: dict[str, Any]
     val_acc: float | None
-    test_acc: float
+    test_acc: float | None
+    """Image networks: top-1 test accuracy; None for a language model."""
     params: int
     flops: int
+    """fvcore's count, 1 multiply-add = 1 FLOP: of one 32x32 image, or of one predicted word."""
     details: dict[str, Any]
+    val_perplexity: float | None = None
+    test_perplexity: float | None = None
+    """Language models: the perplexity on the corpus' test split; None for an image network."""
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,9 @@ CREATE TABLE IF NOT EXISTS runs (
     params INTEGER,
     flops INTEGER,
     details_json TEXT,
-    state_json TEXT
+    state_json TEXT,
+    val_perplexity REAL,
+    test_perplexity REAL
 );
 CREATE TABLE IF NOT EXISTS trials (
     run_id INTEGER NOT NULL REFERENCES runs(id),
@@ -54,6 +56,7 @@ CREATE TABLE IF NOT EXISTS trials (
     val_acc REAL,
     seconds REAL NOT NULL,
     error TEXT,
+    val_perplexity REAL,
     PRIMARY KEY (run_id, idx)
 );
 CREATE TABLE IF NOT EXISTS checkpoint_tensors (
@@ -118,6 +121,20 @@ CREATE TABLE IF NOT EXISTS ranking_supernets (
 WEIGHTS_FORMAT = "torch.save state_dict, CPU, no auxiliary head"
 """What a ``final_weights`` blob holds: the deployed final network's state (the auxiliary head
 trains only), as ``Store.final_weights`` reads it back."""
+def show_missing_perplexities(conn: sqlite3.Connection) -> None:
+    """A store from before language models, opened read-only (so not migrated), read as if
+    it had the perplexity columns, all empty: temporary views shadow its tables for this
+    connection alone, and the file is not touched."""
+    for table, names in PERPLEXITY_COLUMNS.items():
+        present = {row["name"] for row in conn.execute(f"PRAGMA main.table_info({table})")}
+        missing = [name for name in names if name not in present]
+        if present and missing:
+            empty = ", ".join(f"NULL AS {name}" for name in missing)
+            conn.execute(f"CREATE TEMP VIEW {table} AS SELECT *, {empty} FROM main.{table}")
+
+
+PERPLEXITY_COLUMNS = {"runs": ("val_perplexity", "test_perplexity"), "trials": ("val_perplexity",)}
+"""The language models' metric columns, added in place to older stores."""
 KEY_INDEX = "CREATE INDEX IF NOT EXISTS runs_key ON runs (method, seed, protocol_hash, data, variant, status)"
 KEY_FIELDS = ("method", "seed", "protocol_hash", "data", "variant")
 KEY_COLUMNS = " AND ".join(f"{name}=?" for name in KEY_FIELDS)
@@ -132,8 +149,14 @@ def provenance_values(provenance: Provenance) -> tuple[Any, ...]:
 
 
 def add_variant_column(conn: sqlite3.Connection) -> None:
-    """Stores written before run variants existed: every run in them is a plain one."""
+    """Stores written before run variants existed: every run in them is a plain one. Stores
+    written before language models: none of their runs or trials has a perplexity."""
     columns = {row["name"] for row in conn.execute("PRAGMA table_info(runs)")}
     if "variant" not in columns:
         conn.execute("DROP INDEX IF EXISTS runs_key")
         conn.execute("ALTER TABLE runs ADD COLUMN variant TEXT NOT NULL DEFAULT ''")
+    for table, names in PERPLEXITY_COLUMNS.items():
+        present = {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for name in names:
+            if name not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} REAL")

@@ -9,10 +9,12 @@ stopped at any step continues exactly where it was.
 """
 from __future__ import annotations
 
+import importlib
 import random
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Hashable
 
+from nasbench.errors import NasbenchError
 from nasbench.progress import progress_bar
 from nasbench.protocol import Protocol, read_section
 from nasbench.strategies.context import SearchContext
@@ -45,6 +47,20 @@ class Strategy(ABC):
     random-ws' uniformly trained supernet): runs with the same stage name, space, protocol,
     data and seed compute it identically, so one run's stage serves the others
     (:meth:`stage_checkpoint`, :meth:`start_after_stage`). None: the method has none."""
+
+    task_implementations: ClassVar[dict[str, str]] = {}
+    """Per task other than images (``language-model``), the ``module:Class`` under
+    ``nasbench.strategies`` that runs the method on that task's spaces (DARTS' recurrent
+    search is its own loop); the task's spaces are listed in :attr:`spaces`."""
+
+    @classmethod
+    def for_task(cls, task: str) -> type["Strategy"]:
+        """The class that runs this method on a space of ``task``."""
+        target = cls.task_implementations.get(task)
+        if target is None:
+            return cls
+        module, _, name = target.partition(":")
+        return getattr(importlib.import_module(f"nasbench.strategies.{module}"), name)
 
     def __init__(self, context: SearchContext):
         self.context = context
@@ -106,7 +122,8 @@ class Strategy(ABC):
         """Train candidates, up to ``context.workers`` at once, and record their trials in order."""
         first = len(self.trials)
         outcomes = self.context.train_candidates(list(enumerate(archs, start=first)))
-        trials = [Trial(index, self.context.space.to_dict(arch), outcome.val_acc, outcome.seconds, outcome.error)
+        trials = [Trial(index, self.context.space.to_dict(arch), outcome.val_acc, outcome.seconds, outcome.error,
+                        outcome.val_perplexity)
                   for index, (arch, outcome) in enumerate(zip(archs, outcomes), start=first)]
         for trial in trials:
             self.trials.append(trial)
@@ -114,11 +131,11 @@ class Strategy(ABC):
         return trials
 
     def best_trial(self) -> Trial:
-        scored = [t for t in self.trials if t.val_acc is not None]
+        scored = [t for t in self.trials if t.score is not None]
         if not scored:
             errors = "; ".join(sorted({t.error for t in self.trials if t.error})) or "no candidate was evaluated"
             raise RuntimeError(f"{self.name}: every candidate failed: {errors}")
-        return max(scored, key=lambda t: (t.val_acc, -t.index))
+        return max(scored, key=lambda t: (t.score, -t.index))
 
     # -- state ---------------------------------------------------------------------
     def checkpoint(self) -> Checkpoint:
@@ -162,3 +179,10 @@ class Strategy(ABC):
         self.status = state["status"]
         for name, value in state["fields"].items():
             setattr(self, name, value)
+
+
+def require_tensors(method: str, tensors: TensorState) -> None:
+    """Refuse a checkpoint without the tensors a weight-training search resumes from."""
+    if not tensors:
+        raise NasbenchError(f"{method}: the checkpoint to resume from has no tensors (supernet, optimisers); "
+                            "run again with --force to start the search over")

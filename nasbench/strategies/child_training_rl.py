@@ -19,13 +19,13 @@ from torch import nn
 from nasbench.strategies.base import Strategy
 from nasbench.strategies.context import SearchContext
 from nasbench.strategies.controller import HoldsController
-from nasbench.types import SearchResult, TensorState
+from nasbench.types import SearchResult, TensorState, Trial
 
 
 class ChildTrainingRl(HoldsController, Strategy):
     """A controller trained by reinforcement learning on children trained from scratch.
-    Subclasses build the controller and its policy optimiser, turn a validation accuracy
-    into a reward, and take the update; the controller returns samples with ``arch``,
+    Subclasses build the controller and its policy optimiser, turn a trained child's
+    validation metric into a reward, and take the update; the controller returns samples with ``arch``,
     ``decisions``, ``log_prob`` and ``entropy``."""
 
     strategy_class = "RL"
@@ -48,8 +48,8 @@ class ChildTrainingRl(HoldsController, Strategy):
         """The controller's optimiser, with ``baseline``, ``state_dict`` and ``load_state_dict``."""
 
     @abstractmethod
-    def reward(self, val_acc: float) -> float:
-        """A child's reward for its validation accuracy."""
+    def reward(self, trial: Trial) -> float:
+        """A trained child's reward for its validation metric (accuracy or perplexity)."""
 
     @abstractmethod
     def policy_update(self, children: list[dict[str, Any]]) -> None:
@@ -73,9 +73,9 @@ class ChildTrainingRl(HoldsController, Strategy):
             with torch.no_grad():
                 samples.append(self.controller(self.controller_generator))
         for sample, trial in zip(samples, self.evaluate_all([s.arch for s in samples])):
-            if trial.val_acc is not None:  # a child that failed to train gives no reward
+            if trial.score is not None:  # a child that failed to train gives no reward
                 self.pending.append({"decisions": list(sample.decisions), "log_prob": sample.log_prob.item(),
-                                     "entropy": sample.entropy.item(), "reward": self.reward(trial.val_acc)})
+                                     "entropy": sample.entropy.item(), "reward": self.reward(trial)})
         if len(self.pending) == self.settings.children_per_update or (self.finished() and self.pending):
             self.update_controller()
 
@@ -90,11 +90,12 @@ class ChildTrainingRl(HoldsController, Strategy):
         self.pending = []
 
     def result(self) -> SearchResult:
-        """The child with the best validation accuracy (the papers train their best
-        children further; the shared final training does that here)."""
+        """The child with the best validation score (the papers train their best children
+        further; the shared final training does that here)."""
         best = self.best_trial()
         return SearchResult(self.context.space.from_dict(best.arch), best.val_acc, details={
-            "controller_epochs": self.history, "child_trainings": len(self.trials)})
+            "controller_epochs": self.history, "child_trainings": len(self.trials)},
+            val_perplexity=best.val_perplexity)
 
     def tensor_state(self) -> TensorState:
         return self.controller_tensors()

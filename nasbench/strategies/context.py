@@ -9,11 +9,13 @@ from typing import Callable, Hashable
 
 import torch
 
+from nasbench.corpus import Corpus
 from nasbench.data import SplitData
 from nasbench.errors import NasbenchError
 from nasbench.executor import Executor
 from nasbench.executor.inprocess import InProcessExecutor
 from nasbench.hardware.constraint import Constraint
+from nasbench.language_model import train_language_model_candidate
 from nasbench.numerics import configure_numerics
 from nasbench.protocol import Protocol
 from nasbench.spaces.base import SearchSpace
@@ -29,7 +31,8 @@ class SearchContext:
     space: SearchSpace
     protocol: Protocol
     seed: int
-    data: SplitData
+    data: SplitData | Corpus
+    """A language-model space's run gets the corpus, an image space's the splits."""
     device: torch.device
     on_trial: Callable[[Trial], None] = lambda trial: None
     on_checkpoint: Callable[[Checkpoint], None] = lambda checkpoint: None
@@ -54,8 +57,10 @@ class SearchContext:
         return self.executor.capacity
 
     def train_candidate(self, arch: Hashable, index: int) -> float:
-        """Train ``arch`` with the protocol's candidate stage on search-train and return
-        its search-validation accuracy; the seed depends on the run seed and ``index``."""
+        """Train ``arch`` with the protocol's candidate stage on search-train and return its
+        search-validation accuracy (a language model: trained on the corpus' training split,
+        its validation perplexity, :func:`candidate_metric`); the seed depends on the run
+        seed and ``index``."""
         checkpoint = self.epoch_checkpoint(f"candidate {index}", self.space.to_dict(arch))
         return _train_candidate(self.space, self.protocol, self.seed, self.data, self.device, arch, index,
                                 checkpoint, self.show_progress)
@@ -81,36 +86,47 @@ class SearchContext:
         return outcomes
 
 
-def _train_candidate(space: SearchSpace, protocol: Protocol, seed: int, data: SplitData, device: torch.device,
-                     arch: Hashable, index: int, checkpoint: EpochCheckpoint | None, show_progress: bool) -> float:
+def _train_candidate(space: SearchSpace, protocol: Protocol, seed: int, data: SplitData | Corpus, device: torch.device,
+                     arch: Hashable, index: int, checkpoint: EpochCheckpoint | None,
+                     show_progress: bool) -> float:
     seed = derive_seed(seed, "candidate", index)
+    description = f"candidate {index}"
+    if space.task == "language-model":
+        return train_language_model_candidate(space, data, arch, seed, device, checkpoint, show_progress, description)
     stage = protocol.candidate
     model = build_model(space, arch, stage, device, seed)
-    return train_network(model, stage, data.search_train, data.search_val, seed, description=f"candidate {index}",
+    return train_network(model, stage, data.search_train, data.search_val, seed, description=description,
                          show_progress=show_progress, checkpoint=checkpoint).accuracy
+
+
+def candidate_metric(space: SearchSpace) -> str:
+    """The validation metric a candidate of ``space`` is scored by: ``val_acc`` or ``val_perplexity``."""
+    return "val_perplexity" if space.task == "language-model" else "val_acc"
 
 
 @dataclass(frozen=True)
 class CandidateOutcome:
-    """What training one candidate gave: its search-validation accuracy, or its error."""
+    """What training one candidate gave: its search-validation accuracy (an image network)
+    or perplexity (a language model), or its error."""
 
     val_acc: float | None
     seconds: float
     error: str | None = None
     stop: str | None = None
     """An error the user must act on (a :class:`NasbenchError`'s message): it ends the run."""
+    val_perplexity: float | None = None
 
 
 def candidate_outcome(context: SearchContext, arch: Hashable, index: int) -> CandidateOutcome:
     """Train one candidate; its failure is an outcome, not an exception, unless it is a
     :class:`NasbenchError`, which propagates."""
-    return _outcome(lambda: context.train_candidate(arch, index))
+    return _outcome(lambda: context.train_candidate(arch, index), candidate_metric(context.space))
 
 
-def _outcome(train: Callable[[], float]) -> CandidateOutcome:
+def _outcome(train: Callable[[], float], metric: str) -> CandidateOutcome:
     start = time.perf_counter()
     try:
-        return CandidateOutcome(train(), time.perf_counter() - start)
+        return CandidateOutcome(**{"val_acc": None, metric: train()}, seconds=time.perf_counter() - start)
     except NasbenchError:
         raise
     except Exception as err:  # a failed candidate is data, not the end of the search
@@ -127,6 +143,6 @@ def _candidate_task(shared: tuple, arch: Hashable, index: int, checkpoint: Epoch
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         return _outcome(lambda: _train_candidate(space, protocol, seed, data.to(device), device, arch, index,
-                                                 checkpoint, show_progress=False))
+                                                 checkpoint, show_progress=False), candidate_metric(space))
     except NasbenchError as err:
         return CandidateOutcome(None, 0.0, str(err), stop=str(err))

@@ -35,6 +35,8 @@ class Darts(BilevelSearch):
     name = "darts"
     strategy_class = "GO"
     summary = "DARTS, first order: softmax-relaxed supernet, alternating weight and architecture steps"
+    spaces = ("cell", "enas-rnn")
+    task_implementations = {"language-model": "darts_rnn:RecurrentDarts"}
     weight_recipe = DARTS_WEIGHTS
     arch_recipe = DARTS_ARCHITECTURE
 
@@ -49,6 +51,7 @@ class DartsSecondOrder(Darts):
 
     name = "darts-2nd"
     summary = "DARTS, second order: the architecture gradient through one unrolled weight step"
+    task_implementations = {"language-model": "darts_rnn:RecurrentDartsSecondOrder"}
     hvp_radius: float = HVP_RADIUS
 
     def architecture_gradients(self, train: Batch, val: Batch, lr: float) -> tuple[torch.Tensor, Sequence[torch.Tensor]]:

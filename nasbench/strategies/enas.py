@@ -150,7 +150,9 @@ class Enas(HoldsController, SupernetSearch):
     name = "enas"
     strategy_class = "RL"
     summary = "ENAS: an LSTM controller samples paths of a shared supernet, trained by REINFORCE on their accuracy"
-    spaces = ("cell", "enas-macro")  # ENAS_SPACES' keys (a literal: the registry reads it from this source)
+    # ENAS_SPACES' keys, then enas-rnn (task_implementations); a literal: the registry reads it from this source
+    spaces = ("cell", "enas-macro", "enas-rnn")
+    task_implementations = {"language-model": "enas_rnn:RecurrentEnas"}
     protocol_section = "enas"
     settings_class = EnasBudget
     weight_recipe = ENAS_WEIGHTS

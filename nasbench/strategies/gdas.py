@@ -88,6 +88,8 @@ class Gdas(Darts):
 
     name = "gdas"
     summary = "GDAS: one Gumbel-max sampled operation per edge, straight-through gradients, bilevel"
+    spaces = ("cell",)
+    task_implementations = {}  # DARTS' recurrent search is not this method's
     weight_recipe = GDAS_WEIGHTS
     arch_recipe = GDAS_ARCHITECTURE
     sparse_weights = True

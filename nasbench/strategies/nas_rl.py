@@ -30,6 +30,7 @@ from nasbench.spaces.nasrl_macro.space import (
 from nasbench.strategies.child_training_rl import ChildTrainingRl
 from nasbench.strategies.context import SearchContext
 from nasbench.strategies.controller import Decisions, PolicyGradient, Sample
+from nasbench.types import Trial
 
 HIDDEN = 35
 LSTM_LAYERS = 2
@@ -141,7 +142,8 @@ class NasRl(ChildTrainingRl):
 
     name = "nas-rl"
     summary = "NAS-RL: LSTM controller + REINFORCE, children of NAS-RL's layer chain trained from scratch"
-    spaces = ("nasrl-macro",)
+    spaces = ("nasrl-macro", "nasrl-rnn")
+    task_implementations = {"language-model": "nas_rl_rnn:RecurrentNasRl"}
     protocol_section = "nas_rl"
     settings_class = NasRlBudget
 
@@ -158,8 +160,8 @@ class NasRl(ChildTrainingRl):
     def build_policy(self, controller: ChainController) -> PolicyGradient:
         return PolicyGradient(controller, lr=CONTROLLER_LR, entropy_weight=0.0, baseline_decay=BASELINE_DECAY)
 
-    def reward(self, val_acc: float) -> float:
-        return val_acc ** REWARD_POWER
+    def reward(self, trial: Trial) -> float:
+        return trial.val_acc ** REWARD_POWER
 
     def before_sample(self, index: int) -> None:
         self.controller.depth = depth_schedule(index, self.budget(), self.settings.start_layers, self.max_layers)

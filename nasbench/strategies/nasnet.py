@@ -43,6 +43,7 @@ from nasbench.strategies.controller import (
     Decisions,
     Sample,
 )
+from nasbench.types import Trial
 
 HIDDEN = 100
 CONTROLLER_LR = 3.5e-4
@@ -173,8 +174,8 @@ class Nasnet(ChildTrainingRl):
     def build_policy(self, controller: AnchorController) -> ProximalPolicy:
         return ProximalPolicy(controller)
 
-    def reward(self, val_acc: float) -> float:
-        return val_acc
+    def reward(self, trial: Trial) -> float:
+        return trial.val_acc
 
     def policy_update(self, children: list[dict[str, Any]]) -> None:
         self.policy.update(children)

@@ -84,6 +84,8 @@ class PcDarts(Darts):
 
     name = "pc-darts"
     summary = "PC-DARTS: partial channel connections (1/4), edge normalisation, warm-up; first order"
+    spaces = ("cell",)
+    task_implementations = {}  # DARTS' recurrent search is not this method's
     weight_recipe = PC_DARTS_WEIGHTS
     arch_recipe = PC_DARTS_ARCHITECTURE
 

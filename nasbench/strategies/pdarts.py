@@ -141,6 +141,8 @@ class Pdarts(Darts):
 
     name = "pdarts"
     summary = "P-DARTS: three first-order DARTS stages, 5/11/17 cells (full), 8/5/3 operations, skip dropout, 2 skips"
+    spaces = ("cell",)
+    task_implementations = {}  # DARTS' recurrent search is not this method's
     weight_recipe = PDARTS_WEIGHTS
     arch_recipe = PDARTS_ARCHITECTURE
     sparse_weights = True  # the dropped operations weigh exactly 0: they never run

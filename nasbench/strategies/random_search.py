@@ -13,7 +13,7 @@ class RandomSearch(Strategy):
     name = "random"
     strategy_class = "RS"
     summary = "random search: best of N uniformly drawn architectures on search-validation"
-    spaces = ("cell", "nasnet")
+    spaces = ("cell", "nasnet", "enas-rnn", "nasrl-rnn")
 
     def budget(self) -> int:
         return self.context.protocol.search.candidates
@@ -25,7 +25,7 @@ class RandomSearch(Strategy):
 
     def result(self) -> SearchResult:
         best = self.best_trial()
-        return SearchResult(self.context.space.from_dict(best.arch), best.val_acc)
+        return SearchResult(self.context.space.from_dict(best.arch), best.val_acc, val_perplexity=best.val_perplexity)
 
 
 class RandomArchitecture(Strategy):
@@ -35,8 +35,8 @@ class RandomArchitecture(Strategy):
     name = "random-arch"
     strategy_class = "RS"
     summary = "reference: one uniformly drawn architecture per seed, no selection"
-    spaces = ("cell", "nasnet", "fbnet", "enas-macro", "nasrl-macro", "metaqnn", "plain-cnn")
-    """Every image space: the reference each space's methods are told apart from."""
+    spaces = ("cell", "nasnet", "fbnet", "enas-macro", "nasrl-macro", "metaqnn", "plain-cnn", "enas-rnn", "nasrl-rnn")
+    """Every space: the reference each space's methods are told apart from."""
     state_fields = ("arch",)
 
     def __init__(self, context):

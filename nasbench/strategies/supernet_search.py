@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from nasbench.data import Augmentation, DeviceSplit, endless_batches, shuffled_batches
-from nasbench.errors import NasbenchError
 from nasbench.protocol import SupernetBudget
 from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
 from nasbench.spaces.cell.supernet import (
@@ -28,7 +27,7 @@ from nasbench.spaces.cell.supernet import (
     WeightedSupernet,
     derive_genotype,
 )
-from nasbench.strategies.base import Strategy
+from nasbench.strategies.base import Strategy, require_tensors
 from nasbench.strategies.context import SearchContext
 from nasbench.training import TrainingDiverged, cosine_annealing, evaluate
 from nasbench.types import SearchResult, TensorState, derive_seed
@@ -260,9 +259,7 @@ class SupernetSearch(Strategy):
         return tensors
 
     def load_tensor_state(self, tensors: TensorState) -> None:
-        if not tensors:
-            raise NasbenchError(f"{self.name}: the checkpoint to resume from has no tensors (supernet, optimisers); "
-                                "run again with --force to start the search over")
+        require_tensors(self.name, tensors)
         self.supernet.load_state_dict(tensors["supernet"])
         self.weight_optimizer.load_state_dict(tensors["weight_optimizer"])
         if self.arch_optimizer is not None:

@@ -22,10 +22,12 @@ def test_list_methods():
     assert all(r["strategy"] == STRATEGIES[r["name"]].strategy_class and r["summary"]
                and r["spaces"] == list(STRATEGIES[r["name"]].spaces) for r in rows)
     assert {r["name"]: r["spaces"] for r in rows if r["spaces"] != ["cell"]} == \
-        {"fbnet": ["fbnet", "cell"], "proxylessnas": ["fbnet", "cell"], "random": ["cell", "nasnet"],
-         "evolution": ["cell", "nasnet"], "enas": ["cell", "enas-macro"], "metaqnn": ["metaqnn"],
-         "nas-rl": ["nasrl-macro"], "nasnet": ["nasnet", "cell"], "spos": ["cell", "fbnet"], "eas": ["plain-cnn"],
-         "random-arch": ["cell", "nasnet", "fbnet", "enas-macro", "nasrl-macro", "metaqnn", "plain-cnn"]}
+        {"fbnet": ["fbnet", "cell"], "proxylessnas": ["fbnet", "cell"], "random": ["cell", "nasnet", "enas-rnn", "nasrl-rnn"],
+         "evolution": ["cell", "nasnet"], "enas": ["cell", "enas-macro", "enas-rnn"], "metaqnn": ["metaqnn"],
+         "nas-rl": ["nasrl-macro", "nasrl-rnn"], "nasnet": ["nasnet", "cell"], "spos": ["cell", "fbnet"],
+         "eas": ["plain-cnn"], "darts": ["cell", "enas-rnn"], "darts-2nd": ["cell", "enas-rnn"],
+         "random-arch": ["cell", "nasnet", "fbnet", "enas-macro", "nasrl-macro", "metaqnn", "plain-cnn", "enas-rnn",
+                         "nasrl-rnn"]}
     header, *text = run_cli("list", "methods").out.splitlines()
     assert header.split() == ["method", "strategy", "spaces", "summary"]
     assert [line.split()[0] for line in text] == list(STRATEGIES)

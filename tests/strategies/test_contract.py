@@ -5,7 +5,10 @@ registry (``nasbench.strategies.STRATEGIES``, each method on each of its ``space
   keeps it: JSON text and ``torch.save`` bytes) ends exactly as the uninterrupted search:
   the same result, the same final state and tensors, and no candidate trained twice;
 - a search ends with a valid architecture of its space (one that round-trips through JSON
-  and builds a network that classifies images).
+  and builds a network that classifies images, or a language model that predicts words).
+
+A method runs on a language-model space as the class ``for_task`` gives (its own loop), on
+a slice of the PTB stand-in.
 
 Budgets are shrunk to the fixtures' tiny data: two supernet epochs of four batches of 8
 images on a one-cell, 4-channel supernet, and six candidates scored instantly by a hash of the
@@ -38,9 +41,11 @@ PAIRS = [pytest.param(method, space, id=f"{method}-{space}",
 
 
 def hashed_score(space, arch, index: int) -> float:
-    """A candidate's stand-in accuracy in [0.1, 0.6): a hash of its architecture and index."""
+    """A candidate's stand-in accuracy in [0.1, 0.6) (perplexity in [100, 600) on a
+    language-model space): a hash of its architecture and index."""
     text = json.dumps([space.to_dict(arch), index], sort_keys=True)
-    return 0.1 + int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 2 ** 32 / 2
+    score = 0.1 + int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 2 ** 32 / 2
+    return 1000 * score if space.task == "language-model" else score
 
 
 @dataclasses.dataclass
@@ -63,7 +68,7 @@ def start(method: str, space, protocol, data, seed: int = 3) -> Run:
 
     ctx = context(space, protocol, data, seed=seed, on_checkpoint=keep)
     ctx.train_candidate = lambda arch, index: calls.append(index) or hashed_score(space, arch, index)
-    run.strategy = STRATEGIES[method](ctx)
+    run.strategy = STRATEGIES[method].for_task(space.task)(ctx)
     keep(run.strategy.checkpoint())
     return run
 
@@ -74,13 +79,22 @@ def protocol(tiny):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(protocol, tiny_data):
+def task_data(tiny_data, ptb_corpus):
+    """The data a space's task trains on: the tiny image splits, or 3000 training and 1000
+    validation words of the PTB stand-in."""
+    corpus = dataclasses.replace(ptb_corpus, train=ptb_corpus.train[:3000], valid=ptb_corpus.valid[:1000])
+    return lambda space: corpus if space.task == "language-model" else tiny_data
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(protocol, task_data):
     """The whole search of a (method, space) pair, run once for all the tests here."""
     runs = {}
 
     def get(method: str, space_name: str) -> Run:
         if (method, space_name) not in runs:
-            run = start(method, get_space(space_name, protocol), protocol, tiny_data)
+            space = get_space(space_name, protocol)
+            run = start(method, space, protocol, task_data(space))
             run.result = run.strategy.run()
             runs[method, space_name] = run
         return runs[method, space_name]
@@ -118,14 +132,14 @@ def stops(count: int) -> list[int]:
 
 
 @pytest.mark.parametrize("method, space_name", PAIRS)
-def test_a_search_stopped_after_any_step_resumes_exactly(method, space_name, uninterrupted, protocol, tiny_data):
+def test_a_search_stopped_after_any_step_resumes_exactly(method, space_name, uninterrupted, protocol, task_data):
     whole = uninterrupted(method, space_name)
     final, final_steps, _ = whole.checkpoints[-1]
     assert whole.strategy.finished() and final_steps == whole.strategy.budget()
     space = get_space(space_name, protocol)
     for stop in stops(len(whole.checkpoints)):
         checkpoint, steps, trained = whole.checkpoints[stop]
-        resumed = start(method, space, protocol, tiny_data)
+        resumed = start(method, space, protocol, task_data(space))
         resumed.strategy.restore(checkpoint)
         assert resumed.strategy.steps_done() == steps, f"restored after step {stop}"
         assert resumed.strategy.run() == whole.result, f"resumed after step {stop}"
@@ -143,6 +157,13 @@ def test_a_search_ends_with_a_valid_architecture_of_its_space(method, space_name
     assert space.from_dict(json.loads(json.dumps(space.to_dict(arch)))) == arch
     assert whole.result.val_acc is None or 0 <= whole.result.val_acc <= 1
     torch.manual_seed(0)
+    if space.task == "language-model":
+        assert whole.result.val_acc is None and (whole.result.val_perplexity is None or whole.result.val_perplexity > 1)
+        model = space.build_language_model(arch, space.settings.stage("final"), 50).eval()
+        with torch.no_grad():
+            log_probs, _, _ = model(torch.randint(0, 50, (5, 2)), model.init_state(2))
+        assert log_probs.shape == (5, 2, 50) and torch.allclose(log_probs.exp().sum(-1), torch.ones(5, 2))
+        return
     network = space.build(arch, protocol.final.network).eval()
     with torch.no_grad():
         logits = network(torch.randn(2, 3, space.input_size, space.input_size))

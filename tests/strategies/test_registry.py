@@ -131,3 +131,20 @@ def test_registry():
     for name, cls in STRATEGIES.items():
         assert cls.name == name and cls.strategy_class in STRATEGY_CLASSES and cls.summary
         assert cls.spaces and set(cls.spaces) <= set(SPACES)  # a method may search a space of its own (metaqnn)
+
+
+def test_a_method_runs_on_each_task_of_its_spaces_as_itself():
+    """A method that lists a language-model space runs there as its own implementation for
+    that task (same name and strategy class), never as its image loop and never as another
+    method's: a subclass of DARTS does not inherit DARTS' recurrent search."""
+    tasks = {name: SPACES[name].task for name in SPACES}
+    language = {name for name, cls in STRATEGIES.items() if any(tasks[s] == "language-model" for s in cls.spaces)}
+    assert language == {"random", "random-arch", "darts", "darts-2nd", "enas", "nas-rl"}
+    for name, cls in STRATEGIES.items():
+        assert cls.for_task("image") is cls
+        runs = cls.for_task("language-model")
+        if name in language:
+            assert runs.name == name and runs.strategy_class == cls.strategy_class
+            assert (runs is cls) == name.startswith("random")  # the baselines' loop is the same on every task
+        else:
+            assert runs is cls and not cls.task_implementations
