@@ -36,11 +36,11 @@ def arguments(method: str, store: Path, protocol: Path, data: tuple) -> tuple:
             "--no-progress", "--no-estimate", "--json")
 
 
-@pytest.fixture(params=["image", "language-model"])
-def data(request, data_path, ptb_path) -> tuple:
+@pytest.fixture
+def data(task, data_path, ptb_path) -> tuple:
     """The run's data arguments: CIFAR-10's subset, or PTB's stand-in on the enas-rnn space
     (the language model's own training loop and checkpoint)."""
-    if request.param == "image":
+    if task == "image":
         return ("--data", data_path)
     return ("--space", "enas-rnn", "--data", ptb_path, "--ptb-stand-in")
 
@@ -69,7 +69,10 @@ def kill_in(method: str, stage: str, store: Path, protocol: Path, data: tuple) -
     return stage_epochs(store)[stage]
 
 
-@pytest.mark.parametrize(("method", "stage", "epochs"), [("random-arch", "final", 6), ("random", "candidate 0", 4)])
+@pytest.mark.parametrize(("method", "stage", "epochs", "task"), [
+    ("random-arch", "final", 6, "image"), ("random", "candidate 0", 4, "image"),
+    ("random-arch", "final", 6, "language-model"),  # a language model's candidate saves by the same checkpoint
+])
 def test_a_training_killed_between_epochs_resumes_from_its_last(tmp_path, protocol, data, method, stage, epochs):
     reference = tmp_path / "uninterrupted.sqlite"
     assert run_cli(*arguments(method, reference, protocol, data)).code == 0
