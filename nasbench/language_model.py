@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from nasbench.corpus import Corpus, batchify, window
+from nasbench.corpus import PTB_VOCABULARY, Corpus, batchify, window
 from nasbench.hardware.counting import count_flops
 from nasbench.progress import progress_bar
 from nasbench.spaces.language_model import (
@@ -252,3 +252,17 @@ def flops_per_token(model: LanguageModel) -> int:
     cell, its input projection, and the decoder over the vocabulary, in eval mode."""
     tokens = torch.zeros(1, 1, dtype=torch.int64, device=model.encoder.weight.device)
     return count_flops(model, (tokens, model.init_state(1)))
+
+
+def language_model_summary(name: str, arch: Any, space: RecurrentSpace, protocol: Any, entry: Any = None) -> dict[str, Any]:
+    """``arch``'s language model at ``protocol``'s final size over PTB's vocabulary (the size
+    the papers' parameter counts are of): params and FLOPs per word, beside its zoo ``entry``."""
+    stage = space.settings.stage("final")
+    model = space.build_language_model(arch, stage, PTB_VOCABULARY)
+    summary = {"name": name, "protocol": protocol.name, "hidden_size": stage.hidden_size, "vocab_size": PTB_VOCABULARY,
+               "params": sum(p.numel() for p in model.parameters()), "flops": flops_per_token(model),
+               "flops_convention": "fvcore, 1 multiply-add = 1 FLOP, per predicted word", "genotype": space.to_dict(arch)}
+    if entry is not None:
+        summary.update(published_params_m=entry.published_params_m, source=entry.source, note=entry.note,
+                       params_note=entry.params_note)
+    return summary

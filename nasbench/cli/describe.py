@@ -12,29 +12,50 @@ def register(commands: Any) -> None:
     describe.add_argument("genotype", help="a zoo name (`nasbench list genotypes`), a genotype JSON file or what "
                                            "`nasbench describe --json` printed")
     add_protocol(describe, "the protocol whose final network is built")
+    describe.add_argument("--space", help="the space of a zoo name or a bare architecture file (default: a record "
+                                          "file's space, else cell); enas-rnn and nasrl-rnn are counted as PTB language "
+                                          "models (10,000 words)")
     describe.add_argument("--json", action="store_true",
                           help="print the summary as one JSON object per line (which describe and cost read back "
                                "as a genotype file)")
 
 
 def execute(args: argparse.Namespace) -> int:
+    from nasbench.spaces import SPACES
+
+    space_name = args.space or record_space_of(args.genotype)
+    SPACES.check(space_name)
+    protocol = load_checked_protocol(args.protocol)
+
     from nasbench.hardware.counting import arch_summary
+    from nasbench.language_model import language_model_summary
     from nasbench.spaces import get_space
     from nasbench.spaces.resolve import resolve_arch
 
-    space = get_space("cell")
+    space = get_space(space_name, protocol)
     genotype, entry = resolve_arch(args.genotype, space)
-    summary = {"space": space.name} | arch_summary(args.genotype, genotype, space, load_checked_protocol(args.protocol),
-                                                   entry)
+    summarise = language_model_summary if space.task == "language-model" else arch_summary
+    summary = {"space": space.name} | summarise(args.genotype, genotype, space, protocol, entry)
     if args.json:
         print_json(summary)
         return 0
     print(genotype)
-    print(f"final network of protocol {summary['protocol']} ({summary['channels']} channels, {summary['cells']} cells): "
-          f"{summary['params'] / 1e6:.3f}M params (auxiliary head excluded), "
-          f"{summary['flops'] / 1e6:.1f}M FLOPs (1 multiply-add = 1 FLOP)")
+    if space.task == "language-model":
+        print(f"final language model of protocol {summary['protocol']} ({summary['hidden_size']} hidden units, "
+              f"{summary['vocab_size']} words): {summary['params'] / 1e6:.3f}M params, "
+              f"{summary['flops'] / 1e6:.2f}M FLOPs per word (1 multiply-add = 1 FLOP)")
+    else:
+        print(f"final network of protocol {summary['protocol']} ({summary['channels']} channels, {summary['cells']} "
+              f"cells): {summary['params'] / 1e6:.3f}M params (auxiliary head excluded), "
+              f"{summary['flops'] / 1e6:.1f}M FLOPs (1 multiply-add = 1 FLOP)")
     if entry is not None:
         print(f"published: {millions(entry.published_params_m)}M params; source: {entry.source}")
         if entry.params_note:
             print(f"why the counts differ: {entry.params_note}")
     return 0
+
+
+def record_space_of(name: str) -> str:
+    from nasbench.spaces.resolve import record_space
+
+    return record_space(name)

@@ -25,6 +25,22 @@ def test_describe_darts_v2_under_the_full_protocol():
     assert "  n5 = skip_connect(c_{k-2}) + dil_conv_3x3(n2)" in result.out
 
 
+@pytest.mark.parametrize(("space", "name", "params", "published"), [
+    ("enas-rnn", "DARTS_V2", "22.960M", "23.0M"),  # DARTS Table 2: 23M at 850 units
+    ("nasrl-rnn", "NAS_cell", "20.070M", "54.0M"),  # 10,000 * 851 + 16 * 850^2: NAS-RL gives no size
+])
+def test_describe_counts_a_recurrent_cell_as_the_papers_ptb_model(space, name, params, published):
+    result = run_cli("describe", name, "--space", space, "--protocol", "full", "--json")
+    assert result.code == 0, result.err
+    (summary,) = [json.loads(line) for line in result.out.splitlines()]
+    assert (summary["space"], summary["hidden_size"], summary["vocab_size"]) == (space, 850, 10000)
+    assert f"{summary['params'] / 1e6:.3f}M" == params and f"{summary['published_params_m']}M" == published
+    # one step of the cell and its projection, then the decoder: more than the decoder's 850 * 10000 MACs
+    assert 850 * 10000 < summary["flops"] < summary["params"] + 10000
+    text = run_cli("describe", name, "--space", space, "--protocol", "full").out
+    assert f"{params} params" in text and "FLOPs per word" in text
+
+
 def test_describe_a_genotype_file(tmp_path, cell_space, smoke):
     path = tmp_path / "mine.json"
     genotype = cell_space.zoo()["PC_DARTS"].arch
