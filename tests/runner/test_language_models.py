@@ -11,9 +11,10 @@ from helpers import run_cli, store_rows, store_trials
 
 from nasbench.corpus import load_corpus
 
-pytestmark = pytest.mark.slow  # a minute: seven searches and final trainings
+pytestmark = pytest.mark.slow  # a minute: five searches and final trainings
 
-RUNS = {"enas-rnn": ("random", "random-arch", "darts", "darts-2nd", "enas"), "nasrl-rnn": ("random", "nas-rl")}
+RUNS = {"enas-rnn": ("random", "darts", "darts-2nd", "enas"), "nasrl-rnn": ("nas-rl",)}
+"""random-arch runs through `nasbench run` in tests/report/test_language_model.py and tests/test_resume_final.py."""
 
 
 @pytest.fixture(scope="module")
