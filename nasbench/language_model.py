@@ -20,14 +20,19 @@ import torch
 import torch.nn.functional as F
 
 from nasbench.corpus import PTB_VOCABULARY, Corpus, batchify, window
-from nasbench.hardware.counting import count_flops
+from nasbench.hardware.counting import count_flops, count_params, published_fields
 from nasbench.progress import progress_bar
 from nasbench.spaces.language_model import (
     LanguageModel,
     LanguageModelStage,
     RecurrentSpace,
 )
-from nasbench.training import EpochCheckpoint, TrainingDiverged
+from nasbench.training import (
+    EpochCheckpoint,
+    TrainingDiverged,
+    global_generator_states,
+    restore_global_generators,
+)
 
 LONG_WINDOW_PROB = 0.95
 """A window's mean length is bptt with this probability, else bptt / 2 (DARTS train.py:169)."""
@@ -192,8 +197,7 @@ class _Progress:
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "asgd": isinstance(self.optimizer, torch.optim.ASGD), "losses": list(self.losses),
                 "best": self.best, "best_model": self.best_state, "records": [vars(r) for r in self.records],
-                "rng": [version, list(internal), gauss], "cpu_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
+                "rng": [version, list(internal), gauss], **global_generator_states(self.model.encoder.weight.device)}
 
     def restore(self, state: dict[str, Any], rng: random.Random) -> None:
         self.model.load_state_dict(state["model"])
@@ -204,9 +208,7 @@ class _Progress:
         self.records = [EpochRecord(**r) for r in state["records"]]
         version, internal, gauss = state["rng"]
         rng.setstate((version, tuple(internal), gauss))
-        torch.set_rng_state(state["cpu_rng"])
-        if state["cuda_rng"] is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"])
+        restore_global_generators(state, self.model.encoder.weight.device)
         self.resumed_epoch, self.earlier_seconds = state["epochs"], state["seconds"]
 
 
@@ -260,9 +262,6 @@ def language_model_summary(name: str, arch: Any, space: RecurrentSpace, protocol
     stage = space.settings.stage("final")
     model = space.build_language_model(arch, stage, PTB_VOCABULARY)
     summary = {"name": name, "protocol": protocol.name, "hidden_size": stage.hidden_size, "vocab_size": PTB_VOCABULARY,
-               "params": sum(p.numel() for p in model.parameters()), "flops": flops_per_token(model),
+               "params": count_params(model), "flops": flops_per_token(model),
                "flops_convention": "fvcore, 1 multiply-add = 1 FLOP, per predicted word", "genotype": space.to_dict(arch)}
-    if entry is not None:
-        summary.update(published_params_m=entry.published_params_m, source=entry.source, note=entry.note,
-                       params_note=entry.params_note)
-    return summary
+    return summary | published_fields(entry)

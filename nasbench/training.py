@@ -125,10 +125,23 @@ def _state(epochs: int, loss: float, seconds: float, model: nn.Module, optimizer
            generator: torch.Generator) -> dict[str, Any]:
     """Everything the next epoch depends on: weights and batch-norm statistics, momentum,
     the batch and augmentation generator, the global generators drop path draws from."""
-    device = generator.device
     return {"epochs": epochs, "loss": loss, "seconds": seconds, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "cpu_rng": torch.get_rng_state(),
+            "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+            **global_generator_states(generator.device)}
+
+
+def global_generator_states(device: torch.device) -> dict[str, Any]:
+    """torch's global generators a training on ``device`` draws from (dropout, drop path):
+    the CPU's and, on a GPU, that GPU's."""
+    return {"cpu_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def restore_global_generators(state: dict[str, Any], device: torch.device) -> None:
+    """Put back what :func:`global_generator_states` saved."""
+    torch.set_rng_state(state["cpu_rng"])
+    if state["cuda_rng"] is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
 
 
 def _restore(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -137,9 +150,7 @@ def _restore(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Opt
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     generator.set_state(state["generator"])
-    torch.set_rng_state(state["cpu_rng"])
-    if state["cuda_rng"] is not None:
-        torch.cuda.set_rng_state(state["cuda_rng"], generator.device)
+    restore_global_generators(state, generator.device)
     return state["epochs"], state["seconds"], state["loss"]
 
 

@@ -123,15 +123,11 @@ class Trial:
 
     @property
     def score(self) -> float | None:
-        """Higher is better: the accuracy, or the negated log-perplexity (None: failed)."""
-        return validation_score(self.val_acc, self.val_perplexity)
-
-
-def validation_score(val_acc: float | None, val_perplexity: float | None) -> float | None:
-    """One scale, higher better, for both metrics: accuracy as it is, perplexity as minus its log."""
-    if val_acc is not None:
-        return val_acc
-    return None if val_perplexity is None else -math.log(val_perplexity)
+        """One scale, higher better, for both metrics: the accuracy as it is, the perplexity as
+        minus its log (None: failed)."""
+        if self.val_acc is not None:
+            return self.val_acc
+        return None if self.val_perplexity is None else -math.log(self.val_perplexity)
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ def register(commands: Any) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     from nasbench.spaces import SPACES
+    from nasbench.spaces.resolve import record_space
 
-    space_name = args.space or record_space_of(args.genotype)
+    space_name = args.space or record_space(args.genotype)
     SPACES.check(space_name)
     protocol = load_checked_protocol(args.protocol)
 
@@ -53,9 +54,3 @@ def execute(args: argparse.Namespace) -> int:
         if entry.params_note:
             print(f"why the counts differ: {entry.params_note}")
     return 0
-
-
-def record_space_of(name: str) -> str:
-    from nasbench.spaces.resolve import record_space
-
-    return record_space(name)

@@ -49,7 +49,12 @@ def arch_summary(name: str, arch: Any, space: Any, protocol: Any, entry: Any = N
     summary = {"name": name, "protocol": protocol.name, "channels": protocol.final.channels,
                "cells": protocol.final.cells, "params": count_params(model), "flops": count_flops(model),
                "flops_convention": "fvcore, 1 multiply-add = 1 FLOP", "genotype": space.to_dict(arch)}
-    if entry is not None:
-        summary.update(published_params_m=entry.published_params_m, source=entry.source, note=entry.note,
-                       params_note=entry.params_note)
-    return summary
+    return summary | published_fields(entry)
+
+
+def published_fields(entry: Any) -> dict[str, Any]:
+    """A zoo entry's published count, source and notes, for an architecture's summary (none without an entry)."""
+    if entry is None:
+        return {}
+    return {"published_params_m": entry.published_params_m, "source": entry.source, "note": entry.note,
+            "params_note": entry.params_note}
