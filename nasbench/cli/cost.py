@@ -25,13 +25,17 @@ def register(commands: Any) -> None:
                            "--protocol, --backend, --threads and --batch-size)")
     cost.add_argument("--tables", type=Path, default=DEFAULT_TABLES,
                       help=f"where this machine's table is looked up without --table (default: {DEFAULT_TABLES})")
+    cost.add_argument("--space", help="without --table: the space of the table (default: a record's, else cell)")
     add_device(cost)
     add_protocol(cost, "without --table: the protocol of the table")
     cost.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
                       help="without --table: the backend of the table (default: torch)")
     cost.add_argument("--threads", type=positive, default=1, help="without --table: the table's threads (default: 1)")
-    cost.add_argument("--batch-size", type=positive, default=1,
-                      help="without --table: the table's batch size (default: 1)")
+    cost.add_argument("--batch-size", type=positive,
+                      help="without --table: the table's batch size (default: 1; a recurrent cell's: the protocol's "
+                           "eval_batch_size)")
+    cost.add_argument("--window", action="store_true",
+                      help="without --table: a recurrent cell's table over the protocol's BPTT window, not one time step")
     cost.add_argument("--measure", action="store_true",
                       help="also measure the whole network under the table's conditions (on the table's device), "
                            "with the table's reference workload where it has one, so the prediction is restated at "
@@ -51,7 +55,7 @@ def execute(args: argparse.Namespace) -> int:
         this_device = _this_device(args.device, table.conditions.get("device_type"))
     else:
         this_device = _this_device(args.device, None)
-        table = CostTable.load(_this_machines_table(args, record_space(args.genotype), this_device))
+        table = CostTable.load(_this_machines_table(args, args.space or record_space(args.genotype), this_device))
     space = space_for_table(table)
     arch, _ = resolve_arch(args.genotype, space)
     result: dict[str, Any] = {"genotype": args.genotype, "table": str(table.path), "network": table.network,
@@ -138,17 +142,22 @@ def _this_device(requested: str, table_device_type: str | None) -> str:
 def _this_machines_table(args: argparse.Namespace, space: str, fingerprint: str) -> Path:
     """The table of ``space`` this machine measured under the conditions the options name,
     or a one-line error naming the command that builds it and the tables this machine has."""
+    from nasbench.hardware.profiler import table_network
     from nasbench.protocol import load_protocol
     from nasbench.provenance import resolve_device
+    from nasbench.spaces import get_space
 
-    protocol = load_protocol(args.protocol).name
+    protocol = load_protocol(args.protocol)
+    searched = get_space(space, protocol)
+    batch_size = args.batch_size or searched.cost_batch_size()
+    window = f"-w{table_network(searched, protocol, window=True).cells}" if args.window else ""
     folder = args.tables / fingerprint
-    path = folder / f"{space}-{protocol}-{args.backend}-t{args.threads}-b{args.batch_size}.json"
+    path = folder / f"{space}-{protocol.name}-{args.backend}-t{args.threads}-b{batch_size}{window}.json"
     if path.is_file():
         return path
     build = (f"nasbench profile --space {space} --protocol {args.protocol} --device {resolve_device(args.device).type} "
-             f"--backend {args.backend} --threads {args.threads} --batch-size {args.batch_size}"
-             + ("" if args.tables == DEFAULT_TABLES else f" --out {args.tables}"))
+             f"--backend {args.backend} --threads {args.threads} --batch-size {batch_size}"
+             + (" --window" if args.window else "") + ("" if args.tables == DEFAULT_TABLES else f" --out {args.tables}"))
     tables = sorted(p.name for p in folder.glob("*.json") if not p.name.endswith(".validation.json"))
     others = sorted(p.name for p in args.tables.glob("*/") if p.name != fingerprint)
     have = (f"this machine's tables: {', '.join(tables)}" if tables else

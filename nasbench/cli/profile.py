@@ -55,8 +55,11 @@ def register(commands: Any) -> None:
     add_protocol(profile, "the protocol whose final network is profiled")
     add_device(profile)
     profile.add_argument("--backend", required=True, choices=("torch", "onnxruntime"))
-    profile.add_argument("--batch-size", type=batch_sizes, default=(1,), metavar="B[,B...]",
-                         help="images per call; several (1,32) build one table each (default: 1)")
+    profile.add_argument("--batch-size", type=batch_sizes, metavar="B[,B...]",
+                         help="images per call; several (1,32) build one table each (default: 1; a recurrent cell's "
+                              "tables: the protocol's eval_batch_size)")
+    profile.add_argument("--window", action="store_true",
+                         help="a recurrent cell's table over the protocol's BPTT window (bptt time steps), not one step")
     profile.add_argument("--threads", type=positive, default=1, help="intra-op threads (default: 1)")
     profile.add_argument("--out", type=Path, default=DEFAULT_TABLES, help=f"tables folder (default: {DEFAULT_TABLES})")
     profile.add_argument("--validate", type=non_negative, default=0, metavar="N",
@@ -95,11 +98,11 @@ def execute(args: argparse.Namespace) -> int:
     settings = MeasureSettings(min_time_s=args.min_time, min_reps=args.min_reps, rounds=args.rounds,
                                precision=args.precision, max_time_s=args.max_time,
                                drift_correction=not args.no_drift_correction)
-    for batch_size in args.batch_size:
+    for batch_size in args.batch_size or (space.cost_batch_size(),):
         backend = make_backend(args.backend, device, args.threads, batch_size, settings)
         request = ProfileRequest(space, protocol, backend, calibrate=args.calibrate, validate=args.validate,
                                  later=args.later, tolerance=args.tolerance, seed=args.seed,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, window=args.window)
         table, path, validation_path = profile(request, args.out, log=lambda line: print(line, file=sys.stderr))
         validation = None if validation_path is None else json.loads(validation_path.read_text())
         if args.json:

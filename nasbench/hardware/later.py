@@ -75,8 +75,9 @@ def table_backend(table: CostTable, rounds: int, precision: float, max_time_s: f
 def measure_networks(space: SearchSpace, archs: Sequence[Hashable], table: CostTable, backend: Backend,
                      progress: bool = False) -> LaterMeasurement:
     """``archs``' whole networks (of ``table``'s size) measured interleaved, each watched for precision."""
-    image = backend.inputs([(backend.batch_size, 3, space.input_size, space.input_size)])
-    items = [Item(f"network-{i}", backend.prepare(space.build(arch, table.network_config).eval(), image))
+    config = table.network_config
+    inputs = backend.inputs(space.cost_network_inputs(config, backend.batch_size))
+    items = [Item(f"network-{i}", backend.prepare(space.build_cost_network(arch, config).eval(), inputs))
              for i, arch in enumerate(archs)]
     session = Session(backend, progress=progress)
     stop = session.run(items, [[(item, 1.0)] for item in items])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import random
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -52,17 +53,18 @@ def count_module(module: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> Cou
 
 
 def count_parts(space: SearchSpace, parts: Sequence[PartKey]) -> dict[PartKey, Counts]:
-    """Params, FLOPs and MAC of every part at batch size 1 (counts are per image)."""
+    """Params, FLOPs and MAC of every part at batch size 1 (counts are per image; a recurrent
+    cell's per token in a one-step table, per sequence of a window's tokens in a window table)."""
     counts = {}
     for key in parts:
-        inputs = [torch.zeros(shape) for shape in key.input_shapes(1)]
+        inputs = [torch.zeros(shape) for shape in space.part_inputs(key, 1)]
         counts[key] = count_module(space.build_part(key).eval(), inputs)
     return counts
 
 
 def counts_table(space: SearchSpace, protocol: Protocol) -> CostTable:
     """A table of parameter, FLOP and MAC counts without latencies (device-independent)."""
-    config = final_network(protocol)
+    config = table_network(space, protocol)
     counts = count_parts(space, space.all_cost_parts(config))
     entries = {k: TableEntry(k, c.params, c.flops, c.mac_elements, BYTES * c.mac_elements, None) for k, c in counts.items()}
     return CostTable(space.name, protocol.name, protocol.hash, space.network_record(config), {"dtype": "float32"}, entries)
@@ -72,6 +74,12 @@ def final_network(protocol: Protocol) -> NetworkConfig:
     """The network costs are about: the protocol's final (deployed) network, without
     the auxiliary head, which inference does not run."""
     return NetworkConfig(channels=protocol.final.channels, cells=protocol.final.cells)
+
+
+def table_network(space: SearchSpace, protocol: Protocol, window: bool = False) -> NetworkConfig:
+    """The network ``space``'s table decomposes: its own (a recurrent cell over one time step
+    or a BPTT ``window``) or the protocol's final network."""
+    return space.cost_network_config(protocol, window) or final_network(protocol)
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,7 @@ def accuracy_figures(predicted: Sequence[float], measured: Sequence[float]) -> d
     Spearman rho of the two rankings."""
     p, m = np.asarray(predicted, dtype=float), np.asarray(measured, dtype=float)
     error = (p - m) / m
+    ranked = np.ptp(p) > 0 and np.ptp(m) > 0  # a constant prediction (FLOPs of equal-sized cells) ranks nothing
     return {
         "n": len(m),
         "within_5pct": float(np.mean(np.abs(error) <= 0.05)),
@@ -157,8 +166,8 @@ def accuracy_figures(predicted: Sequence[float], measured: Sequence[float]) -> d
         "mape_pct": float(100 * np.mean(np.abs(error))),
         "p95_abs_error_pct": float(100 * np.percentile(np.abs(error), 95)),
         "bias_pct": float(100 * np.mean(error)),
-        "kendall_tau": float(stats.kendalltau(p, m).statistic),
-        "spearman_rho": float(stats.spearmanr(p, m).statistic),
+        "kendall_tau": float(stats.kendalltau(p, m).statistic) if ranked else math.nan,
+        "spearman_rho": float(stats.spearmanr(p, m).statistic) if ranked else math.nan,
     }
 
 
@@ -207,6 +216,8 @@ class ProfileRequest:
     """The prediction error the table is meant to hold; noise beyond it is a warning in the table."""
     seed: int = 0
     progress: bool = True
+    window: bool = False
+    """A recurrent cell over the protocol's BPTT window rather than one time step."""
 
 
 def _watches(space: SearchSpace, config: NetworkConfig, networks: list[tuple[Hashable, Counts, Item]],
@@ -227,7 +238,7 @@ def profile(request: ProfileRequest, out_dir: Path, log: Callable[[str], None] =
     validation file (None without ``validate``)."""
     space, backend, protocol = request.space, request.backend, request.protocol
     started = backend.seconds()
-    config = final_network(protocol)
+    config = table_network(space, protocol, request.window)
     parts = space.all_cost_parts(config)
     log(f"{len(parts)} parts of the {space.name} space under protocol {protocol.name}, batch {backend.batch_size}")
     counts = count_parts(space, parts)
@@ -235,20 +246,20 @@ def profile(request: ProfileRequest, out_dir: Path, log: Callable[[str], None] =
     items = {"harness": Item("harness", backend.harness())}
     for key in parts:
         module = space.build_part(key).eval()
-        items[key.id] = Item(key.id, backend.prepare(module, backend.inputs(key.input_shapes(backend.batch_size))))
+        items[key.id] = Item(key.id, backend.prepare(module, backend.inputs(space.part_inputs(key, backend.batch_size))))
     log(f"prepared {len(parts)} parts for {backend.name}")
     rng = random.Random(request.seed)
     archs = {"calibration": [space.profile_sample(rng) for _ in range(request.calibrate)],
              "validation": [space.profile_sample(rng) for _ in range(request.validate)]}
     networks: dict[str, list[tuple[Hashable, Counts, Item]]] = {}
-    image = backend.inputs([(backend.batch_size, 3, space.input_size, space.input_size)])
+    inputs = backend.inputs(space.cost_network_inputs(config, backend.batch_size))
     for group, group_archs in archs.items():
         networks[group] = []
         for i, arch in enumerate(group_archs):
             torch.manual_seed(i)
-            net = space.build(arch, config).eval()
-            network_counts = count_module(net, [torch.zeros(1, 3, space.input_size, space.input_size)])
-            networks[group].append((arch, network_counts, Item(f"{group}-{i}", backend.prepare(net, image))))
+            net = space.build_cost_network(arch, config).eval()
+            network_counts = count_module(net, [torch.zeros(shape) for shape in space.cost_network_inputs(config, 1)])
+            networks[group].append((arch, network_counts, Item(f"{group}-{i}", backend.prepare(net, inputs))))
     all_networks = networks["calibration"] + networks["validation"]
     s = backend.settings
     log(f"measuring {len(parts)} parts and {len(all_networks)} whole networks interleaved: at least {s.rounds} rounds, "

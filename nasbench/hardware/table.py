@@ -111,8 +111,9 @@ class CostTable:
     space: str
     protocol: str
     protocol_hash: str
-    network: dict[str, int]
-    """The network the parts come from: channels and cells of the protocol's final network."""
+    network: dict[str, Any]
+    """The network the parts come from: channels and cells of the protocol's final network, or
+    a recurrent cell's ``hidden_size`` and time ``steps`` (with its space's layout)."""
     conditions: dict[str, Any]
     entries: dict[PartKey, TableEntry]
     harness_ms: float | None = None
@@ -143,8 +144,17 @@ class CostTable:
     @property
     def network_config(self) -> NetworkConfig:
         """The size of the network the parts come from (a layout section, where the space
-        has one, is in :attr:`network` too)."""
+        has one, is in :attr:`network` too); a recurrent cell's units and time steps as
+        channels and cells."""
+        if "hidden_size" in self.network:
+            return NetworkConfig(channels=self.network["hidden_size"], cells=self.network["steps"])
         return NetworkConfig(channels=self.network["channels"], cells=self.network["cells"])
+
+    @property
+    def window(self) -> int | None:
+        """The time steps of a recurrent cell's BPTT-window table (None for one step or images)."""
+        steps = self.network.get("steps", 1)
+        return steps if steps > 1 else None
 
     @property
     def backend(self) -> str | None:
@@ -160,12 +170,14 @@ class CostTable:
 
     def file_name(self) -> str:
         c = self.conditions
-        return f"{self.space}-{self.protocol}-{c['backend']}-t{c['threads']}-b{c['batch_size']}.json"
+        window = "" if self.window is None else f"-w{self.window}"
+        return f"{self.space}-{self.protocol}-{c['backend']}-t{c['threads']}-b{c['batch_size']}{window}.json"
 
     def profile_command(self) -> str:
         c = self.conditions
         return (f"nasbench profile --space {self.space} --protocol {self.protocol} --device {c.get('device_type', 'cpu')} "
-                f"--backend {c.get('backend', 'torch')} --threads {c.get('threads', 1)} --batch-size {c.get('batch_size', 1)}")
+                f"--backend {c.get('backend', 'torch')} --threads {c.get('threads', 1)} --batch-size {c.get('batch_size', 1)}"
+                + ("" if self.window is None else " --window"))
 
     def entry(self, key: PartKey) -> TableEntry:
         try:

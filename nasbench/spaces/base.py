@@ -145,6 +145,29 @@ class SearchSpace(ABC, Generic[Arch]):
         """A module that computes ``key`` exactly as inside the network."""
         raise self._no_costs()
 
+    def part_inputs(self, key: PartKey, batch_size: int) -> list[tuple[int, ...]]:
+        """The shapes of ``key``'s inputs at ``batch_size``: images unless the space's parts take others."""
+        return key.input_shapes(batch_size)
+
+    def cost_network_config(self, protocol: Protocol, window: bool = False) -> NetworkConfig | None:
+        """The network a cost table decomposes, where it is not the protocol's final network
+        (None: it is). ``window`` asks for a recurrent cell over a BPTT window."""
+        if window:
+            raise NasbenchError(f"the {self.name} space has no time steps: a BPTT window is for recurrent cells")
+        return None
+
+    def cost_batch_size(self) -> int:
+        """The batch size a cost table is measured at unless one is asked for."""
+        return 1
+
+    def build_cost_network(self, arch: Arch, config: NetworkConfig) -> nn.Module:
+        """The whole network a table's parts add up to (measured to calibrate and validate it)."""
+        return self.build(arch, config)
+
+    def cost_network_inputs(self, config: NetworkConfig, batch_size: int) -> list[tuple[int, ...]]:
+        """The shapes of :meth:`build_cost_network`'s inputs at ``batch_size``."""
+        return [(batch_size, 3, self.input_size, self.input_size)]
+
     def cost_layout(self, config: NetworkConfig) -> CostLayout:
         """How architecture weights map onto parts, for expected costs."""
         raise self._no_costs()

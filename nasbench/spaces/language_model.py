@@ -21,7 +21,7 @@ from torch import nn
 from nasbench.errors import NasbenchError
 from nasbench.settings import require
 from nasbench.spaces.base import SearchSpace
-from nasbench.types import NetworkConfig
+from nasbench.types import NetworkConfig, PartKey
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "identity": lambda x: x}
@@ -240,6 +240,9 @@ class RecurrentSpace(SearchSpace):
     protocol_section = "language_model"
     layout_class = LanguageModelSettings
 
+    cell_class: ClassVar[type[RecurrentCell]]
+    """The class of its cells (what state they carry)."""
+
     def __init__(self, settings: LanguageModelSettings):
         self.settings = settings
 
@@ -254,13 +257,70 @@ class RecurrentSpace(SearchSpace):
         stage = dataclasses.replace(self.settings.stage("final"), hidden_size=config.channels)
         return self.build_language_model(arch, stage, config.num_classes)
 
+    # -- hardware cost decomposition: the cell alone, one time step or a BPTT window ------
     @classmethod
     def for_network(cls, network: dict[str, Any]) -> "RecurrentSpace":
-        """No cost table lays a recurrent space out yet (its parts are not decomposed)."""
-        raise NasbenchError(f"the {cls.name} space has no cost decomposition yet, so it cannot have cost tables")
+        """The space as a cost table records it: its ``[language_model]`` section."""
+        return cls(LanguageModelSettings(**network["language_model"]))
 
     def network_record(self, config: NetworkConfig) -> dict[str, Any]:
-        return {"hidden_size": config.channels, "vocab_size": config.num_classes}
+        """Hidden units, time steps and the ``[language_model]`` section (which sizes the
+        sampled cells): a table is refused for a network laid out otherwise."""
+        return {"hidden_size": config.channels, "steps": config.cells,
+                "language_model": dataclasses.asdict(self.settings)}
 
     def describe_network(self, config: NetworkConfig) -> str:
-        return f"{config.channels} embedding and hidden units, {config.num_classes} words"
+        steps = "one time step" if config.cells == 1 else f"a window of {config.cells} time steps"
+        return f"the cell alone at {config.channels} hidden units over {steps}, no embedding or decoder"
+
+    def cost_network_config(self, protocol: Any, window: bool = False) -> NetworkConfig:
+        """The final stage's cell (the deployed model's size, as image tables cost the final
+        network) over one time step, or over the protocol's ``bptt`` steps."""
+        return NetworkConfig(channels=self.settings.final_hidden_size, cells=self.settings.bptt if window else 1)
+
+    def cost_batch_size(self) -> int:
+        """Inference as evaluation runs it: ``eval_batch_size`` columns."""
+        return self.settings.eval_batch_size
+
+    def cost_layout(self, config: NetworkConfig) -> Any:
+        raise NasbenchError(f"the {self.name} space's cost tables give a cell's exact cost, not an expected cost over "
+                            "architecture weights (its parts follow each cell's structure)")
+
+    def part_inputs(self, key: PartKey, batch_size: int) -> list[tuple[int, ...]]:
+        """The input projection's over the window (time, batch, units); every other part's
+        (batch, units) each, node 0 of a highway cell its projected x_t (twice the units) first."""
+        if key.kind == "projection" and key.name == "input":
+            return [(key.size, batch_size, key.c_in)]
+        if key.kind == "first":
+            return [(batch_size, 2 * key.c_in), (batch_size, key.c_in)]
+        return [(batch_size, key.c_in)] * key.arity
+
+    def build_cost_network(self, arch: Any, config: NetworkConfig) -> nn.Module:
+        cell = self.make_cell(arch, config.channels)
+        mac = sum(self.build_part(key).mac_elements for key in self.cost_parts(arch, config))
+        return CellWindow(cell, config.cells, mac)
+
+    def cost_network_inputs(self, config: NetworkConfig, batch_size: int) -> list[tuple[int, ...]]:
+        """x over the window (time, batch, units), then each state tensor (batch, units)."""
+        h = config.channels
+        return [(config.cells, batch_size, h)] + [(batch_size, h)] * self.cell_class.state_count
+
+
+class CellWindow(nn.Module):
+    """What a recurrent cost table's whole network is: ``cell`` over ``steps`` time steps in
+    eval mode, its input projection of the window at once, then each step (as
+    :class:`LanguageModel` runs it), without the embedding lookup and the decoder, whose cost
+    does not depend on the cell. Its memory access cost is its parts' (``mac_elements``)."""
+
+    def __init__(self, cell: RecurrentCell, steps: int, mac_elements: int):
+        super().__init__()
+        self.cell, self.steps, self.mac_elements = cell, steps, mac_elements
+
+    def forward(self, x: torch.Tensor, *state: torch.Tensor) -> torch.Tensor:
+        projected = self.cell.project(x)
+        for t in range(self.steps):
+            state = self.cell.step(projected[t], state, None)
+        return state[0]
+
+    def functional_mac(self, args: tuple, output: torch.Tensor) -> int:
+        return self.mac_elements

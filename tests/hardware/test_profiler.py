@@ -4,6 +4,7 @@ and the report's cost-table and latency sections."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,13 @@ def test_accuracy_figures_by_hand():
     # sorted |errors| 0, 0.033, 0.04, 0.09, 0.5: the 95th percentile interpolates at position 3.8
     assert figures["p95_abs_error_pct"] == pytest.approx(100 * (0.09 + 0.8 * (0.5 - 0.09)))
     assert figures["kendall_tau"] == pytest.approx(1.0) and figures["spearman_rho"] == pytest.approx(1.0)
+
+
+def test_a_constant_prediction_ranks_nothing_and_warns_of_nothing():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's ConstantInputWarning would fail the test
+        figures = accuracy_figures([2.0, 2.0, 2.0], [1.9, 2.0, 2.2])
+    assert np.isnan(figures["kendall_tau"]) and np.isnan(figures["spearman_rho"]) and figures["within_10pct"] == 1.0
 
 
 def _arch_measurement(latency_ms: float, op_sums_ms: dict[str, float], other_sum_ms: float, harness_ms: float,

@@ -8,15 +8,24 @@ from __future__ import annotations
 import random
 from typing import Any, Mapping
 
+from torch import nn
+
 from nasbench.spaces.base import ZooEntry
 from nasbench.spaces.language_model import ACTIVATIONS, RecurrentSpace
+from nasbench.spaces.nasrl_rnn import costs
 from nasbench.spaces.nasrl_rnn.cell import (
     COMBINATIONS,
     TreeCell,
     TreeCellArch,
     tree_children,
 )
-from nasbench.types import ArchitectureGraph, GraphEdge, GraphNode
+from nasbench.types import (
+    ArchitectureGraph,
+    GraphEdge,
+    GraphNode,
+    NetworkConfig,
+    PartKey,
+)
 
 CHOICES = {"combination": tuple(COMBINATIONS), "activation": tuple(ACTIVATIONS)}
 
@@ -41,6 +50,7 @@ ZOO = {"NAS_cell": ZooEntry(
 
 class NasRlRnnSpace(RecurrentSpace):
     name = "nasrl-rnn"
+    cell_class = TreeCell
     description = ("NAS-RL recurrent cell space for Penn Treebank: a tree over B leaves (the protocol's "
                    "[language_model]), each node an add or elem_mult and one of 4 activations, a cell inject and "
                    "the cell indices that read and write the memory cell")
@@ -69,6 +79,16 @@ class NasRlRnnSpace(RecurrentSpace):
         values[part] = rng.choice([v for v in CHOICES[("combination", "activation")[part]] if v != values[part]])
         pairs[node] = tuple(values)
         return TreeCellArch(tuple(pairs[:-1]), pairs[-1], arch.cell_indices)
+
+    def cost_parts(self, arch: TreeCellArch, config: NetworkConfig) -> list[PartKey]:
+        arch.check()
+        return costs.cell_parts(arch, config)
+
+    def all_cost_parts(self, config: NetworkConfig) -> list[PartKey]:
+        return costs.all_parts(config, {self.settings.nasrl_base, *(entry.arch.base for entry in ZOO.values())})
+
+    def build_part(self, key: PartKey) -> nn.Module:
+        return costs.build_part(key)
 
     def make_cell(self, arch: TreeCellArch, size: int) -> TreeCell:
         arch.check()

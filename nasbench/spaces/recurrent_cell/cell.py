@@ -92,13 +92,14 @@ class HighwayCell(RecurrentCell):
     def step(self, projected, state, h_mask):
         (h_prev,) = state
         masked = h_prev if h_mask is None else h_prev * h_mask
-        states = [_highway(h_prev, projected + masked @ self.w0[self.input_size:], self.arch.first)]
+        states = [highway(h_prev, projected + masked @ self.w0[self.input_size:], self.arch.first)]
         for (activation, source), w in zip(self.arch.nodes, self.ws):
             s = states[source]
-            states.append(_highway(s, (s if h_mask is None else s * h_mask) @ w, activation))
+            states.append(highway(s, (s if h_mask is None else s * h_mask) @ w, activation))
         return (torch.stack([states[i] for i in self._concat]).mean(0),)
 
 
-def _highway(s: torch.Tensor, ch: torch.Tensor, activation: str) -> torch.Tensor:
+def highway(s: torch.Tensor, ch: torch.Tensor, activation: str) -> torch.Tensor:
+    """A node's output from its input ``s`` and its ``s W`` (c and h side by side)."""
     c, h = ch.chunk(2, dim=-1)
     return s + torch.sigmoid(c) * (ACTIVATIONS[activation](h) - s)

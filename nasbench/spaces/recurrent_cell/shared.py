@@ -33,7 +33,7 @@ from nasbench.spaces.language_model import (
     RecurrentCell,
     uniform_parameter,
 )
-from nasbench.spaces.recurrent_cell.cell import RecurrentCellArch, _highway
+from nasbench.spaces.recurrent_cell.cell import RecurrentCellArch, highway
 
 ACTIVATION_INDEX = {name: i for i, name in enumerate(ACTIVATIONS)}
 NORM_EPSILON = 1.0
@@ -92,10 +92,10 @@ class SharedHighwayCell(RecurrentCell):
         w0, ws = self._path
         masked = h_prev if h_mask is None else h_prev * h_mask
         norms = self.node_norms
-        states = [_highway(h_prev, norms[0](projected + masked @ w0[self.input_size:]), self.arch.first)]
+        states = [highway(h_prev, norms[0](projected + masked @ w0[self.input_size:]), self.arch.first)]
         for i, ((activation, source), w) in enumerate(zip(self.arch.nodes, ws), start=1):
             s = states[source]
-            states.append(_highway(s, norms[i]((s if h_mask is None else s * h_mask) @ w), activation))
+            states.append(highway(s, norms[i]((s if h_mask is None else s * h_mask) @ w), activation))
         return (torch.stack([states[i] for i in self._concat]).mean(0),)
 
 

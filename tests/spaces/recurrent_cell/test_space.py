@@ -140,9 +140,13 @@ def test_the_zoo_models_have_the_papers_sizes():
 
 
 @pytest.mark.parametrize("name", ["enas-rnn", "nasrl-rnn"])
-def test_a_recurrent_space_refuses_cost_tables_in_one_line(name, smoke):
+def test_a_recurrent_space_is_laid_out_again_from_its_cost_tables_record(name, smoke):
     space = get_space(name, smoke)
-    with pytest.raises(NasbenchError, match=f"the {name} space has no cost decomposition"):
-        type(space).for_network(space.network_record(smoke.final.network))
-    with pytest.raises(NasbenchError, match=f"the {name} space has no cost decomposition"):
-        space.cost_layout(smoke.final.network)
+    window = space.cost_network_config(smoke, window=True)
+    assert (window.channels, window.cells) == (space.settings.final_hidden_size, space.settings.bptt)
+    assert space.cost_network_config(smoke) == dataclasses.replace(window, cells=1)
+    record = space.network_record(window)
+    again = type(space).for_network(record)
+    assert again.settings == space.settings and again.network_record(window) == record
+    with pytest.raises(NasbenchError, match=f"the {name} space's cost tables give a cell's exact cost"):
+        space.cost_layout(window)
