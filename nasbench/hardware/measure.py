@@ -2,7 +2,8 @@
 keep percentiles, and record the conditions with every number.
 
 A :class:`Backend` turns a module and its inputs into a zero-argument runner and times
-it: ``torch`` (eager, CPU or CUDA; CUDA timed with events) or ``onnxruntime`` (the
+it: ``torch`` (eager, CPU or CUDA; CUDA timed with events, small batches as CUDA graph
+replays, through :mod:`nasbench.hardware.accelerator`) or ``onnxruntime`` (the
 module exported to ONNX and run in an InferenceSession). The same backend object
 measures table entries and whole networks, so both see identical settings. It reads the
 time from a :class:`Clock`, the process's performance counter unless one is injected: tests
@@ -20,17 +21,17 @@ import warnings
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from nasbench.errors import NasbenchError
+from nasbench.hardware.accelerator import Accelerator, CudaAccelerator, Runner
 from nasbench.numerics import configure_numerics
 from nasbench.provenance import cpu_model, device_fingerprint, device_name
 
-Runner = Callable[[], object]
 BACKENDS = ("torch", "onnxruntime")
 ONNX_OPSET = 17
 
@@ -63,6 +64,11 @@ class MeasureSettings:
     reference_window_s: float = 2.0
     """An item's speed is the median of the reference's measurements from half this before it to
     half this after it."""
+    cuda_graph_max_batch: int = 32
+    """On CUDA, batch sizes up to this are timed as CUDA graph replays, parts and whole networks
+    alike: there a call's kernels last microseconds and their launches would be most of what is
+    timed (and what a deployed network, captured or compiled, does not pay). Above it kernels
+    outlast their launches, which the queue hides, and a graph per network would only hold memory."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,10 @@ class Backend(ABC):
     def seconds(self) -> float:
         return self.clock.now_ns() / 1e9
 
+    def timer(self) -> str:
+        """How each call is timed, as the conditions state it."""
+        return "time.perf_counter_ns around each call"
+
     def time_calls(self, run: Runner, n: int) -> list[float]:
         samples = []
         for _ in range(n):
@@ -187,7 +197,7 @@ class Backend(ABC):
             "flush_denormal": self.device.type == "cpu",
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "measurement": asdict(self.settings) | {
-                "timer": "time.perf_counter_ns around each call", "gc": "collected before, disabled during each round",
+                "timer": self.timer(), "gc": "collected before, disabled during each round",
                 "warm_up": "until steady on an item's first round, rewarm_calls calls in later rounds",
                 "statistic": "percentiles of the samples pooled over rounds, each divided by the machine's speed "
                              "at its moment where drift_correction is on (the table's `reference_speed`)"},
@@ -195,7 +205,21 @@ class Backend(ABC):
 
 
 class TorchBackend(Backend):
+    """torch in inference mode. With an accelerator (CUDA's, unless one is injected) calls are
+    timed by its events and, at batch sizes up to ``cuda_graph_max_batch``, every runner, the
+    harness too, is the replay of a graph captured once at preparation; one that cannot be
+    captured runs eagerly, and the conditions list it (``cuda_graph_fallbacks``)."""
+
     name = "torch"
+
+    def __init__(self, device: torch.device, threads: int, batch_size: int, settings: MeasureSettings,
+                 clock: Clock | None = None, accelerator: Accelerator | None = None):
+        super().__init__(device, threads, batch_size, settings, clock)
+        if accelerator is None and device.type == "cuda":
+            accelerator = CudaAccelerator(device)
+        self.accelerator = accelerator
+        self.graphs = self.accelerator is not None and batch_size <= settings.cuda_graph_max_batch
+        self.graph_fallbacks: list[dict[str, str]] = []
 
     def prepare(self, module: nn.Module, inputs: Sequence[torch.Tensor]) -> Runner:
         module = module.to(self.device).eval()
@@ -205,28 +229,50 @@ class TorchBackend(Backend):
             with torch.inference_mode():
                 return module(*xs)
 
-        return run
+        return self._runner(run, f"{type(module).__name__} on {[tuple(x.shape) for x in xs]}")
 
     def harness(self) -> Runner:
         def run() -> None:
             with torch.inference_mode():
                 return None
 
-        return run
+        return self._runner(run, "harness")
+
+    def _runner(self, run: Runner, what: str) -> Runner:
+        """``run``, or with graphs on, its graph's replay: the same path for parts, networks and
+        the harness, so a network and its parts' sum are timed alike."""
+        if not self.graphs:
+            return run
+        try:
+            return self.accelerator.capture(run)
+        except RuntimeError as error:  # e.g. an op that waits for the host, which capture forbids
+            reason = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
+            self.graph_fallbacks.append({"module": what, "error": reason})
+            warnings.warn(f"{what} cannot be captured as a CUDA graph and is timed eagerly ({reason})", stacklevel=2)
+            return run
 
     def time_calls(self, run: Runner, n: int) -> list[float]:
-        if self.device.type != "cuda":
+        if self.accelerator is None:
             return super().time_calls(run, n)
-        torch.cuda.synchronize(self.device)
+        device = self.accelerator
+        device.synchronize()
         samples = []
         for _ in range(n):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start, end = device.event(), device.event()
             start.record()
             run()
             end.record()
-            end.synchronize()
-            samples.append(start.elapsed_time(end))
+            device.synchronize()
+            samples.append(start.elapsed_ms(end))
         return samples
+
+    def timer(self) -> str:
+        if self.accelerator is None:
+            return super().timer()
+        graphs = (f"batch {self.batch_size} <= cuda_graph_max_batch {self.settings.cuda_graph_max_batch}: each call a "
+                  "CUDA graph replay" if self.graphs else
+                  f"batch {self.batch_size} > cuda_graph_max_batch {self.settings.cuda_graph_max_batch}: eager calls")
+        return f"{self.accelerator.timer}; {graphs}"
 
     def conditions(self) -> dict[str, Any]:
         conditions = super().conditions() | {
@@ -234,16 +280,21 @@ class TorchBackend(Backend):
             "torch_interop_threads": torch.get_num_interop_threads(),
             "mkldnn_enabled": torch.backends.mkldnn.enabled,
         }
-        if self.device.type == "cuda":
-            conditions |= {"cuda_version": torch.version.cuda, "cudnn_version": torch.backends.cudnn.version(),
-                           "cudnn_benchmark": True, "timer": "CUDA events"}
+        if self.accelerator is not None:
+            conditions |= self.accelerator.conditions() | {
+                "timer": self.accelerator.timer, "cuda_graphs": self.graphs,
+                "cuda_graph_fallbacks": list(self.graph_fallbacks)}
         return conditions
 
 
 class OnnxRuntimeBackend(Backend):
     """Each module exported to ONNX (opset 17, TorchScript exporter) and run in its own
     InferenceSession with full graph optimisation, ``threads`` intra-op threads and
-    sequential execution: the same settings for table entries and whole networks."""
+    sequential execution: the same settings for table entries and whole networks. On CUDA
+    (onnxruntime-gpu's CUDAExecutionProvider) ``session.run`` takes and returns host arrays
+    and returns once the outputs are copied back, so the host clock around it times the
+    device's work with the copies of the inputs and outputs (the harness, a one-node graph on
+    one number, pays only a copy's fixed cost)."""
 
     name = "onnxruntime"
 
@@ -253,8 +304,9 @@ class OnnxRuntimeBackend(Backend):
 
         provider = "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider"
         if provider not in ort.get_available_providers():
-            raise NasbenchError(f"onnxruntime {ort.__version__} here has no {provider}; "
-                                "install onnxruntime-gpu for --device cuda, or use --backend torch")
+            raise NasbenchError(f"onnxruntime {ort.__version__} here has no {provider} (it has "
+                                f"{', '.join(ort.get_available_providers())}): for --device cuda, `pip uninstall "
+                                "onnxruntime && pip install onnxruntime-gpu`, or use --backend torch")
         super().__init__(device, threads, batch_size, settings, clock)
         self.ort, self.provider = ort, provider
 
@@ -276,6 +328,9 @@ class OnnxRuntimeBackend(Backend):
 
     def harness(self) -> Runner:
         return self.prepare(_Passthrough(), [torch.zeros(1, 1)])
+
+    def timer(self) -> str:
+        return "time.perf_counter_ns around each session.run, which returns once its outputs are on the host"
 
     def conditions(self) -> dict[str, Any]:
         return super().conditions() | {

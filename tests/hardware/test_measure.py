@@ -49,5 +49,6 @@ def test_onnxruntime_on_cuda_without_the_gpu_package_is_refused():
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has CUDA")
-    with pytest.raises(NasbenchError, match="no CUDAExecutionProvider"):
+    with pytest.raises(NasbenchError, match="no CUDAExecutionProvider") as refused:
         make_backend("onnxruntime", torch.device("cuda"), 1, 1, MeasureSettings())
+    assert "pip install onnxruntime-gpu" in str(refused.value) and "\n" not in str(refused.value)
