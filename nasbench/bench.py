@@ -11,6 +11,11 @@ stage on the real data, on an executor (in-process, or Ray tasks ``--workers`` a
 so that the speed-up of parallel children (``nasbench run --workers``) is measured, not
 assumed.
 
+``nasbench bench final-training``: the protocol's final-training step (what every run
+ends with, the same :class:`~nasbench.training.TrainStep` its training takes) on the
+protocol's final network, per precision and compiled or not, as images per second and the
+hours the protocol's final training would take at that speed.
+
 ``nasbench bench executor``: what an executor adds to every task (submitting it, taking
 its result), on no-op tasks, so that it can be weighed against a candidate's training.
 """
@@ -29,15 +34,10 @@ from typing import Any, Callable
 
 import torch
 
-from nasbench.data import (
-    NUM_CLASSES,
-    Dataset,
-    DeviceSplit,
-    SplitData,
-    network_memory_format,
-)
+from nasbench.data import DeviceSplit, SplitData, network_memory_format
 from nasbench.errors import NasbenchError
 from nasbench.executor import Executor, Resources, make_executor
+from nasbench.images import NUM_CLASSES, Dataset
 from nasbench.numerics import configure_numerics
 from nasbench.protocol import Protocol, SupernetBudget, load_protocol
 from nasbench.spaces import get_space
@@ -45,6 +45,7 @@ from nasbench.spaces.base import SearchSpace
 from nasbench.strategies import get_strategy, supernet_methods
 from nasbench.strategies.context import SearchContext
 from nasbench.strategies.supernet_search import Batch, SupernetSearch
+from nasbench.training import TrainStep, build_model
 
 WARMUP_STEPS = 2
 PROC_STATUS = Path("/proc/self/status")
@@ -53,8 +54,8 @@ CPU = torch.device("cpu")
 
 
 def bench_search_step(method: str, *, batch_size: int, cells: int, channels: int, device: torch.device,
-                      repeats: int, space: SearchSpace | None = None) -> dict[str, Any]:
-    """One search step of ``method`` timed by :func:`time_steps`."""
+                      repeats: int, space: SearchSpace | None = None, precision: str = "fp32") -> dict[str, Any]:
+    """One search step of ``method`` timed by :func:`time_steps`, under ``precision``."""
     configure_numerics()
     cls = get_strategy(method)
     if not issubclass(cls, SupernetSearch):
@@ -66,8 +67,36 @@ def bench_search_step(method: str, *, batch_size: int, cells: int, channels: int
                             f"{', '.join(cls.spaces)})")
     budget = SupernetBudget(channels, cells, epochs=1, batch_size=batch_size)
     budget.check("bench search-step")  # the sizes a protocol's [search.supernet] may have
-    timing = time_search_step(cls(search_context(budget, device, space)), repeats=repeats)
-    return {"method": method, "space": space.name, "cells": cells, "channels": channels, **timing}
+    base = dataclasses.replace(load_protocol("smoke"), precision=precision)
+    timing = time_search_step(cls(search_context(budget, device, space, base)), repeats=repeats)
+    return {"method": method, "space": space.name, "cells": cells, "channels": channels, "precision": precision,
+            **timing}
+
+
+def bench_final_training(protocol: Protocol, *, precision: str, device: torch.device, repeats: int,
+                         compile: bool = False, arch: str = "DARTS_V2", space: SearchSpace | None = None,
+                         warmup: int = WARMUP_STEPS) -> dict[str, Any]:
+    """The protocol's final-training step on its final network of the zoo's ``arch`` at its
+    final batch size, timed by :func:`time_steps` on random batches (the compilation falls
+    in the warm-up: ``first_s``), in the middle of the recipe (drop path on); with
+    ``images_per_s`` and ``projected_hours`` = final epochs * train_images / images_per_s
+    / 3600 (the evaluation and data loading not counted)."""
+    configure_numerics()
+    space = get_space("cell") if space is None else space
+    if arch not in space.zoo():
+        raise NasbenchError(f"the {space.name} space's zoo has no {arch} (it has: {', '.join(space.zoo())})")
+    stage = protocol.final
+    model = build_model(space, space.zoo()[arch].arch, stage, device, seed=0)
+    model.train()
+    step = TrainStep.build(model, stage, device, precision, compile)
+    step.start_epoch(stage.epochs // 2)
+    timing = time_steps(lambda train, _val: step(train.images, train.labels), batch_size=stage.batch_size,
+                        device=device, repeats=repeats, warmup=warmup, precision=precision)
+    images_per_s = stage.batch_size / timing["median_s"]
+    return {"protocol": protocol.name, "space": space.name, "arch": arch, "precision": precision,
+            "compile": bool(compile), "channels": stage.channels, "cells": stage.cells, "epochs": stage.epochs,
+            "train_images": protocol.data.train_images, "images_per_s": images_per_s,
+            "projected_hours": stage.epochs * protocol.data.train_images / images_per_s / 3600, **timing}
 
 
 def time_search_step(strategy: SupernetSearch, **timing: Any) -> dict[str, Any]:
@@ -77,24 +106,27 @@ def time_search_step(strategy: SupernetSearch, **timing: Any) -> dict[str, Any]:
     strategy.supernet.train()
     return time_steps(lambda train, val: strategy.search_step(train, val, lr),
                       batch_size=strategy.context.protocol.search.supernet.batch_size,
-                      device=strategy.context.device, **timing)
+                      device=strategy.context.device, precision=strategy.precision.name, **timing)
 
 
 def time_steps(step: Callable[[Batch, Batch], object], *, batch_size: int, device: torch.device,
-               repeats: int, warmup: int = WARMUP_STEPS, budget_s: float | None = None) -> dict[str, Any]:
+               repeats: int, warmup: int = WARMUP_STEPS, budget_s: float | None = None,
+               precision: str = "fp32") -> dict[str, Any]:
     """Median (and mean) wall time of ``step(train, val)`` over ``repeats`` calls on fresh random
-    batches (after ``warmup`` calls, synchronised on a GPU) and the peak memory over all calls:
+    batches in ``precision``'s memory format (after ``warmup`` calls, synchronised on a GPU)
+    and the peak memory over all calls:
     allocated CUDA memory on a GPU, the process's peak RSS on a CPU;
     ``memory_before_bytes`` is what was in use before the first step (the network, the
     framework), so the difference is the step's working memory. Any implementation's
     step can be timed by it, so that ours and a reference one are measured alike. With
     ``budget_s``, timing stops early once the timed calls took that long (after at least
-    one), for slow steps measured in passing (``nasbench run``'s estimate)."""
+    one), for slow steps measured in passing (``nasbench run``'s estimate). ``first_s`` is the
+    first call's time (a compiled step compiles in it)."""
     generator = torch.Generator(device=device).manual_seed(0)
     seconds: list[float] = []
     baseline = _reset_peak_memory(device)
     for _ in range(warmup + repeats):
-        train, val = random_batch(batch_size, generator), random_batch(batch_size, generator)
+        train, val = random_batch(batch_size, generator, precision), random_batch(batch_size, generator, precision)
         seconds.append(wall_seconds(functools.partial(step, train, val), device))
         if budget_s is not None and len(seconds) > warmup and sum(seconds[warmup:]) >= budget_s:
             break
@@ -104,7 +136,7 @@ def time_steps(step: Callable[[Batch, Batch], object], *, batch_size: int, devic
         peak = max(peak, baseline)  # Linux updates VmHWM lazily: a later read can fall below the RSS at the reset
     return {
         "device": str(device), "threads": torch.get_num_threads(), "batch_size": batch_size,
-        "warmup": warmup, "repeats": len(timed),
+        "warmup": warmup, "repeats": len(timed), "first_s": seconds[0],
         "median_s": statistics.median(timed), "mean_s": statistics.mean(timed), "min_s": min(timed),
         "max_s": max(timed),
         "peak_memory_bytes": peak, "memory_before_bytes": baseline, "peak_memory_measure": measure,
@@ -209,12 +241,12 @@ def search_context(supernet: SupernetBudget, device: torch.device, space: Search
                          device=device, show_progress=False)
 
 
-def random_batch(batch_size: int, generator: torch.Generator) -> Batch:
+def random_batch(batch_size: int, generator: torch.Generator, precision: str = "fp32") -> Batch:
     """Normal noise images of CIFAR-10's size, in the memory format augmentation gives a
-    search, and random labels, on the generator's device."""
+    search or training under ``precision``, and random labels, on the generator's device."""
     device = generator.device
     images = torch.randn(batch_size, 3, 32, 32, device=device, generator=generator)
-    return Batch(images.contiguous(memory_format=network_memory_format(device)),
+    return Batch(images.contiguous(memory_format=network_memory_format(device, precision)),
                  torch.randint(0, NUM_CLASSES, (batch_size,), device=device, generator=generator))
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from nasbench.data import default_data_dir
 from nasbench.errors import DataError
+from nasbench.images import default_data_dir
 
 CORPUS_ENV_VAR = "NASBENCH_PTB"
 """The default for the language-model runs' ``--data`` (a folder with the three files)."""

@@ -44,7 +44,8 @@ from dataclasses import dataclass
 import torch
 
 from nasbench.bench import search_context, time_search_step, time_steps, wall_seconds
-from nasbench.data import NUM_CLASSES, DeviceSplit
+from nasbench.data import DeviceSplit
+from nasbench.images import NUM_CLASSES
 from nasbench.progress import duration
 from nasbench.protocol import Protocol, TrainStage
 from nasbench.provenance import device_name
@@ -190,11 +191,12 @@ class _Measure:
         model = build_model(space, space.sample(random.Random(0)), stage, self.device, seed=0)
         batch = self.images(stage.batch_size, space)
         one_step = dataclasses.replace(stage, epochs=1)
+        precision = self.protocol.precision
         trained = time_steps(lambda _train, _val: train_network(model, one_step, batch, batch, seed=0,
-                                                                show_progress=False),
+                                                                show_progress=False, precision=precision),
                              batch_size=1, device=self.device, warmup=1, repeats=REPEATS,
                              budget_s=STEP_BUDGET_S)["mean_s"]  # time_steps' own random batches go unused
-        evaluation = wall_seconds(lambda: evaluate(model, batch), self.device)
+        evaluation = wall_seconds(lambda: evaluate(model, batch, precision), self.device)
         return NetworkTiming(max(trained - evaluation, evaluation), evaluation / len(batch))  # a step >= its forward
 
     def supernet_search(self, cls: type[SupernetSearch], space: SearchSpace, final: float) -> MethodEstimate:

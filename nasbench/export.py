@@ -18,9 +18,9 @@ import onnx
 import torch
 from torch import nn
 
-from nasbench.data import CIFAR10_MEAN, CIFAR10_STD
 from nasbench.errors import NasbenchError
 from nasbench.hardware.measure import onnx_bytes
+from nasbench.images import CIFAR10_MEAN, CIFAR10_STD
 from nasbench.protocol import Protocol, protocol_from_json
 from nasbench.spaces import get_space, space_class
 from nasbench.spaces.base import SearchSpace

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from nasbench.errors import ConfigError, UnknownNameError
+from nasbench.precision import PRECISIONS
 from nasbench.settings import parse_settings, require, settings_fields
 from nasbench.types import NetworkConfig, seed_problem
 
@@ -115,7 +116,7 @@ class SearchBudget:
         require(self.candidates >= 1, where, "candidates must be >= 1")
 
 
-SHARED_KEYS = ("name", "description", "seeds", "data", "candidate", "final", "search")
+SHARED_KEYS = ("name", "description", "seeds", "data", "candidate", "final", "search", "precision")
 """The top-level keys every protocol has; any other top-level table is a space's own section."""
 SHARED_SEARCH_KEYS = ("candidates", "supernet")
 """The ``[search]`` keys every method shares; any other ``[search.<name>]`` is a method's own."""
@@ -135,9 +136,14 @@ class Protocol:
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The methods' and spaces' own sections as the file gives them, by label
     (``search.evolution``, ``fbnet``): each plugin parses its own (:func:`read_section`)."""
+    precision: str = field(default_factory=lambda: "fp32")
+    """What search and final training compute in (:mod:`nasbench.precision`); a factory
+    default, so that a protocol stored before it existed parses as fp32."""
 
     def check(self, where: str) -> None:
         require(len(self.seeds) >= 1, where, "seeds must list at least one seed")
+        require(self.precision in PRECISIONS, where,
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for seed in self.seeds:
             problem = seed_problem(seed)
             require(problem is None, where, f"seeds: {problem}")
@@ -146,8 +152,14 @@ class Protocol:
     def hash(self) -> str:
         """Content hash of what every method shares: not the name and description, which
         do not change what is compared, nor the methods' and spaces' own sections."""
-        content = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("name", "description", "sections")}
+        content = {k: v for k, v in self._shared().items() if k not in ("name", "description")}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
+
+    def _shared(self) -> dict[str, Any]:
+        """The shared part as a dict; fp32, the default, left out, so that the hash and the
+        stored JSON of every protocol written before precision existed stay as they were."""
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if k != "sections" and not (k == "precision" and v == "fp32")}
 
     def section(self, label: str) -> dict[str, Any] | None:
         """The raw ``[<label>]`` table, or None where the protocol has none."""
@@ -162,7 +174,7 @@ class Protocol:
 
     def to_dict(self) -> dict[str, Any]:
         """The protocol as a file would hold it: the sections in their places."""
-        shared = {k: v for k, v in dataclasses.asdict(self).items() if k != "sections"}
+        shared = self._shared()
         for label, values in self.sections.items():
             parent, _, name = label.rpartition(".")
             (shared[parent] if parent else shared)[name] = _plain(values)

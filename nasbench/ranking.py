@@ -27,8 +27,9 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 from scipy import stats
 
-from nasbench.data import Dataset, SplitData
+from nasbench.data import SplitData
 from nasbench.errors import NasbenchError
+from nasbench.images import Dataset
 from nasbench.numerics import configure_numerics
 from nasbench.progress import progress_bar
 from nasbench.protocol import Protocol

@@ -67,7 +67,7 @@ def ptb_corpus(ptb_path):
 
 @pytest.fixture(scope="session")
 def dataset(data_path):
-    from nasbench.data import load_dataset
+    from nasbench.images import load_dataset
 
     return load_dataset(str(data_path))
 
@@ -175,3 +175,20 @@ def fbnet_space(fbnet_searching):
     from nasbench.spaces import get_space
 
     return get_space("fbnet", fbnet_searching)
+
+
+class CountingBackend:
+    """A torch.compile backend that counts the graphs dynamo hands it and runs them as they
+    are (no C++ compiler needed): what a compiled training's recompilations are counted by."""
+
+    def __init__(self):
+        self.graphs = 0
+
+    def __call__(self, graph_module, example_inputs):
+        self.graphs += 1
+        return graph_module.forward
+
+
+@pytest.fixture
+def counting_backend():
+    return CountingBackend()

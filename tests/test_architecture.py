@@ -33,8 +33,9 @@ LAYERS = [
     ["nasbench.spaces"],
     ["nasbench.corpus"],
     ["nasbench.data", "nasbench.provenance", "nasbench.store"],
+    ["nasbench.images"],
     ["nasbench.protocol", "nasbench.registry"],
-    ["nasbench.settings", "nasbench.types", "nasbench.progress", "nasbench.numerics", "nasbench.protocols",
+    ["nasbench.settings", "nasbench.types", "nasbench.progress", "nasbench.numerics", "nasbench.precision", "nasbench.protocols",
      "nasbench.executor"],
     ["nasbench.errors"],
 ]

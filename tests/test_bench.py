@@ -1,5 +1,5 @@
 """`nasbench bench`: timing a search step (DARTS, FBNet and ProxylessNAS on their spaces, pt.darts'
-refusals), candidate training in-process and on Ray (with the same results), and an executor's
+refusals; per precision), the final-training step (per precision, compiled), candidate training in-process and on Ray (with the same results), and an executor's
 overhead per task."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import REPO_ROOT, SUBPROCESS_ENV, CliResult, run_cli
+from helpers import CPU, REPO_ROOT, SUBPROCESS_ENV, CliResult, run_cli
 
 from nasbench.cli import build_parser
 from nasbench.strategies import STRATEGIES
@@ -47,13 +47,14 @@ def test_bench_search_step_prints_its_measurement():
     assert "peak RSS" in record["peak_memory_measure"]
     text = run_cli("bench", "search-step", "--method", "darts-2nd", "--batch-size", "2", "--cells", "2",
                    "--channels", "2", "--repeats", "1", "--device", "cpu")
-    assert text.code == 0 and text.out.startswith("darts-2nd search step, batch 2, 2 cells, 2 channels, cpu")
+    assert text.code == 0 and text.out.startswith("darts-2nd search step, batch 2, 2 cells, 2 channels, fp32, cpu")
     assert "median" in text.out and "peak memory" in text.out
 
 
 @pytest.mark.parametrize("argv", [
     ["bench", "search-step", "--method", "darts"],
     ["bench", "candidates"],
+    ["bench", "final-training"],
     ["profile", "--backend", "torch"],
     ["run", "--method", "random"],
     ["rank", "--supernet", "darts", "--samples", "2"],
@@ -68,6 +69,7 @@ def test_every_command_that_runs_on_a_device_defaults_to_auto(argv):
 
 
 @pytest.mark.parametrize("command", [["bench", "search-step"], ["bench", "candidates"], ["bench", "executor"],
+                                     ["bench", "final-training"],
                                      ["profile"], ["cost"],
                                      ["describe"], ["report"]])
 def test_json_output_says_what_it_prints(command):
@@ -221,3 +223,50 @@ def test_bench_executor_refuses_bad_input_in_one_line(extra, message):
     assert result.code == 2 and result.out == ""
     (line,) = result.err.strip().splitlines()
     assert line.startswith("nasbench: error: ") and message in line
+
+
+# -- precision and the final-training step -------------------------------------------------
+
+def test_bench_search_step_times_each_precision():
+    result = run_cli("bench", "search-step", "--method", "darts", "--batch-size", "2", "--cells", "2",
+                     "--channels", "2", "--repeats", "1", "--device", "cpu", "--precision", "fp32,bf16", "--json")
+    assert result.code == 0, result.err
+    assert [r["precision"] for r in result.json_lines()] == ["fp32", "bf16"]
+    refused = run_cli("bench", "search-step", "--method", "darts", "--precision", "fp8")
+    assert refused.code == 2 and "'fp8' is not a precision (one of fp32, bf16, fp16)" in refused.err
+
+
+@pytest.fixture(scope="module")
+def small_final(tmp_path_factory):
+    """A protocol file: smoke with a final stage of 8-image batches, 600 epochs of its 320 images."""
+    path = tmp_path_factory.mktemp("protocol") / "small_final.toml"
+    path.write_text('base = "smoke"\n[final]\nbatch_size = 8\nepochs = 600\n')
+    return path
+
+
+def test_bench_final_training_projects_the_protocols_hours(small_final):
+    result = run_cli("bench", "final-training", "--protocol", small_final, "--precision", "fp32,bf16",
+                     "--repeats", "1", "--device", "cpu", "--json")
+    assert result.code == 0, result.err
+    fp32, bf16 = result.json_lines()
+    assert (fp32["precision"], bf16["precision"]) == ("fp32", "bf16")
+    for record in (fp32, bf16):
+        assert record["arch"] == "DARTS_V2" and record["batch_size"] == 8 and not record["compile"]
+        assert record["images_per_s"] == pytest.approx(8 / record["median_s"])
+        assert record["projected_hours"] == pytest.approx(600 * 320 / record["images_per_s"] / 3600)
+    text = run_cli("bench", "final-training", "--protocol", small_final, "--repeats", "1", "--device", "cpu")
+    assert text.code == 0 and text.out.startswith("DARTS_V2 final-training step of small_final (3 cells, 4 channels, "
+                                                  "batch 8), fp32, cpu")
+    assert "images/s; 600 epochs of 320 images: " in text.out
+    unknown = run_cli("bench", "final-training", "--arch", "NoSuchNet", "--protocol", small_final)
+    assert unknown.code == 2 and "zoo has no NoSuchNet" in unknown.err
+
+
+def test_bench_final_training_compiles_once(small_final, counting_backend):
+    """Compiled, the step compiles in the warm-up, and the timed steps compile nothing more."""
+    from nasbench.bench import bench_final_training
+    from nasbench.protocol import load_protocol
+
+    result = bench_final_training(load_protocol(str(small_final)), precision="bf16", device=CPU, repeats=2,
+                                  compile=counting_backend)
+    assert result["compile"] and counting_backend.graphs == 1

@@ -18,12 +18,11 @@ from nasbench.data import (
     DeviceSplit,
     SplitData,
     endless_batches,
-    load_dataset,
-    make_splits,
     ordered_batches,
     shuffled_batches,
 )
 from nasbench.errors import DataError
+from nasbench.images import load_dataset, make_splits
 from nasbench.protocol import load_protocol
 
 # DARTS' CIFAR-10 normalisation constants

@@ -103,7 +103,7 @@ def _get_path(obj, path):
 def test_hash_changes_when_any_value_changes():
     smoke = load_protocol("smoke")
     paths = [path for path in _leaf_paths(smoke) if path != ("sections",)]
-    assert len(paths) == 1 + 5 + 13 + 13 + 1 + 4  # seeds, data, candidate, final, candidates, supernet
+    assert len(paths) == 1 + 5 + 13 + 13 + 1 + 4 + 1  # seeds, data, candidate, final, candidates, supernet, precision
     hashes = {smoke.hash}
     for path in paths:
         changed = _replace_path(smoke, path, _changed(_get_path(smoke, path)))
@@ -255,3 +255,46 @@ def test_unknown_name_unsupported_suffix_and_missing_file(tmp_path):
         load_protocol(str(json_file))
     with pytest.raises(ConfigError, match=r"cannot read protocol file .*missing\.toml"):
         load_protocol(str(tmp_path / "missing.toml"))
+
+
+# -- precision ----------------------------------------------------------------------------
+
+def test_fp32_hashes_and_stores_as_before_precision_existed():
+    """Every stored run and cost table keeps its protocol hash: fp32, the default, is left out
+    of the hashed content and of the stored JSON, so a protocol stored without the key parses."""
+    smoke = load_protocol("smoke")
+    assert smoke.precision == "fp32" and smoke.hash == "608f830fc1e3"
+    assert "precision" not in smoke.to_dict()
+    from nasbench.protocol import protocol_from_json
+
+    assert protocol_from_json(smoke.to_json(), "stored") == smoke
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_a_low_precision_is_part_of_the_hash_and_the_stored_protocol(tmp_path, precision):
+    from nasbench.protocol import protocol_from_json
+
+    path = tmp_path / "low.toml"
+    path.write_text(f'base = "smoke"\nprecision = "{precision}"\n')
+    low = load_protocol(str(path))
+    assert low.precision == precision and low.hash != load_protocol("smoke").hash
+    assert protocol_from_json(low.to_json(), "stored") == low
+    assert dataclasses.replace(low, precision="fp32").hash == load_protocol("smoke").hash
+
+
+@pytest.mark.parametrize("value, words", [('"fp8"', "precision must be one of fp32, bf16, fp16, got 'fp8'"),
+                                          ("16", "precision must be a string, got 16")])
+def test_a_bad_precision_is_one_line(tmp_path, value, words):
+    path = tmp_path / "bad.toml"
+    path.write_text(f'base = "smoke"\nprecision = {value}\n')
+    with pytest.raises(ConfigError) as err:
+        load_protocol(str(path))
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_every_builtin_protocol_says_its_precision():
+    from importlib import resources
+
+    for name in builtin_protocols():
+        text = resources.files("nasbench.protocols").joinpath(f"{name}.toml").read_text()
+        assert '\nprecision = "fp32"\n' in text, name

@@ -23,8 +23,8 @@ from helpers import (
     store_trials,
 )
 
-from nasbench.data import make_splits
 from nasbench.hardware.counting import count_flops, count_params
+from nasbench.images import make_splits
 from nasbench.spaces import get_space
 from nasbench.spaces.cell.genotype import Genotype
 from nasbench.strategies.context import SearchContext

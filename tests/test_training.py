@@ -196,3 +196,62 @@ def test_a_training_stopped_after_its_last_epoch_only_evaluates(cell_space, spli
     again = train_network(build_model(cell_space, genotype, stage, CPU, 0), stage, split64, split64, seed=0,
                           show_progress=False, checkpoint=checkpoint)
     assert checkpoint.saved == [1] and again.resumed_epoch == 1 and math.isfinite(again.train_loss)
+
+
+# -- precision and compiled training ---------------------------------------------------------
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_a_mixed_precision_training_resumes_exactly_with_its_loss_scale(cell_space, split64, smoke, precision):
+    """bf16 and fp16 train (differently from fp32), and a training stopped after its first
+    epoch resumes to the same network; fp16's gradient scaler is in the checkpoint (its
+    first step overflowed at 2^16, halving the scale) and is put back (a changed scale and
+    step count resume from where they were), bf16 has none to keep."""
+    stage = dataclasses.replace(smoke.final, epochs=2, batch_size=16)
+    genotype = cell_space.zoo()["DARTS_V2"].arch
+
+    def train(checkpoint, precision=precision):
+        model = build_model(cell_space, genotype, stage, CPU, 5)
+        result = train_network(model, stage, split64, split64, seed=5, show_progress=False, checkpoint=checkpoint,
+                               precision=precision)
+        return result, model.state_dict()
+
+    plain, weights = train(None)
+    assert plain.train_loss != train(None, "fp32")[0].train_loss
+    checkpoint = MemoryCheckpoint(stop_after=1)
+    with pytest.raises(Stopped):
+        train(checkpoint)
+    scaler = checkpoint.load()["scaler"]
+    if precision == "bf16":
+        assert scaler == {}
+    else:
+        assert scaler["scale"] == 2.0 ** 15 and scaler["_growth_tracker"] == 3  # 4 steps, the first overflowed
+    checkpoint.stop_after = None
+    resumed, resumed_weights = train(checkpoint)
+    assert (resumed.accuracy, resumed.train_loss) == (plain.accuracy, plain.train_loss)
+    assert all(torch.equal(weights[name], resumed_weights[name]) for name in weights)
+    if precision == "fp16":
+        state = checkpoint.load()
+        state["scaler"] |= {"scale": 1024.0, "_growth_tracker": 100}
+        state["epochs"] = 1
+        restarted = MemoryCheckpoint()
+        restarted.save(state)
+        train(restarted)
+        assert restarted.load()["scaler"]["scale"] == 1024.0 and restarted.load()["scaler"]["_growth_tracker"] == 104
+
+
+def test_a_compiled_training_compiles_the_same_graphs_for_one_epoch_or_three(cell_space, split64, smoke,
+                                                                             counting_backend):
+    """Drop path's probability changes every epoch (0, then 0.033, 0.067 of 0.1): held in a
+    tensor it recompiles nothing; the last, smaller batch (64 = 24 + 24 + 16) compiles once."""
+    stage = dataclasses.replace(smoke.final, batch_size=24)
+    assert stage.drop_path > 0 and stage.auxiliary_weight > 0
+    genotype = cell_space.zoo()["DARTS_V2"].arch
+    counts = []
+    for epochs in (1, 3):
+        counting_backend.graphs = 0
+        model = build_model(cell_space, genotype, stage, CPU, 0)
+        result = train_network(model, dataclasses.replace(stage, epochs=epochs), split64, split64, seed=0,
+                               show_progress=False, precision="bf16", compile=counting_backend)
+        assert math.isfinite(result.train_loss)
+        counts.append(counting_backend.graphs)
+    assert counts[0] == counts[1] == 2

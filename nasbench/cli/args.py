@@ -119,8 +119,18 @@ def add_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="where CIFAR-10 is kept or downloaded (default: ~/.cache/nasbench/data)")
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def device_name(text: str) -> str:
+    """A device's name, checked before torch is imported (whether CUDA is there is asked later)."""
+    if text not in DEVICES:
+        raise argparse.ArgumentTypeError(f"must be {', '.join(DEVICES[:-1])} or {DEVICES[-1]}, got {text!r}")
+    return text
+
+
 def add_device(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu or cuda (default: auto)")
 
 
 def add_store(parser: argparse.ArgumentParser, help_text: str = "results database") -> None:

@@ -35,6 +35,8 @@ def register(commands: Any) -> None:
                       help="for --space fbnet or enas-macro: the protocol whose [fbnet] or [enas_macro] layout is timed "
                            "(default: proxy)")
     add_device(step)
+    step.add_argument("--precision", type=precisions, default=("fp32",), metavar="P[,P...]",
+                      help="time the step under each of fp32, bf16, fp16 (autocast; default: fp32)")
     step.add_argument("--repeats", type=positive, default=5, help="timed steps after 2 warm-up steps (default: 5)")
     step.add_argument("--pt-darts", metavar="PATH", type=Path,
                       help="time pt.darts' step instead of ours, from its checkout at PATH (--method darts: its "
@@ -50,6 +52,22 @@ def register(commands: Any) -> None:
     add_device(children)
     children.add_argument("--json", action="store_true", help="print the timing as one JSON object per line")
     add_data(children)
+    final = benchmarks.add_parser(
+        "final-training", help="the protocol's final-training step on its final network, on random data: images/s "
+                               "and the projected hours of the final training",
+        description="projected_hours = final epochs x train_images / images_per_s / 3600 (training steps only: "
+                    "evaluation and data loading are not counted)")
+    final.add_argument("--protocol", default="proxy", metavar="NAME|FILE",
+                       help="whose final stage (network, batch size, epochs) and train_images (default: proxy)")
+    final.add_argument("--arch", default="DARTS_V2", help="a genotype of the cell space's zoo (default: DARTS_V2)")
+    final.add_argument("--precision", type=precisions, default=("fp32",), metavar="P[,P...]",
+                       help="time the step under each of fp32, bf16, fp16 (default: fp32)")
+    final.add_argument("--compile", action="store_true",
+                       help="torch.compile the forward, as `nasbench run --compile` does (compiling falls in the "
+                            "warm-up: its time is printed apart)")
+    add_device(final)
+    final.add_argument("--repeats", type=positive, default=5, help="timed steps after 2 warm-up steps (default: 5)")
+    final.add_argument("--json", action="store_true", help="print the timing as one JSON object per line, one per precision")
     overhead = benchmarks.add_parser("executor", help="an executor's overhead per task, on no-op tasks, with its "
                                                       "start-up time")
     overhead.add_argument("--executor", choices=EXECUTORS, metavar="NAME",
@@ -66,12 +84,44 @@ def register(commands: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    return {"search-step": _search_step, "candidates": _candidates, "executor": _executor}[args.benchmark](args)
+    return {"search-step": _search_step, "candidates": _candidates, "executor": _executor,
+            "final-training": _final_training}[args.benchmark](args)
+
+
+def precisions(text: str) -> tuple[str, ...]:
+    """``--precision``: precisions, comma-separated."""
+    from nasbench.precision import PRECISIONS
+
+    chosen = tuple(p.strip() for p in text.split(","))
+    unknown = [p for p in chosen if p not in PRECISIONS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"{unknown[0]!r} is not a precision (one of {', '.join(PRECISIONS)})")
+    return chosen
+
+
+def _final_training(args: argparse.Namespace) -> int:
+    from nasbench.bench import bench_final_training
+    from nasbench.provenance import resolve_device
+
+    protocol, device = load_checked_protocol(args.protocol), resolve_device(args.device)
+    for precision in args.precision:
+        result = bench_final_training(protocol, precision=precision, device=device, repeats=args.repeats,
+                                      compile=args.compile, arch=args.arch)
+        if args.json:
+            print_json(result)
+            continue
+        compiled = f", compiled (first step {result['first_s']:.1f} s)" if result["compile"] else ""
+        print(f"{result['arch']} final-training step of {result['protocol']} ({result['cells']} cells, "
+              f"{result['channels']} channels, batch {result['batch_size']}), {precision}{compiled}, "
+              f"{result['device']} ({result['threads']} thread(s)): median {1e3 * result['median_s']:.1f} ms over "
+              f"{result['repeats']} steps, {result['images_per_s']:.1f} images/s; {result['epochs']} epochs of "
+              f"{result['train_images']} images: {result['projected_hours']:.1f} h", flush=True)
+    return 0
 
 
 def _candidates(args: argparse.Namespace) -> int:
     from nasbench.bench import bench_candidates
-    from nasbench.data import load_dataset
+    from nasbench.images import load_dataset
     from nasbench.provenance import resolve_device
     from nasbench.spaces import get_space
 
@@ -117,30 +167,37 @@ def _search_step(args: argparse.Namespace) -> int:
     from nasbench.bench import bench_pt_darts_step, bench_search_step
     from nasbench.provenance import resolve_device
     from nasbench.spaces import get_space
-    from nasbench.types import NetworkConfig
 
     space = get_space(args.space, load_checked_protocol(args.layout_protocol)) if args.space != "cell" else get_space("cell")
     size = dict(batch_size=args.batch_size, cells=args.cells, channels=args.channels,
                 device=resolve_device(args.device), repeats=args.repeats)
-    if args.pt_darts is None:
-        result = bench_search_step(args.method, space=space, **size)
-    elif space.name != "cell":
+    if args.pt_darts is not None and space.name != "cell":
         raise NasbenchError("--pt-darts times pt.darts' cell supernet: leave --space at cell")
-    else:
-        result = bench_pt_darts_step(args.pt_darts, args.method, **size)
+    if args.pt_darts is not None and args.precision != ("fp32",):
+        raise NasbenchError("--pt-darts times pt.darts' own fp32 step: leave --precision at fp32")
+    for precision in args.precision:
+        result = bench_search_step(args.method, space=space, precision=precision, **size) if args.pt_darts is None \
+            else bench_pt_darts_step(args.pt_darts, args.method, **size)
+        _print_search_step(args, space, result)
+    return 0
+
+
+def _print_search_step(args: argparse.Namespace, space: Any, result: dict[str, Any]) -> None:
+    from nasbench.types import NetworkConfig
+
     if args.json:
         print_json(result)
-        return 0
+        return
     size = (f"{result['cells']} cells, {result['channels']} channels" if result["space"] == "cell"
             else f"the {result['space']} layout of {args.layout_protocol} "
                  f"({space.describe_network(NetworkConfig(args.channels, args.cells))})")
-    print(f"{result['method']} search step, batch {result['batch_size']}, {size}, {result['device']} "
+    precision = f", {result['precision']}" if "precision" in result else ""
+    print(f"{result['method']} search step, batch {result['batch_size']}, {size}{precision}, {result['device']} "
           f"({result['threads']} thread(s)): "
           f"median {1e3 * result['median_s']:.1f} ms over {result['repeats']} steps "
           f"(min {1e3 * result['min_s']:.1f}, max {1e3 * result['max_s']:.1f}); "
           f"peak memory {result['peak_memory_bytes'] / 2**20:.1f} MiB ({result['peak_memory_measure']}"
-          f"{_memory_before(result['memory_before_bytes'])})")
-    return 0
+          f"{_memory_before(result['memory_before_bytes'])})", flush=True)
 
 
 def _memory_before(value: int | None) -> str:

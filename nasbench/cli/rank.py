@@ -34,7 +34,7 @@ def register(commands: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from nasbench.data import load_dataset
+    from nasbench.images import load_dataset
     from nasbench.provenance import resolve_device
     from nasbench.ranking import RankRequest, check_ranking, rank
     from nasbench.store import check_store_path

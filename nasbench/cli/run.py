@@ -49,6 +49,10 @@ def register(commands: Any) -> None:
     run.add_argument("--ptb-stand-in", action="store_true",
                      help="language-model spaces only: the --data folder lacks ptb.train.txt, so train on 80%% of the "
                           "validation text and validate on the rest (perplexities not comparable with published ones)")
+    run.add_argument("--compile", action="store_true",
+                     help="torch.compile the final and candidate training's forward (compiles once per network, "
+                          "seconds to minutes; not part of a run's identity; `nasbench bench final-training "
+                          "--compile` measures whether it pays here)")
     run.add_argument("--force", action="store_true", help="run again even if the store has the run finished")
     run.add_argument("--no-keep-weights", action="store_true",
                      help="do not store the final networks' trained weights (by default kept, for `nasbench export`)")
@@ -73,7 +77,7 @@ def register(commands: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from nasbench.spaces import SPACES
+    from nasbench.spaces import SPACES, space_task
     from nasbench.store import check_store_path
     from nasbench.strategies import STRATEGIES
 
@@ -87,14 +91,24 @@ def execute(args: argparse.Namespace) -> int:
         SPACES.check(args.space)
     check_store_path(args.store, write=True)
     protocol = load_checked_protocol(args.protocol)
+    # the data next, for image spaces without torch: each method's space is known from its source
+    cards = STRATEGIES.cards()
+    tasks = {space_task(args.space or cards[name]["spaces"][0]) for name in methods}
+    if args.ptb_stand_in and tasks != {"language-model"}:
+        raise NasbenchError("--ptb-stand-in is for language-model spaces (--space enas-rnn or nasrl-rnn)")
+    dataset = None
+    if "language-model" not in tasks:
+        from nasbench.images import check_fits, load_dataset
+
+        dataset = load_dataset(args.data, args.data_dir)
+        check_fits(dataset, protocol.data)
 
     from nasbench.corpus import load_corpus
-    from nasbench.data import load_dataset
     from nasbench.hardware.constraint import build_constraint
     from nasbench.provenance import resolve_device
     from nasbench.runner import RunRequest, method_space
     from nasbench.runner import execute as execute_run
-    from nasbench.spaces import get_space, space_class
+    from nasbench.spaces import get_space
     from nasbench.strategies import get_strategy
 
     classes = [get_strategy(name) for name in methods]
@@ -105,16 +119,13 @@ def execute(args: argparse.Namespace) -> int:
                                   spaces=spaces, protocol=protocol, registry=STRATEGIES)
     device = resolve_device(args.device)
     resources = task_resources(args, device)
-    tasks = {space_class(name).task for name in space_names}
-    if args.ptb_stand_in and tasks != {"language-model"}:
-        raise NasbenchError("--ptb-stand-in is for language-model spaces (--space enas-rnn or nasrl-rnn)")
-    dataset = load_corpus(args.data, args.data_dir, stand_in=args.ptb_stand_in) if tasks == {"language-model"} \
-        else load_dataset(args.data, args.data_dir)
+    if dataset is None:
+        dataset = load_corpus(args.data, args.data_dir, stand_in=args.ptb_stand_in)
     request = RunRequest(methods=methods, protocol=protocol, seeds=args.seeds or protocol.seeds, dataset=dataset,
                          device=device, store_path=args.store, force=args.force, show_progress=not args.no_progress,
                          constraint=constraint, space=args.space, workers=args.workers,
                          keep_weights=not args.no_keep_weights, executor=args.executor, address=args.address,
-                         resources=resources)
+                         resources=resources, compile=args.compile)
 
     def emit(record: dict[str, Any]) -> None:
         if args.json:

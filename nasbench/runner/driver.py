@@ -18,9 +18,10 @@ from typing import Any
 
 from nasbench.corpus import Corpus
 from nasbench.data import SplitData
-from nasbench.errors import NasbenchError
+from nasbench.errors import ConfigError, NasbenchError
 from nasbench.executor import Executor, TaskLost, make_executor
 from nasbench.progress import duration, progress_bar
+from nasbench.protocol import Protocol
 from nasbench.provenance import resolve_device, stored_provenance
 from nasbench.runner.request import (
     RunRequest,
@@ -43,6 +44,7 @@ from nasbench.runner.task import (
     TrialDone,
     run_task,
 )
+from nasbench.spaces import space_class
 from nasbench.store import (
     UNFINISHED,
     Claim,
@@ -86,7 +88,7 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None],
     for cls in strategies:
         if request.constraint is not None and request.constraint.form not in cls.constraint_forms:
             raise NasbenchError(f"method {cls.name} cannot search under a {request.constraint.form} resource constraint")
-        method_space(cls, request.space)
+        _check_precision(request.protocol, method_space(cls, request.space))
     check_store_path(request.store_path, write=True)
     driver: list[Driver] = []
     executor = make_executor(request.executor, workers=request.workers, address=request.address,
@@ -110,6 +112,14 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None],
             return driver[0].tally
     finally:
         executor.close()
+
+
+def _check_precision(protocol: Protocol, space: str) -> None:
+    """Mixed precision trains image networks only: the language models' AWD-LSTM recipe
+    (ASGD, per-window learning rates) has no autocast path."""
+    if protocol.precision != "fp32" and space_class(space).task == "language-model":
+        raise ConfigError(f"protocol {protocol.name}: precision {protocol.precision} is for image spaces; the "
+                          f"{space} space's language models train in fp32 (set precision = \"fp32\")")
 
 
 @dataclass
@@ -244,7 +254,7 @@ class Driver:
                        protocol=request.protocol, seed=key.seed, constraint=request.constraint,
                        keep_weights=request.keep_weights, show_progress=request.show_progress and not self.executor.remote,
                        saved=saved, elapsed_before=elapsed, stage_states=stages, resumed=resumed,
-                       shared_key=shared_key, shared=shared)
+                       shared_key=shared_key, shared=shared, compile=request.compile)
 
     def collect(self, timeout: float) -> None:
         """Store the outcome of every task that ended (waiting up to ``timeout`` for one)."""

@@ -9,10 +9,10 @@ from typing import Any
 import torch
 
 from nasbench.corpus import Corpus
-from nasbench.data import Dataset
 from nasbench.errors import NasbenchError
 from nasbench.executor import Resources
 from nasbench.hardware.constraint import Constraint
+from nasbench.images import Dataset
 from nasbench.protocol import Protocol
 from nasbench.spaces import space_class
 
@@ -46,6 +46,9 @@ class RunRequest:
     """The Ray cluster to join (``auto`` or HOST:PORT); None: a local instance."""
     resources: Resources | None = None
     """What each task asks for (None: the executor's default)."""
+    compile: bool = False
+    """torch.compile the final and candidate training (not part of a run's identity, like
+    ``workers``: it changes the speed, and the rounding no more than another thread count)."""
 
 
 def method_space(cls, space: str | None) -> str:

@@ -24,6 +24,7 @@ from nasbench.language_model import (
     train_language_model,
 )
 from nasbench.numerics import configure_numerics
+from nasbench.precision import Precision
 from nasbench.protocol import Protocol
 from nasbench.provenance import stored_provenance
 from nasbench.spaces import get_space
@@ -122,6 +123,8 @@ class RunSpec:
     """Where the method's shared stage is kept (None: the method has none)."""
     shared: SharedStage | None = None
     """Another run's shared stage to start from instead of computing it (only without ``saved``)."""
+    compile: bool = False
+    """torch.compile the final and candidate training (:attr:`RunRequest.compile`)."""
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,7 @@ def _run(spec: RunSpec, data: SplitData | Corpus, device: torch.device, mailbox:
     cls = get_strategy(spec.method).for_task(space.task)
     candidates = executor if device.type == "cpu" else None  # on a GPU: its candidates on the same GPU, here
     context = SearchContext(space=space, protocol=spec.protocol, seed=spec.seed, data=data, device=device,
-                            show_progress=spec.show_progress, constraint=spec.constraint,
+                            show_progress=spec.show_progress, constraint=spec.constraint, compile=spec.compile,
                             **({"executor": candidates} if candidates is not None else {}))
     strategy = cls(context)
     if spec.saved is not None:
@@ -188,13 +191,14 @@ def _run(spec: RunSpec, data: SplitData | Corpus, device: torch.device, mailbox:
     eval_start = time.perf_counter()
     final = final_training(spec, space, result.arch, data, device, mailbox)
     model = final.model
+    shared_stage = {"shared_stage": {"stage": cls.shared_stage, "run_id": spec.shared.run_id,
+                                     "seconds": spec.shared.seconds}} if reused else {}
     outcome = RunOutcome(
         search_seconds=searched, eval_seconds=time.perf_counter() - eval_start + final.earlier_seconds,
         genotype=space.to_dict(result.arch), val_acc=result.val_acc, test_acc=final.test_acc,
         params=count_params(model), flops=final.flops, val_perplexity=result.val_perplexity,
         test_perplexity=final.test_perplexity,
-        details=_details(result, spec.constraint, space) | final.details | ({"shared_stage": {
-            "stage": cls.shared_stage, "run_id": spec.shared.run_id, "seconds": spec.shared.seconds}} if reused else {}))
+        details=_details(result, spec.constraint, space) | final.details | _precision(spec.protocol) | shared_stage)
     weights = {name: value.detach().cpu() for name, value in model.state_dict().items()
                if not name.startswith(AUXILIARY_PREFIX)} if spec.keep_weights else None
     return RunDone(outcome, weights, stored_provenance(spec.protocol, device))
@@ -234,7 +238,8 @@ def final_training(spec: RunSpec, space, arch, data: SplitData | Corpus, device:
     stage = spec.protocol.final
     model = build_model(space, arch, stage, device, seed)
     trained = train_network(model, stage, data.train, data.test, seed, description=description,
-                            show_progress=spec.show_progress, checkpoint=checkpoint)
+                            show_progress=spec.show_progress, checkpoint=checkpoint,
+                            precision=spec.protocol.precision, compile=spec.compile)
     return FinalTraining(model, trained.accuracy, None, count_flops(model), trained.earlier_seconds, {})
 
 
@@ -305,6 +310,12 @@ def stage_epochs(spec: RunSpec, label: str) -> int:
     if space.task == "language-model":
         return space.settings.stage(stage).epochs
     return (spec.protocol.final if stage == "final" else spec.protocol.candidate).epochs
+
+
+def _precision(protocol: Protocol) -> dict[str, Any]:
+    """Under a low precision, what stayed fp32 in the run (none to record for fp32)."""
+    fallbacks = Precision(protocol.precision).fallbacks()
+    return {"precision": {"name": protocol.precision, "fp32_operations": fallbacks}} if fallbacks else {}
 
 
 def _details(result: SearchResult, constraint: Constraint | None, space) -> dict[str, Any]:

@@ -12,8 +12,14 @@ SPACES = Registry("space", "nasbench.spaces", (
     "cell.space:CellSpace", "fbnet.space:FbnetSpace", "nasrl_macro.space:NasRlSpace", "nasnet.space:NasnetSpace",
     "metaqnn.space:MetaqnnSpace", "enas_macro.space:EnasMacroSpace", "plain_cnn.space:PlainCnnSpace",
     "recurrent_cell.space:EnasRnnSpace", "nasrl_rnn.space:NasRlRnnSpace",
-), listed=("description", "protocol_section"))
+), listed=("description", "protocol_section", "task"))
 """Every space by name (one line each: where its class lives), imported when used."""
+
+
+def space_task(name: str) -> str:
+    """What space ``name`` is for (``image`` or ``language-model``), read from its source:
+    commands choose their data before torch or the space is imported."""
+    return SPACES.cards()[SPACES.check(name)]["task"]
 
 
 def space_class(name: str) -> type[SearchSpace]:

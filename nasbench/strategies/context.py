@@ -43,6 +43,9 @@ class SearchContext:
     ``genotype`` keeps its epoch checkpoint (picklable: it travels with a candidate's
     task); None: nowhere."""
     show_progress: bool = True
+    compile: bool = False
+    """Compile the candidates' training forward (``nasbench run --compile``): opt-in, not
+    part of a run's identity."""
     constraint: Constraint | None = None
     """Only for methods with ``accepts_constraint``; the runner refuses it for the others."""
     executor: Executor = field(default_factory=InProcessExecutor)
@@ -63,7 +66,7 @@ class SearchContext:
         seed and ``index``."""
         checkpoint = self.epoch_checkpoint(f"candidate {index}", self.space.to_dict(arch))
         return _train_candidate(self.space, self.protocol, self.seed, self.data, self.device, arch, index,
-                                checkpoint, self.show_progress)
+                                checkpoint, self.show_progress, self.compile)
 
     def train_candidates(self, archs: list[tuple[int, Hashable]]) -> list["CandidateOutcome"]:
         """:meth:`train_candidate` for each ``(index, arch)``: here, or as the executor's
@@ -78,7 +81,7 @@ class SearchContext:
             if self.shared is None:
                 self.shared = self.executor.share((self.space, self.protocol, self.seed, self.data))
             checkpoints = [self.epoch_checkpoint(f"candidate {index}", self.space.to_dict(arch)) for index, arch in archs]
-            outcomes = self.executor.map(_candidate_task, [(self.shared, arch, index, checkpoint)
+            outcomes = self.executor.map(_candidate_task, [(self.shared, arch, index, checkpoint, self.compile)
                                                            for (index, arch), checkpoint in zip(archs, checkpoints)])
         for outcome in outcomes:
             if outcome.stop is not None:
@@ -88,7 +91,7 @@ class SearchContext:
 
 def _train_candidate(space: SearchSpace, protocol: Protocol, seed: int, data: SplitData | Corpus, device: torch.device,
                      arch: Hashable, index: int, checkpoint: EpochCheckpoint | None,
-                     show_progress: bool) -> float:
+                     show_progress: bool, compile: bool = False) -> float:
     seed = derive_seed(seed, "candidate", index)
     description = f"candidate {index}"
     if space.task == "language-model":
@@ -96,7 +99,8 @@ def _train_candidate(space: SearchSpace, protocol: Protocol, seed: int, data: Sp
     stage = protocol.candidate
     model = build_model(space, arch, stage, device, seed)
     return train_network(model, stage, data.search_train, data.search_val, seed, description=description,
-                         show_progress=show_progress, checkpoint=checkpoint).accuracy
+                         show_progress=show_progress, checkpoint=checkpoint, precision=protocol.precision,
+                         compile=compile).accuracy
 
 
 def candidate_metric(space: SearchSpace) -> str:
@@ -134,7 +138,8 @@ def _outcome(train: Callable[[], float], metric: str) -> CandidateOutcome:
                                 "".join(traceback.format_exception_only(err)).strip())
 
 
-def _candidate_task(shared: tuple, arch: Hashable, index: int, checkpoint: EpochCheckpoint | None) -> CandidateOutcome:
+def _candidate_task(shared: tuple, arch: Hashable, index: int, checkpoint: EpochCheckpoint | None,
+                    compile: bool = False) -> CandidateOutcome:
     """One candidate as an executor's task, on the task's device (a GPU where it was given
     one); a :class:`NasbenchError` comes back as the outcome's ``stop`` (its subclasses do
     not all pickle)."""
@@ -143,6 +148,7 @@ def _candidate_task(shared: tuple, arch: Hashable, index: int, checkpoint: Epoch
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         return _outcome(lambda: _train_candidate(space, protocol, seed, data.to(device), device, arch, index,
-                                                 checkpoint, show_progress=False), candidate_metric(space))
+                                                 checkpoint, show_progress=False, compile=compile),
+                        candidate_metric(space))
     except NasbenchError as err:
         return CandidateOutcome(None, 0.0, str(err), stop=str(err))

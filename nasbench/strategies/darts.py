@@ -84,14 +84,16 @@ class DartsSecondOrder(Darts):
 
     def hessian_vector_product(self, vector: Sequence[torch.Tensor], train: Batch) -> list[torch.Tensor]:
         """grad^2_{alpha,w} L_train(w, alpha) @ vector, by central differences of
-        grad_alpha L_train at w +- epsilon * vector (paper Eq. 8)."""
+        grad_alpha L_train at w +- epsilon * vector (paper Eq. 8), in fp32 whatever the
+        precision: bf16 would round most weights' shift epsilon * vector away
+        (:data:`nasbench.precision.FP32_OPERATIONS`)."""
         named = self.supernet.named_weight_parameters()
         epsilon = self.hvp_radius / torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(v) for v in vector]))
 
         def alpha_gradients(sign: float) -> Sequence[torch.Tensor]:
             with torch.no_grad():
                 shifted = {name: w + sign * epsilon * v for (name, w), v in zip(named.items(), vector, strict=True)}
-            loss = self.loss(train, self.search_weights(), shifted)
+            loss = self.loss(train, self.search_weights(), shifted, fp32=True)
             return torch.autograd.grad(loss, self.supernet.arch_parameters(), materialize_grads=True)
 
         plus, minus = alpha_gradients(1.0), alpha_gradients(-1.0)

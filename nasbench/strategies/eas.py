@@ -279,7 +279,8 @@ class Eas(HoldsController, Strategy):
                 network, self.context.protocol.candidate, self.context.data.search_train,
                 self.context.data.search_val, seed, description=f"child {index}",
                 show_progress=self.context.show_progress,
-                checkpoint=self.context.epoch_checkpoint(f"candidate {index}", arch)).accuracy, None
+                checkpoint=self.context.epoch_checkpoint(f"candidate {index}", arch),
+                precision=self.context.protocol.precision, compile=self.context.compile).accuracy, None
         except NasbenchError:
             raise
         except Exception as err:  # a failed child is data, not the end of the search

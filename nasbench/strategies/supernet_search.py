@@ -7,6 +7,11 @@ order and augmentation come from one device generator, so the whole state at an 
 boundary is the supernet, both optimisers, that generator and the per-epoch history;
 :meth:`SupernetSearch.tensor_state` hands the tensors to the store, which keeps them with
 the JSON state in one transaction.
+
+Under the protocol's ``precision`` the supernet's forward and loss run under autocast
+(:meth:`SupernetSearch.loss`), while the architecture weights (softmax, Gumbel samples)
+are computed before it, in fp32 (:data:`nasbench.precision.FP32_OPERATIONS`); fp16's
+gradient scaler serves the shared weight step.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import torch
 from torch import nn
 
 from nasbench.data import Augmentation, DeviceSplit, endless_batches, shuffled_batches
+from nasbench.precision import Precision, full_precision
 from nasbench.protocol import SupernetBudget
 from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
 from nasbench.spaces.cell.supernet import (
@@ -93,8 +99,10 @@ class SupernetSearch(Strategy):
         self.history: list[dict[str, Any]] = []
         self.build_supernet("supernet")
         self.generator = torch.Generator(device=context.device).manual_seed(derive_seed(context.seed, "batches"))
-        self.augment = Augmentation(context.device)
         self.criterion = nn.CrossEntropyLoss()
+        self.precision = Precision(context.protocol.precision)
+        self.augment = Augmentation(context.device, precision=self.precision.name)
+        self.scaler = self.precision.grad_scaler(context.device)
 
     def build_supernet(self, seed_label: str) -> None:
         """A new supernet (:meth:`make_supernet`, initialised from a seed named ``seed_label``)
@@ -143,12 +151,18 @@ class SupernetSearch(Strategy):
     def steps_done(self) -> int:
         return self.epochs_done
 
-    def loss(self, batch: Batch, weights: EdgeWeights, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def loss(self, batch: Batch, weights: EdgeWeights, params: dict[str, torch.Tensor] | None = None,
+             fp32: bool = False) -> torch.Tensor:
         """Cross-entropy of the supernet on ``batch``; with ``params``, under those network
-        weights instead of its own (the unrolled and perturbed weights of second-order DARTS)."""
+        weights instead of its own (the unrolled and perturbed weights of second-order DARTS).
+        Under the protocol's precision's autocast (``weights`` come in computed outside it,
+        in fp32), unless ``fp32`` asks for a recorded fallback (:data:`nasbench.precision.FP32_OPERATIONS`)."""
         inputs = (batch.images, weights, self.sparse_weights)
-        logits = self.supernet(*inputs) if params is None else torch.func.functional_call(self.supernet, params, inputs)
-        return self.criterion(logits, batch.labels)
+        device = self.context.device
+        with full_precision(device) if fp32 else self.precision.autocast(device):
+            logits = self.supernet(*inputs) if params is None else torch.func.functional_call(self.supernet, params,
+                                                                                               inputs)
+            return self.criterion(logits, batch.labels)  # autocast computes cross-entropy in fp32
 
     def constrained(self, loss: torch.Tensor, weights: EdgeWeights) -> torch.Tensor:
         """``loss`` under the run's resource constraint, with the expected cost under
@@ -162,9 +176,11 @@ class SupernetSearch(Strategy):
         weights = {group: w.detach() for group, w in (self.search_weights() if weights is None else weights).items()}
         loss = self.loss(train, weights)
         self.weight_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.weight_optimizer)  # clip the true gradients (a no-op but under fp16)
         self.weight_recipe.clip(self.supernet.weight_parameters())
-        self.weight_optimizer.step()
+        self.scaler.step(self.weight_optimizer)
+        self.scaler.update()
         return loss.detach()
 
     def learning_rate(self, epoch: int) -> float:
@@ -217,7 +233,7 @@ class SupernetSearch(Strategy):
             weights = self.edge_weights()
         genotype = self.derive(weights)
         accuracy = evaluate(WeightedSupernet(self.supernet, self.record_weights(weights), self.sparse_weights),
-                            self.context.data.search_val)
+                            self.context.data.search_val, self.precision.name)
         record = {
             "epoch": self.epochs_done + 1,
             "lr": lr,
@@ -256,6 +272,8 @@ class SupernetSearch(Strategy):
         }
         if self.arch_optimizer is not None:
             tensors["arch_optimizer"] = self.arch_optimizer.state_dict()
+        if self.scaler.is_enabled():
+            tensors["scaler"] = self.scaler.state_dict()
         return tensors
 
     def load_tensor_state(self, tensors: TensorState) -> None:
@@ -264,6 +282,8 @@ class SupernetSearch(Strategy):
         self.weight_optimizer.load_state_dict(tensors["weight_optimizer"])
         if self.arch_optimizer is not None:
             self.arch_optimizer.load_state_dict(tensors["arch_optimizer"])
+        if self.scaler.is_enabled():
+            self.scaler.load_state_dict(tensors["scaler"])
         self.generator.set_state(tensors["generator"])
 
 

@@ -120,7 +120,7 @@ CASES = {
     "method-unknown": (("run", "--method", "random,nope", *SMOKE, "--store", "{store}"), "unknown method 'nope'"),
     "method-none": (("run", "--method", ",", *SMOKE, "--store", "{store}"), "--method needs at least one method name"),
     "space-unknown": (run("--space", "nope"), "unknown space"),
-    "device-unknown": (run("--device", "tpu"), "--device must be auto, cpu or cuda"),
+    "device-unknown": (run("--device", "tpu"), "argument --device: must be auto, cpu or cuda, got 'tpu'"),
     "workers-zero": (run("--workers", "0"), "must be >= 1, got 0"),
     "option-unknown": (run("--sedes", "1"), "unrecognized arguments: --sedes 1"),
     "rank-samples-one": (rank(samples="1"), "at least 2"),

@@ -63,6 +63,9 @@ def test_no_network_has_a_strided_1x1_convolution_other_than_a_pointwise_conv(sm
 def test_cpu_batches_are_channels_last_and_networks_keep_it(smoke):
     assert network_memory_format(CPU) == torch.channels_last
     assert network_memory_format(torch.device("cuda")) == torch.contiguous_format
+    # bf16 and fp16 stay NCHW on a CPU (nasbench.data.network_memory_format says why)
+    assert network_memory_format(CPU, "bf16") == network_memory_format(CPU, "fp16") == torch.contiguous_format
+    assert Augmentation(CPU, precision="bf16").normalise(torch.zeros(2, 3, 4, 4)).is_contiguous()
     images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     augment = Augmentation(CPU, cutout=8)
     batch = augment(images, torch.Generator().manual_seed(0))

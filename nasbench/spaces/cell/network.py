@@ -98,12 +98,20 @@ def drop_path(x: torch.Tensor, drop_prob: float, generator: torch.Generator | No
     return x * mask / keep
 
 
+def dropping(drop_prob: float | torch.Tensor, training: bool) -> bool:
+    """Whether a training forward drops paths: at a positive probability, or always where
+    the probability is a tensor (compiled training, :func:`nasbench.training.train_network`,
+    keeps it in one so that its value changing per epoch does not recompile the graph;
+    at 0 the mask is all ones)."""
+    return training and (torch.is_tensor(drop_prob) or drop_prob > 0.0)
+
+
 def apply_operation(op: nn.Module, x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
     """``op(x)``, its output dropped as a path with probability ``drop_prob`` in training;
     never an identity's, which has no weights to regularise (NASNet's official code drops
     every operation's output but the identity's, as DARTS does)."""
     h = op(x)
-    if training and drop_prob > 0.0 and not isinstance(op, Identity):
+    if dropping(drop_prob, training) and not isinstance(op, Identity):
         h = drop_path(h, drop_prob)
     return h
 
@@ -179,7 +187,7 @@ class FixedReductionBody(nn.Module):
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float = 0.0) -> torch.Tensor:
         outputs = [conv(x) for conv, x in zip(self.convs, (s0, s1))] + [pool(x) for pool, x in zip(self.pools, (s0, s1))]
-        if self.training and drop_prob > 0.0:
+        if dropping(drop_prob, self.training):
             outputs = [drop_path(h, drop_prob) for h in outputs]
         return self.combine(*outputs)
 
