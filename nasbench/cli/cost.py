@@ -143,6 +143,7 @@ def _this_machines_table(args: argparse.Namespace, space: str, fingerprint: str)
     """The table of ``space`` this machine measured under the conditions the options name,
     or a one-line error naming the command that builds it and the tables this machine has."""
     from nasbench.hardware.profiler import table_network
+    from nasbench.hardware.table import table_file_name
     from nasbench.protocol import load_protocol
     from nasbench.provenance import resolve_device
     from nasbench.spaces import get_space
@@ -150,9 +151,9 @@ def _this_machines_table(args: argparse.Namespace, space: str, fingerprint: str)
     protocol = load_protocol(args.protocol)
     searched = get_space(space, protocol)
     batch_size = args.batch_size or searched.cost_batch_size()
-    window = f"-w{table_network(searched, protocol, window=True).cells}" if args.window else ""
+    window = table_network(searched, protocol, window=True).cells if args.window else None
     folder = args.tables / fingerprint
-    path = folder / f"{space}-{protocol.name}-{args.backend}-t{args.threads}-b{batch_size}{window}.json"
+    path = folder / table_file_name(space, protocol.name, args.backend, args.threads, batch_size, window)
     if path.is_file():
         return path
     build = (f"nasbench profile --space {space} --protocol {args.protocol} --device {resolve_device(args.device).type} "

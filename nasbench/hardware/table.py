@@ -106,6 +106,13 @@ class LatencyPredictor:
         return text
 
 
+def table_file_name(space: str, protocol: str, backend: str, threads: int, batch_size: int,
+                    window: int | None = None) -> str:
+    """The file a table of these conditions is written to, and looked up by (``nasbench cost``)."""
+    steps = "" if window is None else f"-w{window}"
+    return f"{space}-{protocol}-{backend}-t{threads}-b{batch_size}{steps}.json"
+
+
 @dataclass
 class CostTable:
     space: str
@@ -170,8 +177,7 @@ class CostTable:
 
     def file_name(self) -> str:
         c = self.conditions
-        window = "" if self.window is None else f"-w{self.window}"
-        return f"{self.space}-{self.protocol}-{c['backend']}-t{c['threads']}-b{c['batch_size']}{window}.json"
+        return table_file_name(self.space, self.protocol, c["backend"], c["threads"], c["batch_size"], self.window)
 
     def profile_command(self) -> str:
         c = self.conditions
