@@ -42,7 +42,7 @@ from nasbench.numerics import configure_numerics
 from nasbench.protocol import Protocol, SupernetBudget, load_protocol
 from nasbench.spaces import get_space
 from nasbench.spaces.base import SearchSpace
-from nasbench.strategies import get_strategy, supernet_methods
+from nasbench.strategies import check_supernet_method, get_strategy
 from nasbench.strategies.context import SearchContext
 from nasbench.strategies.supernet_search import Batch, SupernetSearch
 from nasbench.training import TrainStep, build_model
@@ -57,10 +57,7 @@ def bench_search_step(method: str, *, batch_size: int, cells: int, channels: int
                       repeats: int, space: SearchSpace | None = None, precision: str = "fp32") -> dict[str, Any]:
     """One search step of ``method`` timed by :func:`time_steps`, under ``precision``."""
     configure_numerics()
-    cls = get_strategy(method)
-    if not issubclass(cls, SupernetSearch):
-        raise NasbenchError(f"method {method} has no supernet search step; "
-                            f"methods with one: {', '.join(supernet_methods())}")
+    cls = get_strategy(check_supernet_method(method, "--method"))
     space = get_space("cell") if space is None else space
     if space.name not in cls.spaces:
         raise NasbenchError(f"method {method} does not search the {space.name} space (it searches: "

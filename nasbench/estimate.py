@@ -49,11 +49,10 @@ from nasbench.images import NUM_CLASSES
 from nasbench.progress import duration
 from nasbench.protocol import Protocol, TrainStage
 from nasbench.provenance import device_name
-from nasbench.runner import method_space
 from nasbench.spaces import get_space
 from nasbench.spaces.base import SearchSpace
 from nasbench.spaces.cell.supernet import WeightedSupernet
-from nasbench.strategies import get_strategy
+from nasbench.strategies import get_strategy, method_space
 from nasbench.strategies.enas import Enas
 from nasbench.strategies.fbnet import Fbnet
 from nasbench.strategies.pdarts import Pdarts
@@ -165,7 +164,7 @@ class _Measure:
 
     def method(self, name: str, space_name: str | None) -> MethodEstimate:
         cls = get_strategy(name)
-        space = get_space(method_space(cls, space_name), self.protocol)
+        space = get_space(method_space(cls.name, cls.spaces, space_name), self.protocol)
         final = self.network(space, self.protocol.final).seconds(
             self.protocol.final, self.protocol.data.train_images, self.protocol.data.test_images)
         if issubclass(cls, SupernetSearch):

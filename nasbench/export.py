@@ -21,11 +21,12 @@ from torch import nn
 from nasbench.errors import NasbenchError
 from nasbench.hardware.measure import onnx_bytes
 from nasbench.images import CIFAR10_MEAN, CIFAR10_STD
-from nasbench.protocol import Protocol, protocol_from_json
-from nasbench.spaces import get_space, space_class
+from nasbench.protocol import Protocol
+from nasbench.spaces import get_space
 from nasbench.spaces.base import SearchSpace
 from nasbench.spaces.resolve import resolve_arch
-from nasbench.store import Store, check_store_path
+from nasbench.store import Store
+from nasbench.stored_run import StoredRun
 from nasbench.training import build_model
 from nasbench.types import TensorState
 
@@ -48,31 +49,15 @@ class ExportSource:
     weights: TensorState | None = None
 
 
-def stored_run(store_path: Path, run_id: int, protocol: Protocol | None = None, space: str | None = None) -> ExportSource:
-    """Run ``run_id`` of the store at ``store_path`` under its stored protocol and space, with
-    its final weights where the store holds them; ``protocol`` and ``space``, where given, must
-    be the run's (the same hash and space layout), or it is an error."""
-    check_store_path(store_path, write=False)
-    with Store(store_path, readonly=True) as store:
-        row = next((r for r in store.all_runs() if r["id"] == run_id), None)
-        if row is None:
-            raise NasbenchError(f"no run {run_id} in {store_path} (`nasbench list runs --store {store_path}` lists them)")
-        if row["genotype_json"] is None:
-            raise NasbenchError(f"run {run_id} is {row['status']}: it has no final network to export")
+def stored_run(found: StoredRun) -> ExportSource:
+    """The run ``found`` (:func:`~nasbench.stored_run.find_stored_run`) under its stored protocol
+    and space, with its final weights where the store holds them."""
+    row, run_id = found.row, found.row["id"]
+    with Store(found.path, readonly=True) as store:
         weights = store.final_weights(run_id)
-    stored = protocol_from_json(row["protocol_json"], f"run {run_id}'s stored protocol")
-    if stored.hash != row["protocol_hash"]:
-        raise NasbenchError(f"run {run_id}'s stored protocol hashes to {stored.hash} under this nasbench, not to the "
-                            f"run's {row['protocol_hash']}: its network cannot be rebuilt as it was trained")
-    label = space_class(row["space"]).protocol_section
-    if protocol is not None and (protocol.hash != stored.hash or (label and protocol.section(label) != stored.section(label))):
-        raise NasbenchError(f"run {run_id} was made under protocol {stored.name} ({stored.hash}), not under --protocol "
-                            f"{protocol.name} ({protocol.hash}); leave --protocol out to export it under its own")
-    if space is not None and space != row["space"]:
-        raise NasbenchError(f"run {run_id} searched the {row['space']} space, not --space {space}; leave --space out")
-    built = get_space(row["space"], stored)
+    built = get_space(row["space"], found.protocol)
     arch = built.from_dict(json.loads(row["genotype_json"]), where=f"run {run_id}'s genotype")
-    return ExportSource(f"run {run_id} ({row['method']} seed {row['seed']})", built, arch, stored, run_id, weights)
+    return ExportSource(f"run {run_id} ({row['method']} seed {row['seed']})", built, arch, found.protocol, run_id, weights)
 
 
 def named_architecture(name: str, space: str, protocol: Protocol) -> ExportSource:

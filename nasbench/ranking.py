@@ -49,7 +49,7 @@ from nasbench.store import (
     ranking_record,
     shared_stage_key,
 )
-from nasbench.strategies import STRATEGIES, check_protocol, supernet_methods
+from nasbench.strategies import STRATEGIES, check_protocol, check_supernet_method
 from nasbench.strategies.context import SearchContext
 from nasbench.strategies.supernet_search import SupernetSearch
 from nasbench.training import evaluate, recalibrated_batch_norm
@@ -59,16 +59,10 @@ from nasbench.types import Checkpoint, derive_seed
 def check_ranking(method: str, samples: int) -> type[SupernetSearch]:
     """The registered method ``method``, which must train a weight-sharing supernet, if
     ``samples`` architectures can be ranked; else a one-line error."""
-    cls = STRATEGIES.get(method)
-    if cls is None:
-        raise NasbenchError(f"--supernet: unknown method {method!r}; "
-                            f"supernet methods: {', '.join(supernet_methods())}")
-    if not issubclass(cls, SupernetSearch):
-        raise NasbenchError(f"--supernet: method {method!r} trains no weight-sharing supernet; "
-                            f"supernet methods: {', '.join(supernet_methods())}")
+    check_supernet_method(method, "--supernet")
     if samples < 2:
         raise NasbenchError(f"--samples must be at least 2 (a ranking orders architectures), got {samples}")
-    return cls
+    return STRATEGIES[method]
 
 
 def top_k_size(samples: int) -> int:

@@ -52,33 +52,69 @@ def _resolve(module: str, name: str) -> tuple[str, ast.ClassDef] | None:
     return None
 
 
-def _assignments(module: str, class_name: str) -> Iterator[tuple[str, str, ast.expr]]:
-    """(defining module, attribute, assigned expression) of every class attribute ``module.
-    class_name`` and its nasbench bases assign in their source, nearest class first."""
+def _lineage(module: str, class_name: str) -> Iterator[tuple[str, ast.ClassDef]]:
+    """(defining module, class node) of ``module.class_name`` and of each of its nasbench
+    bases, from source, nearest first."""
     pending = [(module, class_name)]
     while pending:
         resolved = _resolve(*pending.pop(0))
         if resolved is None:
             continue
         where, node = resolved
-        for statement in node.body:
-            target = statement.targets[0] if isinstance(statement, ast.Assign) else getattr(statement, "target", None)
-            value = getattr(statement, "value", None)
-            if isinstance(target, ast.Name) and value is not None:
-                yield where, target.id, value
+        yield where, node
         for base in node.bases:
             base = base.value if isinstance(base, ast.Subscript) else base  # SearchSpace[Genotype]
             if isinstance(base, ast.Name):
                 pending.append((where, base.id))
 
 
+def _assignments(module: str, class_name: str) -> Iterator[tuple[str, str, ast.expr]]:
+    """(defining module, attribute, assigned expression) of every class attribute ``module.
+    class_name`` and its nasbench bases assign in their source, nearest class first."""
+    for where, node in _lineage(module, class_name):
+        for statement in node.body:
+            target = statement.targets[0] if isinstance(statement, ast.Assign) else getattr(statement, "target", None)
+            value = getattr(statement, "value", None)
+            if isinstance(target, ast.Name) and value is not None:
+                yield where, target.id, value
+
+
+LITERAL_NODES = (ast.Constant, ast.Tuple, ast.List, ast.Set, ast.Dict, ast.UnaryOp, ast.USub, ast.UAdd, ast.Load,
+                 ast.Name)
+"""What a value read from source may be made of: literals and the names of its module's constants."""
+
+
+@cache
+def _module_constants(module: str) -> dict[str, Any]:
+    """``module``'s top-level constants, as far as each is a literal or built of earlier ones
+    (``SETTINGS = {"mild": LAMBDA}``)."""
+    constants: dict[str, Any] = {}
+    for statement in _module_tree(module).body:
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name):
+            try:
+                constants[statement.targets[0].id] = _literal(statement.value, constants)
+            except ValueError:
+                continue
+    return constants
+
+
+def _literal(expression: ast.expr, constants: dict[str, Any]) -> Any:
+    """The value of ``expression``: a literal, or one built of literals and ``constants``'
+    names; else a ValueError (nothing else is evaluated)."""
+    for node in ast.walk(expression):
+        if not isinstance(node, LITERAL_NODES) or isinstance(node, ast.Name) and node.id not in constants:
+            raise ValueError(f"not a literal: {ast.unparse(expression)}")
+    return eval(compile(ast.Expression(expression), "<literal>", "eval"), {"__builtins__": {}}, dict(constants))  # noqa: S307
+
+
 def class_attributes(module: str, class_name: str, names: tuple[str, ...]) -> dict[str, Any]:
-    """The literal values of the class attributes ``names`` of ``module.class_name``, as its
-    source (or its nasbench bases' source, nearest first) assigns them."""
+    """The values of the class attributes ``names`` of ``module.class_name``, as its source
+    (or its nasbench bases' source, nearest first) assigns them: literals, or built of
+    literals and the defining module's constants."""
     found: dict[str, Any] = {}
-    for _, name, value in _assignments(module, class_name):
+    for where, name, value in _assignments(module, class_name):
         if name in names and name not in found:
-            found[name] = ast.literal_eval(value)
+            found[name] = _literal(value, _module_constants(where))
     return found
 
 
@@ -163,6 +199,15 @@ class Registry(MutableMapping):
         """Every plugin's ``name`` and listed attributes, in registry order."""
         added = {name: {"name": name, **{a: getattr(cls, a) for a in self.listed}} for name, cls in self._added.items()}
         return {name: card for name, card in (self._line_cards() | added).items() if name not in self._removed}
+
+    def derives_from(self, name: str, base: str) -> bool:
+        """Whether plugin ``name``'s class is, or derives from, ``base`` (``"module:Class"``),
+        read from source (a plugin registered at run time: its class asked)."""
+        if name in self._added:
+            module, class_name = base.split(":")
+            return issubclass(self._added[name], getattr(importlib.import_module(module), class_name))
+        module, class_name = self._line_cards()[self.check(name)]["location"].split(":")
+        return any(f"{where}:{node.name}" == base for where, node in _lineage(module, class_name))
 
     def check(self, name: str) -> str:
         """``name`` if it is registered, else the one-line error listing the known ones."""

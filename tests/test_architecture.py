@@ -3,8 +3,8 @@ nasbench/, at module level, in functions and under ``if TYPE_CHECKING``): import
 way, down the layers of the design, between top-level units (``nasbench.spaces``,
 ``nasbench.hardware``, ``nasbench.protocol``, ...):
 
-    cli -> estimate -> runner, ranking, bench, export -> strategies, report -> training, hardware, language_model
-        -> spaces -> corpus -> data, provenance, store -> protocol, registry -> settings, types, progress, numerics -> errors
+    cli -> estimate -> runner, ranking, bench, export -> strategies, report -> language_model
+        -> training, hardware, stored_run -> spaces -> corpus -> data, provenance, store -> protocol, registry -> settings, types, progress, numerics -> errors
 
 An arrow may only point down (not sideways: ``ranking`` may not import ``bench``); ``store``
 imports only ``types`` and ``errors``; ``report`` never imports a method (strategies, runner,
@@ -29,7 +29,7 @@ LAYERS = [
     ["nasbench.runner", "nasbench.ranking", "nasbench.bench", "nasbench.export"],
     ["nasbench.strategies", "nasbench.report"],
     ["nasbench.language_model"],
-    ["nasbench.training", "nasbench.hardware"],
+    ["nasbench.training", "nasbench.hardware", "nasbench.stored_run"],
     ["nasbench.spaces"],
     ["nasbench.corpus"],
     ["nasbench.data", "nasbench.provenance", "nasbench.store"],

@@ -82,8 +82,8 @@ def test_bench_refuses_a_method_without_a_search_step():
     assert result.code == 2
     methods = [name for name, cls in STRATEGIES.items() if issubclass(cls, SupernetSearch)]  # a growing registry
     assert {"darts", "darts-2nd", "snas", "random-ws"} <= set(methods)
-    assert result.err.strip() == ("nasbench: error: method random has no supernet search step; "
-                                  f"methods with one: {', '.join(methods)}")
+    assert result.err.strip() == ("nasbench: error: --method: method 'random' trains no weight-sharing supernet; "
+                                  f"supernet methods: {', '.join(methods)}")
 
 
 @pytest.mark.parametrize("extra, message", [

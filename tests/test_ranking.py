@@ -18,7 +18,13 @@ import torch
 from helpers import context, run_cli, with_supernet
 
 from nasbench.data import Augmentation
-from nasbench.ranking import ranking_architectures, ranking_figures, supernet_accuracy
+from nasbench.errors import NasbenchError
+from nasbench.ranking import (
+    check_ranking,
+    ranking_architectures,
+    ranking_figures,
+    supernet_accuracy,
+)
 from nasbench.spaces.cell.supernet import path_weights
 from nasbench.store import (
     RankingKey,
@@ -28,6 +34,7 @@ from nasbench.store import (
     Store,
     tensors_to_bytes,
 )
+from nasbench.strategies import STRATEGIES
 from nasbench.strategies.context import SearchContext
 from nasbench.strategies.random_ws import RandomWeightSharing
 from nasbench.strategies.supernet_search import SupernetSearch
@@ -285,8 +292,8 @@ def test_a_runs_stored_supernet_is_used(tmp_path, data_path, tiny_protocol_file,
 @pytest.mark.parametrize("method, samples, message", [
     ("amoebanet", 4, "--supernet: unknown method 'amoebanet'; supernet methods: "),
     ("random", 4, "--supernet: method 'random' trains no weight-sharing supernet; supernet methods: "),
-    ("random-ws", 1, "--samples must be at least 2 (a ranking orders architectures), got 1"),
-    ("random-ws", -3, "--samples must be at least 2 (a ranking orders architectures), got -3"),
+    ("random-ws", 1, "argument --samples: must be at least 2 (a ranking orders architectures), got 1"),
+    ("random-ws", -3, "argument --samples: must be at least 2 (a ranking orders architectures), got -3"),
 ])
 def test_bad_input_is_one_line_and_touches_no_store(tmp_path, data_path, method, samples, message):
     result = rank_cli(tmp_path / "never.sqlite", data_path, method=method, samples=samples)
@@ -294,6 +301,14 @@ def test_bad_input_is_one_line_and_touches_no_store(tmp_path, data_path, method,
     (line,) = result.err.splitlines()
     assert line.startswith(f"nasbench: error: {message}")
     assert not (tmp_path / "never.sqlite").exists()
+
+
+def test_the_api_refuses_what_the_command_line_refuses():
+    assert check_ranking("random-ws", 2) is STRATEGIES["random-ws"]
+    with pytest.raises(NasbenchError, match=r"^--samples must be at least 2 \(a ranking orders architectures\), got 1$"):
+        check_ranking("random-ws", 1)
+    with pytest.raises(NasbenchError, match="^--supernet: method 'random' trains no weight-sharing supernet"):
+        check_ranking("random", 4)
 
 
 def test_a_ranking_another_live_process_measures_is_left_to_it(tmp_path, data_path, dataset, smoke):

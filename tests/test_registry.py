@@ -75,6 +75,26 @@ def test_inherited_attributes_are_read_from_the_nearest_base():
     assert class_attributes("nasbench.strategies.proxylessnas", "ProxylessNas", ("spaces",)) == {"spaces": ("fbnet", "cell")}
 
 
+def test_class_attributes_may_name_their_modules_constants_but_never_run_code(tmp_path, monkeypatch):
+    # snas' named constraint strength is its module's lambda: {"mild": PER_EDGE_LOG_LAMBDA}
+    assert class_attributes("nasbench.strategies.snas", "Snas", ("constraint_settings",)) == \
+        {"constraint_settings": {"mild": 1e-2}}
+    (tmp_path / "plugin_with_code.py").write_text("X = 1\nY = [X, -X]\nclass P:\n    a = {'x': Y}\n    b = print('ran')\n")
+    monkeypatch.syspath_prepend(tmp_path)
+    assert class_attributes("plugin_with_code", "P", ("a",)) == {"a": {"x": [1, -1]}}
+    with pytest.raises(ValueError, match="not a literal: print"):
+        class_attributes("plugin_with_code", "P", ("b",))
+
+
+def test_what_a_method_derives_from_is_read_from_source_as_issubclass_says():
+    from nasbench.strategies import SUPERNET_SEARCH, supernet_methods
+    from nasbench.strategies.supernet_search import SupernetSearch
+
+    expected = [name for name, cls in STRATEGIES.items() if issubclass(cls, SupernetSearch)]
+    assert supernet_methods() == expected
+    assert {"darts", "snas", "enas", "spos"} <= set(expected) and not STRATEGIES.derives_from("random", SUPERNET_SEARCH)
+
+
 def test_listing_and_unknown_names_import_no_plugin():
     code = ("import sys; from nasbench.strategies import STRATEGIES; from nasbench.spaces import SPACES\n"
             "STRATEGIES.cards(); SPACES.cards()\n"

@@ -182,6 +182,17 @@ def add_executor(parser: argparse.ArgumentParser, *, cluster: bool) -> None:
                            help="GPUs each task asks Ray for, fractions allowed (default: 1 with --device cuda, else 0)")
 
 
+def check_executor_options(args: argparse.Namespace) -> None:
+    """:func:`add_executor`'s options checked before torch or Ray is imported (the GPUs a task
+    gets by default, which depend on ``--device``, are :func:`task_resources`' to settle)."""
+    from nasbench.executor import Resources, check_executor
+
+    gpus = getattr(args, "gpus_per_task", None)
+    given = None if args.cpus_per_task is None and gpus is None else Resources(cpus=args.cpus_per_task or 1.0,
+                                                                             gpus=gpus or 0.0)
+    check_executor(args.executor, workers=args.workers, address=getattr(args, "address", None), resources=given)
+
+
 def task_resources(args: argparse.Namespace, device: Any) -> Any:
     """What each Ray task asks for, from :func:`add_executor`'s options and ``--device``
     (None where the work stays in this process and none was asked for)."""

@@ -10,6 +10,7 @@ from nasbench.cli.args import (
     add_data,
     add_device,
     add_executor,
+    check_executor_options,
     load_checked_protocol,
     positive,
     print_json,
@@ -120,15 +121,22 @@ def _final_training(args: argparse.Namespace) -> int:
 
 
 def _candidates(args: argparse.Namespace) -> int:
-    from nasbench.bench import bench_candidates
     from nasbench.images import load_dataset
+    from nasbench.spaces import SPACES
+
+    # names, options, the protocol and the data first: their errors need no torch
+    SPACES.check(args.space)
+    check_executor_options(args)
+    protocol = load_checked_protocol(args.protocol)
+    dataset = load_dataset(args.data, args.data_dir)
+
+    from nasbench.bench import bench_candidates
     from nasbench.provenance import resolve_device
     from nasbench.spaces import get_space
 
-    protocol = load_checked_protocol(args.protocol)
     space = get_space(args.space, protocol)
     device = resolve_device(args.device)
-    result = bench_candidates(space, protocol, load_dataset(args.data, args.data_dir), candidates=args.candidates,
+    result = bench_candidates(space, protocol, dataset, candidates=args.candidates,
                               device=device, executor=args.executor, workers=args.workers,
                               resources=task_resources(args, device))
     if args.json:
@@ -164,11 +172,21 @@ def _executor(args: argparse.Namespace) -> int:
 
 
 def _search_step(args: argparse.Namespace) -> int:
+    from nasbench.protocol import SupernetBudget
+    from nasbench.spaces import SPACES
+    from nasbench.strategies import check_supernet_method
+
+    # names and sizes first: their errors need no torch
+    check_supernet_method(args.method, "--method")
+    SPACES.check(args.space)
+    SupernetBudget(args.channels, args.cells, epochs=1, batch_size=args.batch_size).check("bench search-step")
+    layout = load_checked_protocol(args.layout_protocol) if args.space != "cell" else None
+
     from nasbench.bench import bench_pt_darts_step, bench_search_step
     from nasbench.provenance import resolve_device
     from nasbench.spaces import get_space
 
-    space = get_space(args.space, load_checked_protocol(args.layout_protocol)) if args.space != "cell" else get_space("cell")
+    space = get_space(args.space, layout)
     size = dict(batch_size=args.batch_size, cells=args.cells, channels=args.channels,
                 device=resolve_device(args.device), repeats=args.repeats)
     if args.pt_darts is not None and space.name != "cell":

@@ -45,13 +45,14 @@ def register(commands: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from nasbench.hardware.cost_model import CostModel
     from nasbench.hardware.table import CostTable
+
+    table = CostTable.load(args.table) if args.table is not None else None  # before torch: a bad table answers at once
+    from nasbench.hardware.cost_model import CostModel
     from nasbench.spaces import space_for_table
     from nasbench.spaces.resolve import record_space, resolve_arch
 
-    if args.table is not None:
-        table = CostTable.load(args.table)
+    if table is not None:
         this_device = _this_device(args.device, table.conditions.get("device_type"))
     else:
         this_device = _this_device(args.device, None)

@@ -42,15 +42,19 @@ def register(commands: Any) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     from nasbench.spaces import SPACES
-    from nasbench.store import check_store_path
+    from nasbench.spaces.resolve import record_space
+    from nasbench.stored_run import find_stored_run
 
-    # names, paths and the protocol first: their errors need no torch
+    # names, paths, the protocol and the stored run first: their errors need no torch
     if args.space is not None:
         SPACES.check(args.space)
     check_out_path(args.out)
-    if args.source.isdecimal():
-        check_store_path(args.store, write=False)
     protocol = load_checked_protocol(args.protocol) if args.protocol is not None else None
+    if args.source.isdecimal():
+        found = find_stored_run(args.store, int(args.source), protocol, args.space)
+    else:
+        space = SPACES.check(args.space or record_space(args.source))
+        protocol = protocol or load_checked_protocol(DEFAULT_PROTOCOL)
 
     from nasbench.export import (
         PARITY_BATCH,
@@ -62,13 +66,8 @@ def execute(args: argparse.Namespace) -> int:
         write_file,
     )
     from nasbench.hardware.counting import count_params
-    from nasbench.spaces.resolve import record_space
 
-    if args.source.isdecimal():
-        source = stored_run(args.store, int(args.source), protocol, args.space)
-    else:
-        source = named_architecture(args.source, args.space or record_space(args.source),
-                                    protocol or load_checked_protocol(DEFAULT_PROTOCOL))
+    source = stored_run(found) if args.source.isdecimal() else named_architecture(args.source, space, protocol)
     if source.weights is None:
         why = ("has no stored final weights (stored before they were kept, or run with --no-keep-weights)"
                if source.run_id is not None else "is an architecture, with no trained weights")

@@ -65,10 +65,11 @@ def _columns(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def _genotypes(protocol_name: str) -> tuple[list[dict[str, Any]], list[str]]:
     """The cell zoo counted in the final network of ``protocol_name``, beside the published counts."""
+    protocol = load_checked_protocol(protocol_name)  # before torch: a wrong name answers at once
     from nasbench.hardware.counting import arch_summary
     from nasbench.spaces import get_space
 
-    space, protocol = get_space("cell"), load_checked_protocol(protocol_name)
+    space = get_space("cell")
     rows = [arch_summary(entry.name, entry.arch, space, protocol, entry) for entry in space.zoo().values()]
     text = [f"{'name':26s} {'params (M)':>10s} {'published (M)':>13s} {'FLOPs (M, MAC=1)':>17s}  "
             f"[final network of protocol {protocol_name}]"]

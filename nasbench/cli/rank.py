@@ -22,7 +22,7 @@ def register(commands: Any) -> None:
     ranking = commands.add_parser("rank", help="how well a method's trained supernet ranks random architectures "
                                                "against training them alone")
     ranking.add_argument("--supernet", required=True, metavar="METHOD", help="a supernet method, e.g. random-ws, darts")
-    ranking.add_argument("--samples", required=True, type=integer, metavar="K", help="random architectures (>= 2)")
+    ranking.add_argument("--samples", required=True, type=samples, metavar="K", help="random architectures (>= 2)")
     add_protocol(ranking)
     ranking.add_argument("--seed", type=seed, help="seed of the supernet and the architectures "
                                                       "(default: the protocol's first)")
@@ -33,19 +33,32 @@ def register(commands: Any) -> None:
     ranking.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def samples(text: str) -> int:
+    """``--samples``: a ranking orders at least two architectures."""
+    value = integer(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2 (a ranking orders architectures), got {value}")
+    return value
+
+
 def execute(args: argparse.Namespace) -> int:
     from nasbench.images import load_dataset
-    from nasbench.provenance import resolve_device
-    from nasbench.ranking import RankRequest, check_ranking, rank
     from nasbench.store import check_store_path
+    from nasbench.strategies import check_supernet_method
 
-    check_ranking(args.supernet, args.samples)
+    # names, the store and the data first: their errors need no torch
+    check_supernet_method(args.supernet, "--supernet")
     protocol = load_checked_protocol(args.protocol)
-    device = resolve_device(args.device)
     check_store_path(args.store, write=True)
+    dataset = load_dataset(args.data, args.data_dir)
+
+    from nasbench.provenance import resolve_device
+    from nasbench.ranking import RankRequest, rank
+
+    device = resolve_device(args.device)
     request = RankRequest(method=args.supernet, samples=args.samples, protocol=protocol,
                           seed=protocol.seeds[0] if args.seed is None else args.seed,
-                          dataset=load_dataset(args.data, args.data_dir), device=device,
+                          dataset=dataset, device=device,
                           store_path=args.store, show_progress=not args.no_progress)
     record = rank(request)
     if args.json:

@@ -24,6 +24,9 @@ def register(commands: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    from nasbench.store import check_store_path
+
+    check_store_path(args.store, write=False)  # before the report's imports (torch): a wrong path answers at once
     from nasbench.report import generate
 
     for path in generate(args.store, args.out, args.tables):

@@ -12,6 +12,7 @@ from nasbench.cli.args import (
     add_executor,
     add_protocol,
     add_store,
+    check_executor_options,
     finite,
     load_checked_protocol,
     names,
@@ -77,11 +78,13 @@ def register(commands: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    from nasbench.hardware.constraint_options import settle_constraint
     from nasbench.spaces import SPACES, space_task
     from nasbench.store import check_store_path
-    from nasbench.strategies import STRATEGIES
+    from nasbench.strategies import STRATEGIES, method_space
 
-    # names and the store path first: their errors need neither torch nor any method's code
+    # every option, the protocol, the constraint's table and image data first, from the methods'
+    # cards (read from their source): their errors need neither torch nor any method's code
     methods = tuple(STRATEGIES) if args.all else args.method
     if not methods:
         raise NasbenchError("--method needs at least one method name")
@@ -89,11 +92,15 @@ def execute(args: argparse.Namespace) -> int:
         STRATEGIES.check(name)
     if args.space is not None:
         SPACES.check(args.space)
+    cards = STRATEGIES.cards()
+    space_names = [method_space(name, cards[name]["spaces"], args.space) for name in methods]
+    check_executor_options(args)
     check_store_path(args.store, write=True)
     protocol = load_checked_protocol(args.protocol)
-    # the data next, for image spaces without torch: each method's space is known from its source
-    cards = STRATEGIES.cards()
-    tasks = {space_task(args.space or cards[name]["spaces"][0]) for name in methods}
+    settle_constraint(args.constraint, args.target, table=args.table, weight=args.constraint_weight,
+                      setting=args.snas_setting, form=args.constraint_form, methods=[cards[name] for name in methods],
+                      spaces=space_names, protocol=protocol, cards=cards)
+    tasks = {space_task(name) for name in space_names}
     if args.ptb_stand_in and tasks != {"language-model"}:
         raise NasbenchError("--ptb-stand-in is for language-model spaces (--space enas-rnn or nasrl-rnn)")
     dataset = None
@@ -106,13 +113,12 @@ def execute(args: argparse.Namespace) -> int:
     from nasbench.corpus import load_corpus
     from nasbench.hardware.constraint import build_constraint
     from nasbench.provenance import resolve_device
-    from nasbench.runner import RunRequest, method_space
+    from nasbench.runner import RunRequest
     from nasbench.runner import execute as execute_run
     from nasbench.spaces import get_space
     from nasbench.strategies import get_strategy
 
     classes = [get_strategy(name) for name in methods]
-    space_names = [method_space(cls, args.space) for cls in classes]
     spaces = [get_space(name, protocol) for name in space_names] if args.constraint is not None else []
     constraint = build_constraint(args.constraint, args.target, table=args.table, weight=args.constraint_weight,
                                   setting=args.snas_setting, form=args.constraint_form, methods=classes,

@@ -9,6 +9,8 @@ imports torch or Ray until a Ray executor is made.
 """
 from __future__ import annotations
 
+import os
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -98,12 +100,12 @@ class Executor(ABC):
         """Let go of workers and connections (idempotent)."""
 
 
-def make_executor(name: str | None, *, workers: int = 1, address: str | None = None,
-                  resources: Resources | None = None, handle: Callable[[Any], None] = lambda message: None,
-                  cpu_count: int | None = None) -> Executor:
-    """The executor a command asked for; ``handle`` is the driver's handler of tasks'
-    messages. Without a name: in-process for one worker, Ray on a local instance for more.
-    Checks everything it can before starting anything (bad input: a :class:`NasbenchError`)."""
+def check_executor(name: str | None, *, workers: int = 1, address: str | None = None,
+                   resources: Resources | None = None, cpu_count: int | None = None) -> str:
+    """The executor a command asks for (without a name: in-process for one worker, Ray on a
+    local instance for more), once every option that can be checked before anything starts
+    is (bad input: a :class:`NasbenchError`). Imports neither torch nor Ray, so that a command
+    checks its options first."""
     name = name or ("inprocess" if workers == 1 and address is None else "ray")
     if name not in EXECUTORS:
         raise NasbenchError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
@@ -111,6 +113,38 @@ def make_executor(name: str | None, *, workers: int = 1, address: str | None = N
         if workers != 1 or address is not None or resources is not None:
             raise NasbenchError("--workers, --address, --cpus-per-task and --gpus-per-task need --executor ray "
                                 "(the in-process executor runs one task at a time in this process)")
+        return name
+    if address is not None and workers != 1:
+        raise NasbenchError("--workers sizes a local Ray instance; on a cluster (--address) its resources "
+                            "decide how many tasks run at once: drop --workers")
+    if address is not None and address != "auto":
+        _check_reachable(address)
+    cores = cpu_count or os.cpu_count() or 1
+    if address is None and resources is not None and resources.cpus > cores:  # a local instance runs here alone
+        raise NasbenchError(f"--cpus-per-task {resources.cpus:g}: this machine has {cores} CPUs (a local Ray "
+                            "instance runs on it alone; --address joins a cluster)")
+    return name
+
+
+def _check_reachable(address: str) -> None:
+    """Fail at once on an address nothing listens at (``ray.init`` would retry for a minute)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise NasbenchError(f"--address {address!r}: give HOST:PORT of the cluster's head (or auto)")
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+    except OSError as err:
+        raise NasbenchError(f"no Ray cluster answers at {address} ({err.strerror or err}): start its head with "
+                            f"`ray start --head --port {port}`, or drop --address for a local instance") from None
+
+
+def make_executor(name: str | None, *, workers: int = 1, address: str | None = None,
+                  resources: Resources | None = None, handle: Callable[[Any], None] = lambda message: None,
+                  cpu_count: int | None = None) -> Executor:
+    """The executor a command asked for (checked by :func:`check_executor`); ``handle`` is
+    the driver's handler of tasks' messages."""
+    name = check_executor(name, workers=workers, address=address, resources=resources, cpu_count=cpu_count)
+    if name == "inprocess":
         from nasbench.executor.inprocess import InProcessExecutor
 
         return InProcessExecutor(handle)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
@@ -85,21 +84,14 @@ class RayExecutor(Executor):
               handle: Callable[[Any], None], cpu_count: int | None = None) -> "RayExecutor":
         """Connect to the cluster at ``address`` (``auto``: the one started on this machine
         with ``ray start``), or start a local instance sized for ``workers`` tasks at once;
-        then check that some node can hold one task's resources."""
+        then check that some node can hold one task's resources (the options themselves are
+        :func:`~nasbench.executor.check_executor`'s, which :func:`~nasbench.executor.make_executor` calls first)."""
         try:
             import ray
         except ImportError:
             raise NasbenchError("--executor ray needs Ray: pip install 'ray>=2.40'") from None
-        if address is not None and workers != 1:
-            raise NasbenchError("--workers sizes a local Ray instance; on a cluster (--address) its resources "
-                                "decide how many tasks run at once: drop --workers")
-        if address is not None and address != "auto":
-            _check_reachable(address)
         cores = cpu_count or os.cpu_count() or 1
         resources = resources or Resources(cpus=1.0 if address else max(1, cores // workers))
-        if address is None and resources.cpus > cores:  # the local instance is sized to fit any task: check here
-            raise NasbenchError(f"--cpus-per-task {resources.cpus:g}: this machine has {cores} CPUs (a local Ray "
-                                "instance runs on it alone; --address joins a cluster)")
         options = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         try:
             if address is None:
@@ -196,18 +188,6 @@ def _messages_to_stderr() -> None:
 
         to_stderr.to_stderr = True
         worker.print_to_stdstream = to_stderr
-
-
-def _check_reachable(address: str) -> None:
-    """Fail at once on an address nothing listens at (``ray.init`` would retry for a minute)."""
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise NasbenchError(f"--address {address!r}: give HOST:PORT of the cluster's head (or auto)")
-    try:
-        socket.create_connection((host, int(port)), timeout=3).close()
-    except OSError as err:
-        raise NasbenchError(f"no Ray cluster answers at {address} ({err.strerror or err}): start its head with "
-                            f"`ray start --head --port {port}`, or drop --address for a local instance") from None
 
 
 def _local_cpus(workers: int, resources: Resources) -> int:

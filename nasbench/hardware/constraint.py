@@ -15,13 +15,14 @@ import torch
 
 from nasbench.errors import NasbenchError
 from nasbench.hardware import (
-    CONSTRAINT_METRICS,
     LOSS_FORMS,
     RESOURCE_METRICS,
     TARGETLESS_FORMS,
     WEIGHTLESS_FORMS,
 )
+from nasbench.hardware.constraint_options import settle_constraint
 from nasbench.hardware.cost_model import CostModel
+from nasbench.registry import Registry
 
 if TYPE_CHECKING:
     from nasbench.protocol import Protocol
@@ -154,105 +155,29 @@ class Constraint:
 
 def build_constraint(name: str | None, target: float | None, *, table: Path | None = None, weight: float | None = None,
                      setting: str | None = None, form: str | None = None, methods: Sequence[type] = (),
-                     spaces: Sequence[SearchSpace] = (), protocol: Protocol, registry: Mapping[str, type]) -> Constraint | None:
+                     spaces: Sequence[SearchSpace] = (), protocol: Protocol,
+                     registry: Mapping[str, type] | Registry) -> Constraint | None:
     """The resource constraint a run of the strategy classes ``methods`` (searching ``spaces``,
-    one per method, as the protocol lays them out) asks for, or None where ``name`` (a :data:`CONSTRAINT_METRICS` key) is
-    None: at most ``target`` in the metric's unit, costed by the cost table at ``table`` (else
-    the protocol's counts), with strength ``weight`` or the methods' named ``setting`` (else
-    their published weight) in the loss ``form`` (else the first method's default). Every
-    inconsistency is a one-line error naming the ``nasbench run`` options, raised before any
-    data or store is touched; ``registry`` (every registered strategy class, by name) says
-    in them which methods could do what was asked."""
+    one per method, as the protocol lays them out) asks for, or None where ``name`` is None:
+    the options as :func:`~nasbench.hardware.constraint_options.settle_constraint` settles
+    them (``registry``: every registered strategy class, by name, for its errors), costed by
+    their table or the protocol's counts."""
     from nasbench.hardware.profiler import counts_table
-    from nasbench.hardware.table import CostTable
 
-    options = {"target": target, "table": table, "constraint-weight": weight, "snas-setting": setting,
-               "constraint-form": form}
-    given = [f"--{option}" for option, value in options.items() if value is not None]
-    if name is None:
-        if given:
-            raise NasbenchError(f"{', '.join(given)} only go with --constraint METRIC")
+    cards = registry.cards() if isinstance(registry, Registry) else {n: method_card(c) for n, c in registry.items()}
+    settled = settle_constraint(name, target, table=table, weight=weight, setting=setting, form=form,
+                                methods=[method_card(cls) for cls in methods], spaces=[s.name for s in spaces],
+                                protocol=protocol, cards=cards)
+    if settled is None:
         return None
-    if name not in CONSTRAINT_METRICS:
-        raise NasbenchError(f"unknown --constraint {name!r}; known: {', '.join(CONSTRAINT_METRICS)}")
-    metric = CONSTRAINT_METRICS[name]
-    names = ", ".join(cls.name for cls in methods)
-    unable = [cls.name for cls in methods if not cls.constraint_forms]
-    if unable:
-        raise NasbenchError(f"{', '.join(unable)} cannot search under a resource constraint; methods that can: "
-                            f"{_constrainable(registry)}")
-    form = form or next(iter(methods[0].constraint_forms))
-    wrong = [cls.name for cls in methods if form not in cls.constraint_forms]
-    if wrong:
-        raise NasbenchError(f"{', '.join(wrong)} cannot search under the {form} loss form; forms per method: "
-                            f"{_constrainable(registry)}")
-    if form in TARGETLESS_FORMS:
-        if target is not None:
-            raise NasbenchError(f"the {form} constraint form is a penalty without a budget: drop --target, or give "
-                                f"--constraint-form {' or '.join(sorted(set(_forms(methods)) - set(TARGETLESS_FORMS)))} "
-                                "for a budget")
-    elif target is None or not 0 < target < math.inf:
-        raise NasbenchError("--constraint needs a positive, finite --target (ms for latency, counts for the others)")
-    if form in WEIGHTLESS_FORMS and (weight is not None or setting is not None):
-        raise NasbenchError(f"the {form} constraint form rejects every candidate over the --target: it takes no "
-                            "--constraint-weight or --snas-setting")
-    if weight is not None and setting is not None:
-        raise NasbenchError("give at most one of --constraint-weight LAMBDA and --snas-setting NAME")
-    settings = _shared_settings(methods)
-    if setting is not None:
-        if not all(cls.constraint_settings for cls in methods):
-            owners = ", ".join(cls.name.upper() for cls in registry.values() if cls.constraint_settings)
-            raise NasbenchError(f"--snas-setting is {owners}' own; with other methods give --constraint-weight")
-        if setting not in settings:
-            raise NasbenchError(f"unknown --snas-setting {setting!r}; known: {', '.join(settings)}")
-        if form not in TARGETLESS_FORMS:
-            raise NasbenchError(f"--snas-setting names a strength of SNAS' per-edge-log penalty, not of the {form} form; "
-                                "give --constraint-weight LAMBDA")
-    published = {cls.constraint_forms[form] for cls in methods}
-    if len(published) > 1:
-        raise NasbenchError(f"{names} publish different {form} settings ({sorted(published)}); run them one at a time")
-    default_weight, exponent = published.pop()
-    weight = settings[setting] if setting is not None else weight if weight is not None else default_weight
-    if form in WEIGHTLESS_FORMS:
-        weight = None
-    elif weight is None:
-        raise NasbenchError(f"--constraint with {names} needs --constraint-weight LAMBDA under the {form} form")
-    elif not 0 <= weight < math.inf:
-        raise NasbenchError(f"--constraint-weight must be a finite number >= 0, got {weight}")
-    searched = sorted({space.name for space in spaces})
-    if len(searched) > 1:
-        raise NasbenchError(f"a constrained run costs one space; {names} search {', '.join(searched)}")
     space = spaces[0]
-    if table is None:
-        if metric == "latency_ms":
-            raise NasbenchError("--constraint latency needs --table cost_tables/<device>/<table>.json "
-                                "(build one with `nasbench profile`)")
-        costs = counts_table(space, protocol)
-    else:
-        costs = CostTable.load(table)
-        if costs.protocol_hash != protocol.hash or costs.space != space.name:
-            raise NasbenchError(f"cost table {table} is for the {costs.space} space under protocol {costs.protocol} "
-                                f"(hash {costs.protocol_hash}), not the {space.name} space under {protocol.name} (hash "
-                                f"{protocol.hash}); profile it with `nasbench profile --space {space.name} "
-                                f"--protocol {protocol.name} ...`")
-    if metric == "resources":
-        components = tuple(CostModel(costs, space, component) for component in RESOURCE_METRICS)
-        return Constraint(metric, target, weight, components[0], form, exponent, components)
-    return Constraint(metric, target, weight, CostModel(costs, space, metric), form, exponent)
+    costs = settled.table if settled.table is not None else counts_table(space, protocol)
+    models = tuple(CostModel(costs, space, metric) for metric in
+                   (RESOURCE_METRICS if settled.metric == "resources" else (settled.metric,)))
+    return Constraint(settled.metric, settled.target, settled.weight, models[0], settled.form, settled.exponent,
+                      models if settled.metric == "resources" else ())
 
 
-def _constrainable(registry: Mapping[str, type]) -> str:
-    """The methods that take a constraint, each with its loss forms."""
-    return ", ".join(f"{name} ({'/'.join(cls.constraint_forms)})" for name, cls in registry.items() if cls.constraint_forms)
-
-
-def _forms(methods: Sequence[type]) -> list[str]:
-    """Every loss form one of ``methods`` takes."""
-    return [form for cls in methods for form in cls.constraint_forms]
-
-
-def _shared_settings(methods: Sequence[type]) -> dict[str, float]:
-    """The named constraint weights every one of ``methods`` declares, with one value."""
-    names = [name for name in methods[0].constraint_settings if all(name in cls.constraint_settings for cls in methods)]
-    values = {name: {cls.constraint_settings[name] for cls in methods} for name in names}
-    return {name: value.pop() for name, value in values.items() if len(value) == 1}
+def method_card(cls: type) -> dict[str, Any]:
+    """What :func:`~nasbench.hardware.constraint_options.settle_constraint` reads of a strategy class."""
+    return {"name": cls.name, "constraint_forms": cls.constraint_forms, "constraint_settings": cls.constraint_settings}

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasbench.hardware.measure import Backend, LatencyStats, Runner, collector_paused
+from nasbench.hardware.measure import Backend, Runner, collector_paused
+from nasbench.hardware.table import LatencyStats
 from nasbench.progress import progress_bar
 
 REFERENCE_WORKLOAD = ("nasbench-reference/2: 8 cells in miniature on a batch of 16x16x16 inputs (each: conv 3x3 16>16, "

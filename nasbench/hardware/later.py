@@ -24,11 +24,10 @@ from nasbench.errors import NasbenchError
 from nasbench.hardware.drift import Item, Session, Stop
 from nasbench.hardware.measure import (
     Backend,
-    LatencyStats,
     MeasureSettings,
     make_backend,
 )
-from nasbench.hardware.table import CostTable
+from nasbench.hardware.table import CostTable, LatencyStats
 from nasbench.spaces.base import SearchSpace
 
 

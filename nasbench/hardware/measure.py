@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator, Protocol, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -69,20 +68,6 @@ class MeasureSettings:
     alike: there a call's kernels last microseconds and their launches would be most of what is
     timed (and what a deployed network, captured or compiled, does not pay). Above it kernels
     outlast their launches, which the queue hides, and a graph per network would only hold memory."""
-
-
-@dataclass(frozen=True)
-class LatencyStats:
-    p10_ms: float
-    p50_ms: float
-    p90_ms: float
-    mean_ms: float
-    count: int
-
-    @classmethod
-    def of(cls, samples_ms: Sequence[float]) -> "LatencyStats":
-        p10, p50, p90 = np.percentile(np.asarray(samples_ms), [10, 50, 90])
-        return cls(float(p10), float(p50), float(p90), float(np.mean(samples_ms)), len(samples_ms))
 
 
 @contextmanager

@@ -32,8 +32,13 @@ from nasbench.hardware.later import (
     table_backend,
 )
 from nasbench.hardware.mac import DTYPE_BYTES, count_mac
-from nasbench.hardware.measure import Backend, LatencyStats, MeasureSettings
-from nasbench.hardware.table import CostTable, LatencyPredictor, TableEntry
+from nasbench.hardware.measure import Backend, MeasureSettings
+from nasbench.hardware.table import (
+    CostTable,
+    LatencyPredictor,
+    LatencyStats,
+    TableEntry,
+)
 from nasbench.protocol import Protocol
 from nasbench.spaces.base import SearchSpace
 from nasbench.types import NetworkConfig, PartKey

@@ -11,13 +11,30 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
 
 from nasbench.errors import NasbenchError
-from nasbench.hardware.measure import LatencyStats
 from nasbench.types import NetworkConfig, PartKey
 
 SCHEMA = "nasbench.cost_table/1"
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Percentiles of a part's timed calls, in ms (kept with the table, read without torch)."""
+
+    p10_ms: float
+    p50_ms: float
+    p90_ms: float
+    mean_ms: float
+    count: int
+
+    @classmethod
+    def of(cls, samples_ms: Sequence[float]) -> "LatencyStats":
+        p10, p50, p90 = np.percentile(np.asarray(samples_ms), [10, 50, 90])
+        return cls(float(p10), float(p50), float(p90), float(np.mean(samples_ms)), len(samples_ms))
 
 
 class MissingEntryError(NasbenchError):

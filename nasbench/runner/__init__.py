@@ -16,10 +16,9 @@ from nasbench.runner.driver import (
 from nasbench.runner.request import (
            RunRequest,
            check_method_section,
-           method_space,
            run_record,
            run_variant,
 )
 
 __all__ = ["ATTEMPTS", "FINAL", "SEARCH", "Overall", "Plan", "RunRequest", "Tally", "check_method_section", "execute",
-           "method_space", "run_record", "run_variant"]
+           "run_record", "run_variant"]

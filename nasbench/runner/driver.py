@@ -26,7 +26,6 @@ from nasbench.provenance import resolve_device, stored_provenance
 from nasbench.runner.request import (
     RunRequest,
     check_method_section,
-    method_space,
     run_record,
     run_variant,
 )
@@ -56,7 +55,7 @@ from nasbench.store import (
     shared_stage_key,
 )
 from nasbench.store.lifecycle import error_line
-from nasbench.strategies import check_protocol, get_strategy
+from nasbench.strategies import check_protocol, get_strategy, method_space
 from nasbench.types import Checkpoint
 
 ATTEMPTS = 3
@@ -88,7 +87,7 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None],
     for cls in strategies:
         if request.constraint is not None and request.constraint.form not in cls.constraint_forms:
             raise NasbenchError(f"method {cls.name} cannot search under a {request.constraint.form} resource constraint")
-        _check_precision(request.protocol, method_space(cls, request.space))
+        _check_precision(request.protocol, method_space(cls.name, cls.spaces, request.space))
     check_store_path(request.store_path, write=True)
     driver: list[Driver] = []
     executor = make_executor(request.executor, workers=request.workers, address=request.address,
@@ -101,7 +100,7 @@ def execute(request: RunRequest, emit: Callable[[dict[str, Any]], None],
         started = time.perf_counter()
         with Store(request.store_path) as store:
             planned = [(cls, RunKey(cls.name, seed, request.protocol.hash, request.dataset.identity,
-                                    run_variant(cls, method_space(cls, request.space), request.constraint)))
+                                    run_variant(cls, method_space(cls.name, cls.spaces, request.space), request.constraint)))
                        for cls in strategies for seed in request.seeds]
             todo = [(key.method, key.seed) for _, key in planned
                     if request.force or store.find(key, ("finished",)) is None]
@@ -226,7 +225,7 @@ class Driver:
         ``force`` only one begun after the stored result it replaces), else a new one; a new
         one starts from the method's shared stage where another run kept it (not under ``force``)."""
         request, key, cls = self.request, job.key, job.cls
-        space = method_space(cls, request.space)
+        space = method_space(cls.name, cls.spaces, request.space)
         previous = self.store.find(key, UNFINISHED)
         if previous is not None and request.force:
             done = self.store.find(key, ("finished",))

@@ -51,15 +51,6 @@ class RunRequest:
     ``workers``: it changes the speed, and the rounding no more than another thread count)."""
 
 
-def method_space(cls, space: str | None) -> str:
-    """The space ``cls`` searches in a run asking for ``space``."""
-    if space is None:
-        return cls.spaces[0]
-    if space not in cls.spaces:
-        raise NasbenchError(f"method {cls.name} does not search the {space} space (it searches: {', '.join(cls.spaces)})")
-    return space
-
-
 def run_variant(cls, space: str, constraint: Constraint | None) -> str:
     """What tells a run apart from the method's default one: another space, a constraint."""
     parts = ([] if space == cls.spaces[0] else [f"space={space}"]) + ([] if constraint is None else [constraint.variant()])

@@ -6,7 +6,6 @@ architectures (the zoo) it holds. Strategies talk to spaces only through this in
 """
 from __future__ import annotations
 
-import json
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from torch import nn
 
 from nasbench.errors import ConfigError, NasbenchError
 from nasbench.protocol import Protocol, read_section
+from nasbench.spaces.resolve import is_record, read_json_file, record_arch
 from nasbench.types import ArchitectureGraph, CostLayout, NetworkConfig, PartKey
 
 Arch = TypeVar("Arch", bound=Hashable)
@@ -178,29 +178,3 @@ class SearchSpace(ABC, Generic[Arch]):
 
     def _no_costs(self) -> NasbenchError:
         return NasbenchError(f"the {self.name} space has no cost decomposition, so it cannot have cost tables")
-
-
-def read_json_file(path: Path, noun: str) -> Any:
-    """The JSON a ``noun`` file (``genotype``, ``architecture``) holds, or a one-line error."""
-    try:
-        text = Path(path).read_text()
-    except OSError as err:
-        raise ConfigError(f"cannot read {noun} file {path}: {err.strerror}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}: not valid JSON ({err})") from None
-
-
-def is_record(data: Any) -> bool:
-    """Whether ``data`` is a result record (``nasbench describe --json``'s, ``nasbench run
-    --json``'s) rather than an architecture: no space's architecture has a ``genotype`` key."""
-    return isinstance(data, dict) and "genotype" in data
-
-
-def record_arch(record: dict[str, Any], space: str, path: Path) -> Any:
-    """The architecture a result record read from ``path`` holds, so that a command's JSON
-    output can be given back as its input; an error when the record is of another space."""
-    if record.get("space", space) != space:
-        raise ConfigError(f"{path}: a record of the {record['space']} space, not of the {space} space")
-    return record["genotype"]

@@ -3,9 +3,10 @@
 protocol section), plus one line here. Nothing here imports a method until it is used."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from nasbench.errors import ConfigError
+from nasbench.errors import ConfigError, NasbenchError
 from nasbench.protocol import Protocol, read_section
 from nasbench.registry import Registry
 from nasbench.spaces import SPACES
@@ -18,15 +19,39 @@ STRATEGIES = Registry("method", "nasbench.strategies", (
     "snas:Snas", "gdas:Gdas", "pc_darts:PcDarts", "pdarts:Pdarts", "evolution:RegularizedEvolution", "pnas:Pnas",
     "random_ws:RandomWeightSharing", "spos:Spos", "fbnet:Fbnet", "proxylessnas:ProxylessNas", "enas:Enas",
     "nas_rl:NasRl", "nasnet:Nasnet", "metaqnn:MetaQnn", "eas:Eas",
-), listed=("strategy_class", "spaces", "summary", "protocol_section"))
+), listed=("strategy_class", "spaces", "summary", "protocol_section", "constraint_forms", "constraint_settings"))
 """Every method by name (one line each: where its class lives), imported when used."""
 
 
-def supernet_methods() -> list[str]:
-    """The methods that train a weight-sharing supernet (what `nasbench rank` and `bench search-step` time)."""
-    from nasbench.strategies.supernet_search import SupernetSearch
+SUPERNET_SEARCH = "nasbench.strategies.supernet_search:SupernetSearch"
+"""The base class of the methods that train a weight-sharing supernet."""
 
-    return [name for name, cls in STRATEGIES.items() if issubclass(cls, SupernetSearch)]
+
+def supernet_methods() -> list[str]:
+    """The methods that train a weight-sharing supernet (what `nasbench rank` and `bench
+    search-step` time), read from their source: none is imported."""
+    return [name for name in STRATEGIES if STRATEGIES.derives_from(name, SUPERNET_SEARCH)]
+
+
+def check_supernet_method(name: str, option: str) -> str:
+    """``name`` (given as ``option``) if it is a method that trains a weight-sharing
+    supernet, else a one-line error listing those that do; imports no method."""
+    known = ", ".join(supernet_methods())
+    if name not in STRATEGIES:
+        raise NasbenchError(f"{option}: unknown method {name!r}; supernet methods: {known}")
+    if not STRATEGIES.derives_from(name, SUPERNET_SEARCH):
+        raise NasbenchError(f"{option}: method {name!r} trains no weight-sharing supernet; supernet methods: {known}")
+    return name
+
+
+def method_space(name: str, spaces: Sequence[str], space: str | None) -> str:
+    """The space method ``name``, which searches ``spaces`` (its default first), searches in a
+    run asking for ``space``; a one-line error where it does not search that one."""
+    if space is None:
+        return spaces[0]
+    if space not in spaces:
+        raise NasbenchError(f"method {name} does not search the {space} space (it searches: {', '.join(spaces)})")
+    return space
 
 
 def get_strategy(name: str) -> type[Strategy]:

@@ -127,7 +127,7 @@ CASES = {
     "rank-not-supernet": (("rank", "--supernet", "random", "--samples", "2", *SMOKE, "--store", "{store}"), "random"),
     "bench-odd-channels": (("bench", "search-step", "--method", "darts", "--channels", "3"),
                            "channels must be an even number >= 2"),
-    "bench-not-supernet": (("bench", "search-step", "--method", "random"), "has no supernet search step"),
+    "bench-not-supernet": (("bench", "search-step", "--method", "random"), "trains no weight-sharing supernet"),
     # executors: each refused before Ray starts or, where only the cluster can tell, before the store opens
     "executor-unknown": (run("--executor", "dask"), "argument --executor: invalid choice: 'dask'"),
     "executor-inprocess-workers": (run("--executor", "inprocess", "--workers", "2"), "need --executor ray"),
@@ -270,6 +270,37 @@ def refused(argv: tuple, message: str, workspace: dict) -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_bad_input_is_one_line_exit_2_and_changes_no_file(case, workspace):
     refused(*CASES[case], workspace)
+
+
+IN_ORDER = """
+import contextlib, io, json, sys
+from nasbench.cli import main
+found = {}
+for case, argv in json.load(sys.stdin):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        code = main(argv)
+    found[case] = {"code": code, "torch": "torch" in sys.modules}
+print(json.dumps(found))
+"""
+
+
+ANSWERED_BY_THE_SPACE = ("describe-unknown-genotype", "export-genotype-unknown", "table-missing-entries")
+"""Cases only the space itself can answer (its zoo's names, the parts a table must cost),
+and a space is built with torch: these are run last."""
+
+
+def test_bad_input_is_refused_before_torch_is_imported(workspace):
+    """Every case, one after another in one fresh interpreter: torch is not imported before
+    the cases the space answers (once loaded it stays, so the first case importing it is named)."""
+    order = [case for case in CASES if case not in ANSWERED_BY_THE_SPACE] + list(ANSWERED_BY_THE_SPACE)
+    cases = [(case, [arg.format(**workspace) for arg in CASES[case][0]]) for case in order]
+    done = subprocess.run([sys.executable, "-c", IN_ORDER], input=json.dumps(cases), capture_output=True, text=True,
+                          cwd=REPO_ROOT, env={**os.environ, **SUBPROCESS_ENV}, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout)
+    assert {case: result["code"] for case, result in found.items()} == dict.fromkeys(CASES, 2)
+    first = next((case for case, result in found.items() if result["torch"]), None)
+    assert first is None or first in ANSWERED_BY_THE_SPACE, f"case {first} imported torch"
 
 
 GPU_CASES = {

@@ -14,14 +14,19 @@ import torch
 from nasbench.cli import main
 from nasbench.hardware.cost_model import CostModel
 from nasbench.hardware.counting import count_flops, count_params
-from nasbench.hardware.measure import LatencyStats, MeasureSettings
+from nasbench.hardware.measure import MeasureSettings
 from nasbench.hardware.profiler import (
     ArchMeasurement,
     accuracy_figures,
     final_network,
     fit_predictor,
 )
-from nasbench.hardware.table import CostTable, LatencyPredictor, MissingEntryError
+from nasbench.hardware.table import (
+    CostTable,
+    LatencyPredictor,
+    LatencyStats,
+    MissingEntryError,
+)
 from nasbench.protocol import load_protocol
 from nasbench.provenance import device_fingerprint
 from nasbench.spaces import get_space

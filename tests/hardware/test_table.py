@@ -10,10 +10,10 @@ import pytest
 
 from nasbench.errors import NasbenchError
 from nasbench.hardware.cost_model import CostModel
-from nasbench.hardware.measure import LatencyStats
 from nasbench.hardware.table import (
     CostTable,
     LatencyPredictor,
+    LatencyStats,
     MissingEntryError,
     TableEntry,
 )
@@ -143,3 +143,8 @@ def test_the_drift_and_noise_records_round_trip_and_old_tables_still_load(cell_c
     committed = next((Path(__file__).parents[2] / "cost_tables").glob("*/cell-proxy-torch-t1-b1.json"))
     old = CostTable.load(committed)  # written before drift correction: latencies as measured, nothing to warn of
     assert old.measured and old.reference_speed is None and old.warnings == [] and old.noise is None
+
+
+def test_latency_percentiles():
+    stats = LatencyStats.of([float(v) for v in range(1, 12)])
+    assert (stats.p10_ms, stats.p50_ms, stats.p90_ms, stats.mean_ms, stats.count) == (2.0, 6.0, 10.0, 6.0, 11)

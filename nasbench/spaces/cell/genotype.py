@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from nasbench.errors import ConfigError
-from nasbench.spaces.base import read_json_file
 from nasbench.spaces.cell.ops import OPERATIONS
+from nasbench.spaces.resolve import read_json_file
 
 Edge = tuple[str, int]
 CellEdges = tuple[Edge, ...]
