@@ -42,7 +42,7 @@ from nasbench.numerics import configure_numerics
 from nasbench.protocol import Protocol, SupernetBudget, load_protocol
 from nasbench.spaces import get_space
 from nasbench.spaces.base import SearchSpace
-from nasbench.strategies import check_supernet_method, get_strategy
+from nasbench.strategies import check_supernet_method, get_strategy, method_space
 from nasbench.strategies.context import SearchContext
 from nasbench.strategies.supernet_search import Batch, SupernetSearch
 from nasbench.training import TrainStep, build_model
@@ -59,9 +59,7 @@ def bench_search_step(method: str, *, batch_size: int, cells: int, channels: int
     configure_numerics()
     cls = get_strategy(check_supernet_method(method, "--method"))
     space = get_space("cell") if space is None else space
-    if space.name not in cls.spaces:
-        raise NasbenchError(f"method {method} does not search the {space.name} space (it searches: "
-                            f"{', '.join(cls.spaces)})")
+    method_space(cls.name, cls.spaces, space.name)
     budget = SupernetBudget(channels, cells, epochs=1, batch_size=batch_size)
     budget.check("bench search-step")  # the sizes a protocol's [search.supernet] may have
     base = dataclasses.replace(load_protocol("smoke"), precision=precision)

@@ -97,9 +97,10 @@ def execute(args: argparse.Namespace) -> int:
     check_executor_options(args)
     check_store_path(args.store, write=True)
     protocol = load_checked_protocol(args.protocol)
-    settle_constraint(args.constraint, args.target, table=args.table, weight=args.constraint_weight,
-                      setting=args.snas_setting, form=args.constraint_form, methods=[cards[name] for name in methods],
-                      spaces=space_names, protocol=protocol, cards=cards)
+    settled = settle_constraint(args.constraint, args.target, table=args.table, weight=args.constraint_weight,
+                                setting=args.snas_setting, form=args.constraint_form,
+                                methods=[cards[name] for name in methods], spaces=space_names, protocol=protocol,
+                                cards=cards)
     tasks = {space_task(name) for name in space_names}
     if args.ptb_stand_in and tasks != {"language-model"}:
         raise NasbenchError("--ptb-stand-in is for language-model spaces (--space enas-rnn or nasrl-rnn)")
@@ -111,18 +112,13 @@ def execute(args: argparse.Namespace) -> int:
         check_fits(dataset, protocol.data)
 
     from nasbench.corpus import load_corpus
-    from nasbench.hardware.constraint import build_constraint
+    from nasbench.hardware.constraint import constraint_for
     from nasbench.provenance import resolve_device
     from nasbench.runner import RunRequest
     from nasbench.runner import execute as execute_run
     from nasbench.spaces import get_space
-    from nasbench.strategies import get_strategy
 
-    classes = [get_strategy(name) for name in methods]
-    spaces = [get_space(name, protocol) for name in space_names] if args.constraint is not None else []
-    constraint = build_constraint(args.constraint, args.target, table=args.table, weight=args.constraint_weight,
-                                  setting=args.snas_setting, form=args.constraint_form, methods=classes,
-                                  spaces=spaces, protocol=protocol, registry=STRATEGIES)
+    constraint = None if settled is None else constraint_for(settled, get_space(settled.space, protocol), protocol)
     device = resolve_device(args.device)
     resources = task_resources(args, device)
     if dataset is None:

@@ -20,9 +20,8 @@ from nasbench.hardware import (
     TARGETLESS_FORMS,
     WEIGHTLESS_FORMS,
 )
-from nasbench.hardware.constraint_options import settle_constraint
+from nasbench.hardware.constraint_options import ConstraintOptions, settle_constraint
 from nasbench.hardware.cost_model import CostModel
-from nasbench.registry import Registry
 
 if TYPE_CHECKING:
     from nasbench.protocol import Protocol
@@ -155,22 +154,23 @@ class Constraint:
 
 def build_constraint(name: str | None, target: float | None, *, table: Path | None = None, weight: float | None = None,
                      setting: str | None = None, form: str | None = None, methods: Sequence[type] = (),
-                     spaces: Sequence[SearchSpace] = (), protocol: Protocol,
-                     registry: Mapping[str, type] | Registry) -> Constraint | None:
+                     spaces: Sequence[SearchSpace] = (), protocol: Protocol, registry: Mapping[str, type]) -> Constraint | None:
     """The resource constraint a run of the strategy classes ``methods`` (searching ``spaces``,
     one per method, as the protocol lays them out) asks for, or None where ``name`` is None:
     the options as :func:`~nasbench.hardware.constraint_options.settle_constraint` settles
-    them (``registry``: every registered strategy class, by name, for its errors), costed by
-    their table or the protocol's counts."""
-    from nasbench.hardware.profiler import counts_table
-
-    cards = registry.cards() if isinstance(registry, Registry) else {n: method_card(c) for n, c in registry.items()}
+    them (``registry``: every registered strategy class, by name, for its errors), made by
+    :func:`constraint_for`."""
     settled = settle_constraint(name, target, table=table, weight=weight, setting=setting, form=form,
                                 methods=[method_card(cls) for cls in methods], spaces=[s.name for s in spaces],
-                                protocol=protocol, cards=cards)
-    if settled is None:
-        return None
-    space = spaces[0]
+                                protocol=protocol, cards={n: method_card(cls) for n, cls in registry.items()})
+    return None if settled is None else constraint_for(settled, spaces[0], protocol)
+
+
+def constraint_for(settled: ConstraintOptions, space: SearchSpace, protocol: Protocol) -> Constraint:
+    """The constraint ``settled`` options ask for on ``space`` (the one they settled on, as
+    ``protocol`` lays it out): costed by their table, else the protocol's counts."""
+    from nasbench.hardware.profiler import counts_table
+
     costs = settled.table if settled.table is not None else counts_table(space, protocol)
     models = tuple(CostModel(costs, space, metric) for metric in
                    (RESOURCE_METRICS if settled.metric == "resources" else (settled.metric,)))
