@@ -24,7 +24,6 @@ from nasbench.images import CIFAR10_MEAN, CIFAR10_STD
 from nasbench.protocol import Protocol
 from nasbench.spaces import get_space
 from nasbench.spaces.base import SearchSpace
-from nasbench.spaces.resolve import resolve_arch
 from nasbench.store import Store
 from nasbench.stored_run import StoredRun
 from nasbench.training import build_model
@@ -58,14 +57,6 @@ def stored_run(found: StoredRun) -> ExportSource:
     built = get_space(row["space"], found.protocol)
     arch = built.from_dict(json.loads(row["genotype_json"]), where=f"run {run_id}'s genotype")
     return ExportSource(f"run {run_id} ({row['method']} seed {row['seed']})", built, arch, found.protocol, run_id, weights)
-
-
-def named_architecture(name: str, space: str, protocol: Protocol) -> ExportSource:
-    """The architecture ``name`` gives (a zoo name or a JSON file) in ``space`` as ``protocol``
-    lays it out; it has no trained weights."""
-    built = get_space(space, protocol)
-    arch, _ = resolve_arch(name, built)
-    return ExportSource(name, built, arch, protocol)
 
 
 def final_network(source: ExportSource) -> nn.Module:

@@ -5,7 +5,7 @@ activation ("slowness") term, the hidden state carried across windows without it
 and, in final training, SGD switched to averaged SGD once validation stops improving.
 
 Everything stays on the model's device; the only Python loop inside a window is the RNN's
-own over time steps (:class:`nasbench.spaces.language_model.LanguageModel`).
+own over time steps (:class:`nasbench.spaces.language_model_network.LanguageModel`).
 """
 from __future__ import annotations
 
@@ -22,11 +22,8 @@ import torch.nn.functional as F
 from nasbench.corpus import PTB_VOCABULARY, Corpus, batchify, window
 from nasbench.hardware.counting import count_flops, count_params, published_fields
 from nasbench.progress import progress_bar
-from nasbench.spaces.language_model import (
-    LanguageModel,
-    LanguageModelStage,
-    RecurrentSpace,
-)
+from nasbench.spaces.language_model import LanguageModelStage, RecurrentSpace
+from nasbench.spaces.language_model_network import LanguageModel
 from nasbench.training import (
     EpochCheckpoint,
     TrainingDiverged,

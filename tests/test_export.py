@@ -16,7 +16,6 @@ from nasbench.errors import NasbenchError
 from nasbench.export import (
     ExportSource,
     final_network,
-    named_architecture,
     onnx_model,
     parity,
 )
@@ -92,8 +91,8 @@ def test_stored_weights_are_loaded_and_must_fit(smoke, cell_space):
         final_network(ExportSource("run 3", cell_space, other, smoke, 3, weights))
 
 
-def test_the_model_says_where_it_comes_from(smoke):
-    source = named_architecture("DARTS_V2", "cell", smoke)
+def test_the_model_says_where_it_comes_from(smoke, cell_space):
+    source = ExportSource("DARTS_V2", cell_space, cell_space.zoo()["DARTS_V2"].arch, smoke)
     props = {p.key: p.value for p in onnx.load_from_string(onnx_model(source, final_network(source))).metadata_props}
     assert props == {
         "nasbench.run_id": "none", "nasbench.space": "cell", "nasbench.protocol": "smoke",
@@ -107,8 +106,8 @@ def test_the_model_says_where_it_comes_from(smoke):
     assert (props["nasbench.run_id"], props["nasbench.weights"]) == ("5", "trained")
 
 
-def test_untrained_weights_are_the_same_every_time(smoke):
-    source = named_architecture("DARTS_V2", "cell", smoke)
+def test_untrained_weights_are_the_same_every_time(smoke, cell_space):
+    source = ExportSource("DARTS_V2", cell_space, cell_space.zoo()["DARTS_V2"].arch, smoke)
     first, second = final_network(source).state_dict(), final_network(source).state_dict()
     assert all(np.array_equal(first[k].numpy(), second[k].numpy()) for k in first)
 

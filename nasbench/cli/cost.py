@@ -46,19 +46,21 @@ def register(commands: Any) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     from nasbench.hardware.table import CostTable
-
-    table = CostTable.load(args.table) if args.table is not None else None  # before torch: a bad table answers at once
-    from nasbench.hardware.cost_model import CostModel
     from nasbench.spaces import space_for_table
     from nasbench.spaces.resolve import record_space, resolve_arch
 
-    if table is not None:
-        this_device = _this_device(args.device, table.conditions.get("device_type"))
-    else:
+    if args.table is not None:
+        table = CostTable.load(args.table)
+    else:  # this machine's table: finding it needs torch to name the device
         this_device = _this_device(args.device, None)
         table = CostTable.load(_this_machines_table(args, args.space or record_space(args.genotype), this_device))
     space = space_for_table(table)
     arch, _ = resolve_arch(args.genotype, space)
+    table.check_fits(space)  # with --table, a bad table or genotype answers before torch
+    if args.table is not None:
+        this_device = _this_device(args.device, table.conditions.get("device_type"))
+    from nasbench.hardware.cost_model import CostModel
+
     result: dict[str, Any] = {"genotype": args.genotype, "table": str(table.path), "network": table.network,
                               "table_device": table.device_fingerprint, "this_device": this_device,
                               "same_device": table.device_fingerprint == this_device}

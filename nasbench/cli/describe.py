@@ -21,20 +21,18 @@ def register(commands: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from nasbench.spaces import SPACES
-    from nasbench.spaces.resolve import record_space
+    from nasbench.spaces import SPACES, get_space
+    from nasbench.spaces.resolve import record_space, resolve_arch
 
     space_name = args.space or record_space(args.genotype)
     SPACES.check(space_name)
     protocol = load_checked_protocol(args.protocol)
+    space = get_space(space_name, protocol)
+    genotype, entry = resolve_arch(args.genotype, space)  # a space's description: no torch yet
 
     from nasbench.hardware.counting import arch_summary
     from nasbench.language_model import language_model_summary
-    from nasbench.spaces import get_space
-    from nasbench.spaces.resolve import resolve_arch
 
-    space = get_space(space_name, protocol)
-    genotype, entry = resolve_arch(args.genotype, space)
     summarise = language_model_summary if space.task == "language-model" else arch_summary
     summary = {"space": space.name} | summarise(args.genotype, genotype, space, protocol, entry)
     if args.json:

@@ -41,11 +41,11 @@ def register(commands: Any) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from nasbench.spaces import SPACES
-    from nasbench.spaces.resolve import record_space
+    from nasbench.spaces import SPACES, get_space
+    from nasbench.spaces.resolve import record_space, resolve_arch
     from nasbench.stored_run import find_stored_run
 
-    # names, paths, the protocol and the stored run first: their errors need no torch
+    # names, paths, the protocol, the stored run or the architecture first: their errors need no torch
     if args.space is not None:
         SPACES.check(args.space)
     check_out_path(args.out)
@@ -53,13 +53,14 @@ def execute(args: argparse.Namespace) -> int:
     if args.source.isdecimal():
         found = find_stored_run(args.store, int(args.source), protocol, args.space)
     else:
-        space = SPACES.check(args.space or record_space(args.source))
         protocol = protocol or load_checked_protocol(DEFAULT_PROTOCOL)
+        space = get_space(SPACES.check(args.space or record_space(args.source)), protocol)
+        arch, _ = resolve_arch(args.source, space)
 
     from nasbench.export import (
         PARITY_BATCH,
+        ExportSource,
         final_network,
-        named_architecture,
         onnx_model,
         parity,
         stored_run,
@@ -67,7 +68,7 @@ def execute(args: argparse.Namespace) -> int:
     )
     from nasbench.hardware.counting import count_params
 
-    source = stored_run(found) if args.source.isdecimal() else named_architecture(args.source, space, protocol)
+    source = stored_run(found) if args.source.isdecimal() else ExportSource(args.source, space, arch, protocol)
     if source.weights is None:
         why = ("has no stored final weights (stored before they were kept, or run with --no-keep-weights)"
                if source.run_id is not None else "is an architecture, with no trained weights")

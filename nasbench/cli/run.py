@@ -79,7 +79,7 @@ def register(commands: Any) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     from nasbench.hardware.constraint_options import settle_constraint
-    from nasbench.spaces import SPACES, space_task
+    from nasbench.spaces import SPACES, get_space, space_task
     from nasbench.store import check_store_path
     from nasbench.strategies import STRATEGIES, method_space
 
@@ -101,6 +101,9 @@ def execute(args: argparse.Namespace) -> int:
                                 setting=args.snas_setting, form=args.constraint_form,
                                 methods=[cards[name] for name in methods], spaces=space_names, protocol=protocol,
                                 cards=cards)
+    costed = None if settled is None else get_space(settled.space, protocol)
+    if settled is not None and settled.table is not None:
+        settled.table.check_fits(costed)  # the space's description: its parts need no torch
     tasks = {space_task(name) for name in space_names}
     if args.ptb_stand_in and tasks != {"language-model"}:
         raise NasbenchError("--ptb-stand-in is for language-model spaces (--space enas-rnn or nasrl-rnn)")
@@ -116,9 +119,8 @@ def execute(args: argparse.Namespace) -> int:
     from nasbench.provenance import resolve_device
     from nasbench.runner import RunRequest
     from nasbench.runner import execute as execute_run
-    from nasbench.spaces import get_space
 
-    constraint = None if settled is None else constraint_for(settled, get_space(settled.space, protocol), protocol)
+    constraint = None if settled is None else constraint_for(settled, costed, protocol)
     device = resolve_device(args.device)
     resources = task_resources(args, device)
     if dataset is None:

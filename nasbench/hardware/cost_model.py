@@ -13,7 +13,7 @@ from typing import Hashable, Mapping
 import torch
 
 from nasbench.errors import NasbenchError
-from nasbench.hardware.table import CostTable, LatencyPredictor, MissingEntryError
+from nasbench.hardware.table import CostTable, LatencyPredictor
 from nasbench.spaces.base import SearchSpace
 from nasbench.types import PartKey
 
@@ -24,21 +24,11 @@ class CostModel:
     def __init__(self, table: CostTable, space: SearchSpace, metric: str):
         if metric not in METRICS:
             raise NasbenchError(f"unknown cost metric {metric!r}; known: {', '.join(METRICS)}")
-        if table.space != space.name:
-            raise NasbenchError(f"cost table {table.path} is for the {table.space} space, not {space.name}")
+        table.check_fits(space)
         if metric == "latency_ms":
             table.require()
         self.table, self.space, self.metric = table, space, metric
         self.config = table.network_config
-        if space.network_record(self.config) != table.network:
-            raise NasbenchError(f"cost table {table.path or table.file_name() if table.measured else table.path} "
-                                f"was measured for another {space.name} network ({table.network}) than the one "
-                                f"costed ({space.network_record(self.config)}); profile one for this layout")
-        missing = [key for key in space.all_cost_parts(self.config) if key not in table.entries]
-        if missing:
-            where = f"cost table {table.path}" if table.path else f"the {table.protocol} table"
-            raise MissingEntryError(f"{where} lacks {len(missing)} of the {space.name} space's parts "
-                                    f"(e.g. {missing[0].id}); measure a complete one with `{table.profile_command()}`")
         self.predictor = table.predictor or LatencyPredictor("sum", 1.0, table.harness_ms or 0.0)
         self.offset = self.predictor.offset_ms if metric == "latency_ms" else 0.0
         self._layout: tuple[float, dict[str, torch.Tensor]] | None = None

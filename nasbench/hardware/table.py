@@ -11,12 +11,15 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from nasbench.errors import NasbenchError
 from nasbench.types import NetworkConfig, PartKey
+
+if TYPE_CHECKING:
+    from nasbench.spaces.base import SearchSpace
 
 SCHEMA = "nasbench.cost_table/1"
 
@@ -223,6 +226,22 @@ class CostTable:
         if backend is not None and backend != self.backend:
             raise NasbenchError(f"cost table {self.path} was measured with backend {self.backend}, not {backend}; "
                                 f"build a {backend} table with `nasbench profile ... --backend {backend}`")
+
+    def check_fits(self, space: SearchSpace) -> None:
+        """Refuse a table that cannot cost ``space``'s networks: one of another space, of
+        another network layout, or lacking any part the space (or its zoo) can contain. Needs
+        only the space's description, so a bad table is refused before torch loads."""
+        if self.space != space.name:
+            raise NasbenchError(f"cost table {self.path} is for the {self.space} space, not {space.name}")
+        if space.network_record(self.network_config) != self.network:
+            raise NasbenchError(f"cost table {self.path or self.file_name() if self.measured else self.path} "
+                                f"was measured for another {space.name} network ({self.network}) than the one "
+                                f"costed ({space.network_record(self.network_config)}); profile one for this layout")
+        missing = [key for key in space.all_cost_parts(self.network_config) if key not in self.entries]
+        if missing:
+            where = f"cost table {self.path}" if self.path else f"the {self.protocol} table"
+            raise MissingEntryError(f"{where} lacks {len(missing)} of the {space.name} space's parts "
+                                    f"(e.g. {missing[0].id}); measure a complete one with `{self.profile_command()}`")
 
     # -- files ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

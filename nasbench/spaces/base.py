@@ -3,6 +3,9 @@
 A space knows its architectures (immutable, hashable values that round-trip through
 JSON), how to draw one uniformly, how to build a network from one, and which published
 architectures (the zoo) it holds. Strategies talk to spaces only through this interface.
+
+A space's description (its architectures, zoo and cost parts) imports no torch, so that
+commands answer bad input before torch loads; only building networks and parts does.
 """
 from __future__ import annotations
 
@@ -10,15 +13,16 @@ import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Hashable, Mapping, TypeVar
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Hashable, Mapping, TypeVar
 
 from nasbench.errors import ConfigError, NasbenchError
 from nasbench.protocol import Protocol, read_section
 from nasbench.spaces.resolve import is_record, read_json_file, record_arch
 from nasbench.types import ArchitectureGraph, CostLayout, NetworkConfig, PartKey
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 Arch = TypeVar("Arch", bound=Hashable)
 

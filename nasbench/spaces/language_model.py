@@ -1,6 +1,6 @@
 """What the recurrent-cell spaces share: the protocol's ``[language_model]`` section and the
-language model around a cell (embedding, the cell unrolled over time, tied decoder, the
-AWD-LSTM dropouts DARTS and ENAS train with).
+description of a space of cells for language modelling; the modules it builds (the language
+model around a cell) are in :mod:`nasbench.spaces.language_model_network`, which needs torch.
 
 Both recurrent spaces (``enas-rnn``, ``nasrl-rnn``) own the one ``[language_model]``
 section: they read it with the same settings class, so ``check_protocol``, which keeps one
@@ -12,24 +12,21 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
-
-import torch
-import torch.nn.functional as F
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from nasbench.errors import NasbenchError
 from nasbench.settings import require
 from nasbench.spaces.base import SearchSpace
 from nasbench.types import NetworkConfig, PartKey
 
-ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "identity": lambda x: x}
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nasbench.spaces.language_model_network import LanguageModel, RecurrentCell
+
+ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
 """The four activations of ENAS' and DARTS' recurrent spaces (ENAS ptb_enas_child.py:310-319,
 DARTS rnn/genotypes.py:5-11 without ``none``) and of NAS-RL's tree nodes."""
-INIT_RANGE = 0.04
-"""Every weight uniform in +-0.04: DARTS rnn/model.py:11; ENAS ptb_enas_child.py:507-512 for
-more than 400 units."""
 STAGES = ("search", "candidate", "final")
 CELL_AVERAGES = ("loose-ends", "intermediate")
 
@@ -161,74 +158,9 @@ class LanguageModelSettings:
                                   slowness=self.slowness, eval_batch_size=self.eval_batch_size)
 
 
-class RecurrentCell(nn.Module):
-    """A cell stepped over time: ``project`` maps a whole window of inputs at once, ``step``
-    advances the state by one time step. The state is a tuple of (batch, hidden) tensors,
-    the first of which is the output h_t."""
-
-    state_count: ClassVar[int] = 1
-
-    def __init__(self, input_size: int, hidden_size: int):
-        super().__init__()
-        self.input_size, self.hidden_size = input_size, hidden_size
-
-    def project(self, inputs: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def step(self, projected: torch.Tensor, state: tuple[torch.Tensor, ...],
-             h_mask: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-        raise NotImplementedError
-
-
-def uniform_parameter(*shape: int) -> nn.Parameter:
-    """A weight uniform in +-:data:`INIT_RANGE` (no allocation on the meta device)."""
-    return nn.Parameter(torch.empty(*shape).uniform_(-INIT_RANGE, INIT_RANGE))
-
-
-def _mask(like: torch.Tensor, shape: tuple[int, ...], p: float) -> torch.Tensor:
-    """A dropout mask (kept entries 1/(1-p)), drawn from torch's global generator."""
-    return like.new_empty(shape).bernoulli_(1 - p).div_(1 - p)
-
-
-class LanguageModel(nn.Module):
-    """Word embedding, the cell over the window, locked dropout, decoder tied to the
-    embedding (DARTS rnn/model.py RNNModel; ENAS decodes with w_emb too, without a bias).
-    ``forward(tokens, state)`` takes (time, batch) ids and returns log-probabilities
-    (time, batch, vocabulary), the last state and the cell's raw outputs (for the slowness
-    term)."""
-
-    def __init__(self, cell: RecurrentCell, vocab_size: int, dropouts: Dropouts):
-        super().__init__()
-        self.cell, self.dropouts = cell, dropouts
-        self.encoder = nn.Embedding(vocab_size, cell.input_size)
-        self.decoder = nn.Linear(cell.hidden_size, vocab_size)
-        self.decoder.weight = self.encoder.weight
-        nn.init.uniform_(self.encoder.weight, -INIT_RANGE, INIT_RANGE)
-        nn.init.zeros_(self.decoder.bias)
-
-    def init_state(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        weight = self.encoder.weight
-        return tuple(weight.new_zeros(batch_size, self.cell.hidden_size) for _ in range(self.cell.state_count))
-
-    def forward(self, tokens: torch.Tensor, state: tuple[torch.Tensor, ...]):
-        d, (steps, batch) = self.dropouts, tokens.shape
-        weight = self.encoder.weight
-        if self.training and d.embedding:
-            weight = weight * _mask(weight, (weight.shape[0], 1), d.embedding)
-        x = F.embedding(tokens, weight)
-        h_mask = None
-        if self.training:
-            x = x * _mask(x, (1, batch, x.shape[2]), d.input) if d.input else x
-            x = x * _mask(x, (1, batch, x.shape[2]), d.x) if d.x else x
-            h_mask = _mask(x, (batch, self.cell.hidden_size), d.hidden) if d.hidden else None
-        projected = self.cell.project(x)
-        outputs = []
-        for t in range(steps):
-            state = self.cell.step(projected[t], state, h_mask)
-            outputs.append(state[0])
-        raw = torch.stack(outputs)
-        dropped = raw * _mask(raw, (1, batch, raw.shape[2]), d.output) if self.training and d.output else raw
-        return F.log_softmax(self.decoder(dropped), dim=-1), state, raw
+def projection_key(name: str, c_in: int, c_out: int, steps: int) -> PartKey:
+    """A cell's ``input`` projection (of the window) or NAS-RL's ``recurrent`` one (of h_{t-1})."""
+    return PartKey("projection", name, c_in, c_out, steps, 1)
 
 
 class RecurrentSpace(SearchSpace):
@@ -240,17 +172,21 @@ class RecurrentSpace(SearchSpace):
     protocol_section = "language_model"
     layout_class = LanguageModelSettings
 
-    cell_class: ClassVar[type[RecurrentCell]]
-    """The class of its cells (what state they carry)."""
-
     def __init__(self, settings: LanguageModelSettings):
         self.settings = settings
 
-    def make_cell(self, arch: Any, size: int) -> RecurrentCell:
-        """The cell module of ``arch`` with ``size`` inputs and hidden units."""
+    def cell_class(self) -> type[RecurrentCell]:
+        """The class of its cells (what state they carry), imported only to build one."""
         raise NotImplementedError
 
+    def make_cell(self, arch: Any, size: int) -> RecurrentCell:
+        """The cell module of ``arch`` with ``size`` inputs and hidden units."""
+        arch.check()
+        return self.cell_class()(arch, size, size)
+
     def build_language_model(self, arch: Any, stage: LanguageModelStage, vocab_size: int) -> LanguageModel:
+        from nasbench.spaces.language_model_network import LanguageModel
+
         return LanguageModel(self.make_cell(arch, stage.hidden_size), vocab_size, stage.dropouts)
 
     def build(self, arch: Any, config: NetworkConfig) -> nn.Module:
@@ -296,6 +232,8 @@ class RecurrentSpace(SearchSpace):
         return [(batch_size, key.c_in)] * key.arity
 
     def build_cost_network(self, arch: Any, config: NetworkConfig) -> nn.Module:
+        from nasbench.spaces.language_model_network import CellWindow
+
         cell = self.make_cell(arch, config.channels)
         mac = sum(self.build_part(key).mac_elements for key in self.cost_parts(arch, config))
         return CellWindow(cell, config.cells, mac)
@@ -303,24 +241,4 @@ class RecurrentSpace(SearchSpace):
     def cost_network_inputs(self, config: NetworkConfig, batch_size: int) -> list[tuple[int, ...]]:
         """x over the window (time, batch, units), then each state tensor (batch, units)."""
         h = config.channels
-        return [(config.cells, batch_size, h)] + [(batch_size, h)] * self.cell_class.state_count
-
-
-class CellWindow(nn.Module):
-    """What a recurrent cost table's whole network is: ``cell`` over ``steps`` time steps in
-    eval mode, its input projection of the window at once, then each step (as
-    :class:`LanguageModel` runs it), without the embedding lookup and the decoder, whose cost
-    does not depend on the cell. Its memory access cost is its parts' (``mac_elements``)."""
-
-    def __init__(self, cell: RecurrentCell, steps: int, mac_elements: int):
-        super().__init__()
-        self.cell, self.steps, self.mac_elements = cell, steps, mac_elements
-
-    def forward(self, x: torch.Tensor, *state: torch.Tensor) -> torch.Tensor:
-        projected = self.cell.project(x)
-        for t in range(self.steps):
-            state = self.cell.step(projected[t], state, None)
-        return state[0]
-
-    def functional_mac(self, args: tuple, output: torch.Tensor) -> int:
-        return self.mac_elements
+        return [(config.cells, batch_size, h)] + [(batch_size, h)] * self.cell_class().state_count

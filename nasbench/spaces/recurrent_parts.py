@@ -2,9 +2,9 @@
 
 A part is what a cell computes at one node over the table's time steps (one, or a BPTT
 window), so that a window's parts keep their weights once; the input projection maps the
-whole window at once, as the cell does. Its :class:`~nasbench.types.PartKey` reuses the image
-fields: ``c_in``/``c_out`` the units in and out, ``size`` the time steps, ``stride`` 1,
-``arity`` its inputs. Kind ``op`` marks the nodes whose computation the architecture chooses (an
+whole window at once, as the cell does. Its :class:`~nasbench.types.PartKey` (made by the
+spaces' torch-free ``costs`` modules) reuses the image fields: ``c_in``/``c_out`` the units
+in and out, ``size`` the time steps, ``stride`` 1, ``arity`` its inputs. Kind ``op`` marks the nodes whose computation the architecture chooses (an
 activation, a combination), so the per-operation predictor scales them by name.
 
 Each part states its memory access cost (ShuffleNet V2's definition, per sequence at batch
@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasbench.spaces.language_model import uniform_parameter
+from nasbench.spaces.language_model_network import uniform_parameter
 from nasbench.types import PartKey
 
 
@@ -69,7 +69,3 @@ class Projection(RecurrentPart):
 
     def feed(self, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return (output[..., :inputs[0].shape[-1]],)
-
-
-def projection_key(name: str, c_in: int, c_out: int, steps: int) -> PartKey:
-    return PartKey("projection", name, c_in, c_out, steps, 1)

@@ -41,9 +41,9 @@ import torch.nn.functional as F
 
 from nasbench.corpus import batchify, window
 from nasbench.language_model import train_epoch
-from nasbench.spaces.recurrent_cell.cell import RecurrentCellArch
+from nasbench.spaces.language_model import ACTIVATIONS
+from nasbench.spaces.recurrent_cell.arch import RecurrentCellArch
 from nasbench.spaces.recurrent_cell.shared import shared_language_model
-from nasbench.spaces.recurrent_cell.space import ACTIVATION_NAMES
 from nasbench.strategies.base import Strategy
 from nasbench.strategies.context import SearchContext
 from nasbench.strategies.controller import (
@@ -92,7 +92,7 @@ class RecurrentController(AnchorController):
 
     def __init__(self, steps: int, average: str, hidden: int = CONTROLLER_HIDDEN, temperature: float = TEMPERATURE,
                  tanh_constant: float = TANH_CONSTANT):
-        super().__init__(len(ACTIVATION_NAMES), hidden, temperature, tanh_constant)
+        super().__init__(len(ACTIVATIONS), hidden, temperature, tanh_constant)
         self.steps, self.average = steps, average
         self.fixed_first = None if average == "loose-ends" else FIXED_FIRST
 
@@ -121,11 +121,11 @@ class RecurrentController(AnchorController):
             anchors.append(state[0])
             keys.append(self.attn_anchor(state[0]))
             if node == 0 and self.fixed_first is not None:
-                activation = ACTIVATION_NAMES.index(self.fixed_first)
+                activation = ACTIVATIONS.index(self.fixed_first)
             else:
                 state = self.lstm(inputs, state)
                 activation = decide.categorical(self.squash(self.op_logits(state[0]).view(-1)))
-            activations.append(ACTIVATION_NAMES[activation])
+            activations.append(ACTIVATIONS[activation])
             inputs = self.op_embedding.weight[activation].unsqueeze(0)
         arch = RecurrentCellArch(activations[0], tuple(zip(activations[1:], sources)), self.average)
         return Sample(arch, tuple(decide.taken), decide.log_prob, decide.entropy)

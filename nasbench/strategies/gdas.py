@@ -24,8 +24,7 @@ import torch
 
 from nasbench.protocol import SupernetBudget
 from nasbench.spaces.cell.costs import SEARCH_NODES
-from nasbench.spaces.cell.genotype import Genotype
-from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
+from nasbench.spaces.cell.genotype import SEARCH_OPERATIONS, Genotype
 from nasbench.spaces.cell.supernet import (
     EDGES,
     GROUPS,

@@ -13,9 +13,9 @@ from typing import ClassVar, Hashable
 import torch
 
 from nasbench.protocol import SupernetBudget
-from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
+from nasbench.spaces.cell.genotype import SEARCH_OPERATIONS
 from nasbench.spaces.cell.supernet import Supernet, derive_genotype, sample_genotype
-from nasbench.spaces.fbnet.blocks import BLOCK_NAMES
+from nasbench.spaces.fbnet.candidates import BLOCK_NAMES
 from nasbench.spaces.fbnet.space import FbnetSpace
 from nasbench.spaces.fbnet.supernet import LayerSupernet, most_likely, sample_arch
 from nasbench.strategies.supernet_search import SupernetSearch

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from nasbench.spaces.enas_macro.network import OPERATIONS
+from nasbench.spaces.enas_macro.plan import OPERATIONS
 from nasbench.spaces.enas_macro.space import MacroArch
 from nasbench.strategies.controller import (
     HIDDEN,

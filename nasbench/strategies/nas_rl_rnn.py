@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nasbench.spaces.nasrl_rnn.cell import TreeCellArch
+from nasbench.spaces.nasrl_rnn.arch import TreeCellArch
 from nasbench.spaces.nasrl_rnn.space import CHOICES, NasRlRnnSpace
 from nasbench.strategies.child_training_rl import ChildTrainingRl
 from nasbench.strategies.controller import Decisions, PolicyGradient, Sample

@@ -35,8 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nasbench.spaces.cell.genotype import Genotype
-from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
+from nasbench.spaces.cell.genotype import SEARCH_OPERATIONS, Genotype
 from nasbench.spaces.cell.supernet import (
     EDGES,
     GROUPS,

@@ -72,7 +72,7 @@ from nasbench.errors import NasbenchError
 from nasbench.protocol import SupernetBudget
 from nasbench.settings import require
 from nasbench.spaces.cell.supernet import EdgeWeights, WeightedSupernet
-from nasbench.spaces.fbnet.blocks import BLOCK_NAMES
+from nasbench.spaces.fbnet.candidates import BLOCK_NAMES
 from nasbench.spaces.fbnet.space import FbnetSpace, LayerArch
 from nasbench.spaces.fbnet.supernet import LayerSupernet
 from nasbench.strategies.context import SearchContext

@@ -26,7 +26,7 @@ from torch import nn
 from nasbench.data import Augmentation, DeviceSplit, endless_batches, shuffled_batches
 from nasbench.precision import Precision, full_precision
 from nasbench.protocol import SupernetBudget
-from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
+from nasbench.spaces.cell.genotype import SEARCH_OPERATIONS
 from nasbench.spaces.cell.supernet import (
     EdgeWeights,
     Supernet,

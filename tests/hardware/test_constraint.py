@@ -11,7 +11,7 @@ from helpers import counts_table_file, flops_constraint, run_cli
 
 from nasbench.errors import NasbenchError
 from nasbench.spaces.cell.costs import genotype_weights
-from nasbench.spaces.fbnet.blocks import BLOCK_NAMES
+from nasbench.spaces.fbnet.candidates import BLOCK_NAMES
 from nasbench.spaces.fbnet.space import LAYERS_GROUP
 
 

@@ -114,7 +114,7 @@ def test_snas_term_on_a_derived_genotype_is_the_sum_of_its_edges_logs(cell_space
     genotype = cell_space.sample(random.Random(5))
     layout = cell_space.cost_layout(model.config)
     edges = {group: [(op, source) for op, source in cell] for group, cell, _ in genotype.cells()}
-    from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
+    from nasbench.spaces.cell.genotype import SEARCH_OPERATIONS
     from nasbench.spaces.cell.supernet import EDGES
     expected = 0.0
     for group, positions in layout.choices.items():

@@ -12,8 +12,7 @@ import torch
 from helpers import context, random_batch, run_cli, snapshot, store_rows, with_supernet
 
 from nasbench.errors import NasbenchError
-from nasbench.spaces.cell.genotype import Genotype
-from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
+from nasbench.spaces.cell.genotype import SEARCH_OPERATIONS, Genotype
 from nasbench.spaces.cell.supernet import derive_genotype
 from nasbench.store import tensors_from_bytes, tensors_to_bytes
 from nasbench.strategies.darts import DARTS_WEIGHTS, Darts, DartsSecondOrder

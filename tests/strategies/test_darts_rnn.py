@@ -15,7 +15,7 @@ from helpers import snapshot, stored
 from nasbench.corpus import window
 from nasbench.errors import NasbenchError
 from nasbench.spaces import get_space
-from nasbench.spaces.recurrent_cell.cell import RecurrentCellArch
+from nasbench.spaces.recurrent_cell.arch import RecurrentCellArch
 from nasbench.spaces.recurrent_cell.supernet import OPERATIONS
 from nasbench.strategies import get_strategy
 from nasbench.strategies.context import SearchContext

@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers import context, flops_constraint, random_batch, snapshot, with_supernet
 
-from nasbench.spaces.fbnet.blocks import BLOCK_NAMES
+from nasbench.spaces.fbnet.candidates import BLOCK_NAMES
 from nasbench.spaces.fbnet.supernet import sample_arch
 from nasbench.strategies.fbnet import TEMPERATURE_DECAY, TEMPERATURE_START, Fbnet
 

@@ -12,9 +12,8 @@ import torch
 from helpers import context, random_batch, snapshot, store_rows, with_supernet
 
 from nasbench.spaces.cell.costs import genotype_parts, genotype_weights
-from nasbench.spaces.cell.genotype import Genotype
+from nasbench.spaces.cell.genotype import SEARCH_OPERATIONS, Genotype
 from nasbench.spaces.cell.network import EvalNetwork
-from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
 from nasbench.spaces.cell.supernet import (
     GROUPS,
     NONE,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import context, with_supernet
 
-from nasbench.spaces.cell.genotype import Genotype
-from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
+from nasbench.spaces.cell.genotype import SEARCH_OPERATIONS, Genotype
 from nasbench.strategies.fbnet import Fbnet
 from nasbench.strategies.proxylessnas import ProxylessNas
 

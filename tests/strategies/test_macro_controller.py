@@ -9,7 +9,7 @@ import torch
 
 from nasbench.protocol import load_protocol
 from nasbench.spaces import get_space
-from nasbench.spaces.enas_macro.network import OPERATIONS
+from nasbench.spaces.enas_macro.plan import OPERATIONS
 from nasbench.spaces.enas_macro.space import MacroArch
 from nasbench.strategies.controller import INIT_RANGE, PolicyGradient
 from nasbench.strategies.macro_controller import (

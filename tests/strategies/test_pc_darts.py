@@ -11,7 +11,7 @@ from helpers import context, snapshot, store_rows, with_supernet
 from torch import nn
 
 from nasbench.errors import ConfigError
-from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
+from nasbench.spaces.cell.genotype import SEARCH_OPERATIONS
 from nasbench.spaces.cell.supernet import (
     EDGES,
     NODE_EDGES,

@@ -19,7 +19,7 @@ from helpers import (
 )
 
 from nasbench.protocol import load_protocol
-from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
+from nasbench.spaces.cell.genotype import SEARCH_OPERATIONS
 from nasbench.spaces.cell.supernet import EDGES, GROUPS, MixedOp, State
 from nasbench.strategies.pdarts import (
     ARCH_GRAD_CLIP,

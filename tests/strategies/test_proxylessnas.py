@@ -13,7 +13,7 @@ from helpers import context, flops_constraint, random_batch, stored, with_supern
 
 from nasbench.errors import NasbenchError
 from nasbench.hardware.constraint import Constraint
-from nasbench.spaces.fbnet.blocks import BLOCK_NAMES
+from nasbench.spaces.fbnet.candidates import BLOCK_NAMES
 from nasbench.spaces.fbnet.space import LAYERS_GROUP
 from nasbench.strategies.proxylessnas import (
     ARCH_UPDATE_EVERY,

@@ -20,7 +20,7 @@ from helpers import (
 )
 
 from nasbench.errors import ConfigError
-from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
+from nasbench.spaces.cell.genotype import SEARCH_OPERATIONS
 from nasbench.spaces.cell.supernet import EDGES, NODE_EDGES, NONE, path_weights
 from nasbench.strategies.random_ws import (
     RANDOM_WS_WEIGHTS,

@@ -30,7 +30,7 @@ from nasbench.ranking import check_ranking
 from nasbench.spaces import get_space
 from nasbench.spaces.cell.genotype import Genotype
 from nasbench.spaces.cell.supernet import WeightedSupernet, path_weights
-from nasbench.spaces.fbnet.blocks import BLOCK_NAMES
+from nasbench.spaces.fbnet.candidates import BLOCK_NAMES
 from nasbench.spaces.fbnet.space import LayerArch
 from nasbench.strategies import STRATEGIES
 from nasbench.strategies.random_ws import RandomWeightSharing

@@ -1,25 +1,24 @@
 """The cell space's cost decomposition: which parts make up a genotype's evaluation
 network, every part such networks can contain, and the layout of the supernet's
-architecture weights over those parts (for expected, differentiable costs)."""
+architecture weights over those parts (for expected, differentiable costs). Only
+:func:`build_part` and :func:`genotype_weights` load torch, so that parts are listed without it."""
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from nasbench.errors import ConfigError
-from nasbench.spaces.cell.genotype import Genotype
-from nasbench.spaces.cell.network import (
+from nasbench.spaces.cell.genotype import SEARCH_OPERATIONS, Genotype
+from nasbench.spaces.cell.plan import (
     IMAGE_SIZE,
     STEM_MULTIPLIER,
     CellSpec,
-    ClassifierHead,
-    FixedReductionBody,
-    make_preprocess,
-    make_stem,
     plan_network,
 )
-from nasbench.spaces.cell.ops import SEARCH_OPERATIONS, Concat, NodeSum, make_operation
 from nasbench.types import CostLayout, NetworkConfig, PartKey
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 SEARCH_NODES = 4
 
@@ -93,6 +92,8 @@ def cost_layout(config: NetworkConfig) -> CostLayout:
 def genotype_weights(genotype: Genotype) -> dict[str, torch.Tensor]:
     """The genotype as architecture weights over :func:`cost_layout`: per cell type a
     (14, 8) tensor counting how often each (edge, operation) is chosen (one-hot rows)."""
+    import torch
+
     edge_index = {edge: i for i, edge in enumerate(supernet_edges())}
     weights = {}
     all_nodes = set(range(2, SEARCH_NODES + 2))
@@ -124,6 +125,14 @@ def all_parts(config: NetworkConfig, zoo: list[Genotype]) -> list[PartKey]:
 
 def build_part(key: PartKey) -> nn.Module:
     """A module computing ``key`` exactly as it runs inside the network."""
+    from nasbench.spaces.cell.network import (
+        ClassifierHead,
+        FixedReductionBody,
+        make_preprocess,
+        make_stem,
+    )
+    from nasbench.spaces.cell.ops import Concat, NodeSum, make_operation
+
     if key.kind == "stem":
         return make_stem(key.c_out)
     if key.kind == "preprocess":

@@ -13,11 +13,38 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from nasbench.errors import ConfigError
-from nasbench.spaces.cell.ops import OPERATIONS
 from nasbench.spaces.resolve import read_json_file
 
 Edge = tuple[str, int]
 CellEdges = tuple[Edge, ...]
+
+OPERATION_NAMES: tuple[str, ...] = (
+    "none",
+    "avg_pool_3x3",
+    "max_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "sep_conv_7x7",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+    "conv_7x1_1x7",
+)
+"""Every operation a genotype may name (their modules: :data:`nasbench.spaces.cell.ops.OPERATIONS`).
+The search space uses the eight DARTS ones (:data:`SEARCH_OPERATIONS`); ``sep_conv_7x7`` and
+``conv_7x1_1x7`` exist for the published NASNet and AmoebaNet cells of the zoo."""
+
+SEARCH_OPERATIONS: tuple[str, ...] = (
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+"""The DARTS operation set, in DARTS' order (the order of architecture parameters)."""
 
 _FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
 
@@ -139,8 +166,8 @@ def _check_cell(kind: str, edges: CellEdges, concat: tuple[int, ...]) -> None:
     nodes = len(edges) // 2
     for position, (op, source) in enumerate(edges):
         node = position // 2 + 2
-        if op not in OPERATIONS:
-            raise ConfigError(f"{kind} cell: unknown operation {op!r}; known: {', '.join(sorted(OPERATIONS))}")
+        if op not in OPERATION_NAMES:
+            raise ConfigError(f"{kind} cell: unknown operation {op!r}; known: {', '.join(sorted(OPERATION_NAMES))}")
         if not 0 <= source < node:
             raise ConfigError(f"{kind} cell: node n{node} cannot take input {source} (valid: 0..{node - 1})")
     if not concat or len(set(concat)) != len(concat) or not all(2 <= i < nodes + 2 for i in concat):

@@ -6,7 +6,6 @@ after the second reduction cell, global average pooling and a linear classifier.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
 import torch
@@ -22,72 +21,12 @@ from nasbench.spaces.cell.ops import (
     ReLUConvBN,
     make_operation,
 )
-
-STEM_MULTIPLIER = 3
-IMAGE_SIZE = 32
-
-
-def reduction_positions(cells: int) -> tuple[int, int]:
-    """Indices of the reduction cells: at 1/3 and 2/3 of the depth."""
-    return cells // 3, 2 * cells // 3
-
-
-@dataclass(frozen=True)
-class CellSpec:
-    """Where a cell sits and what it sees: the single source of the network's channel
-    and resolution bookkeeping, shared by the builder and the cost decomposition."""
-
-    index: int
-    reduction: bool
-    reduction_prev: bool
-    c_prev_prev: int
-    c_prev: int
-    c: int
-    """Channels of every node of the cell."""
-    size: int
-    """Spatial size of ``c_{k-1}`` (and of ``c_{k-2}`` after preprocessing)."""
-    edges: CellEdges | None
-    """The genotype's edges for this cell; None for GDAS' fixed reduction cell."""
-    concat: tuple[int, ...]
-
-    @property
-    def multiplier(self) -> int:
-        return FixedReductionCell.multiplier if self.edges is None else len(self.concat)
-
-    @property
-    def c_out(self) -> int:
-        return self.multiplier * self.c
-
-    @property
-    def size_out(self) -> int:
-        return self.size // 2 if self.reduction else self.size
-
-    @property
-    def size_prev_prev(self) -> int:
-        """Spatial size of ``c_{k-2}`` before preprocessing."""
-        return 2 * self.size if self.reduction_prev else self.size
-
-    def edge_stride(self, source: int) -> int:
-        return 2 if self.reduction and source < 2 else 1
-
-
-def plan_network(genotype: Genotype, channels: int, cells: int) -> tuple[CellSpec, ...]:
-    """The cells of ``genotype``'s network, in order."""
-    c_curr = STEM_MULTIPLIER * channels
-    c_prev_prev, c_prev, c_curr = c_curr, c_curr, channels
-    size, reduction_prev = IMAGE_SIZE, False
-    reductions = reduction_positions(cells)
-    specs = []
-    for i in range(cells):
-        reduction = i in reductions
-        if reduction:
-            c_curr *= 2
-        edges, concat = (genotype.reduce, genotype.reduce_concat) if reduction else (genotype.normal, genotype.normal_concat)
-        spec = CellSpec(i, reduction, reduction_prev, c_prev_prev, c_prev, c_curr, size, edges, concat)
-        specs.append(spec)
-        c_prev_prev, c_prev = c_prev, spec.c_out
-        size, reduction_prev = spec.size_out, reduction
-    return tuple(specs)
+from nasbench.spaces.cell.plan import (
+    STEM_MULTIPLIER,
+    CellSpec,
+    plan_network,
+    reduction_positions,
+)
 
 
 def drop_path(x: torch.Tensor, drop_prob: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -194,8 +133,6 @@ class FixedReductionBody(nn.Module):
 
 class FixedReductionCell(nn.Module):
     """GDAS' fixed reduction cell (used when a genotype's ``reduce`` is None)."""
-
-    multiplier = 4
 
     def __init__(self, c_prev_prev: int, c_prev: int, c: int, reduction_prev: bool):
         super().__init__()

@@ -164,21 +164,8 @@ OPERATIONS: dict[str, OperationFactory] = {
     "dil_conv_5x5": lambda c, stride, affine: DilatedConv(c, c, 5, stride, 4, 2, affine),
     "conv_7x1_1x7": lambda c, stride, affine: FactorizedConv(c, 7, stride, affine),
 }
-"""Every operation a genotype may name. The search space uses the eight DARTS ones
-(:data:`SEARCH_OPERATIONS`); ``sep_conv_7x7`` and ``conv_7x1_1x7`` exist for the
-published NASNet and AmoebaNet cells of the zoo."""
-
-SEARCH_OPERATIONS: tuple[str, ...] = (
-    "none",
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-)
-"""The DARTS operation set, in DARTS' order (the order of architecture parameters)."""
+"""The module of every operation a genotype may name, keyed by the names of
+:data:`~nasbench.spaces.cell.genotype.OPERATION_NAMES`, in their order."""
 
 
 def make_operation(name: str, channels: int, stride: int, affine: bool = True) -> nn.Module:

@@ -6,16 +6,11 @@ import json
 import random
 from functools import cache
 from importlib import resources
-from typing import Any, Mapping
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Mapping
 
 from nasbench.spaces.base import SearchSpace, ZooEntry
 from nasbench.spaces.cell import costs
-from nasbench.spaces.cell.genotype import CellEdges, Genotype
-from nasbench.spaces.cell.network import EvalNetwork
-from nasbench.spaces.cell.ops import SEARCH_OPERATIONS
+from nasbench.spaces.cell.genotype import SEARCH_OPERATIONS, CellEdges, Genotype
 from nasbench.types import (
     ArchitectureGraph,
     CostLayout,
@@ -24,6 +19,10 @@ from nasbench.types import (
     NetworkConfig,
     PartKey,
 )
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 NODES = 4
 SAMPLED_OPERATIONS = tuple(op for op in SEARCH_OPERATIONS if op != "none")
@@ -74,6 +73,8 @@ class CellSpace(SearchSpace[Genotype]):
         return dataclasses.replace(arch, **{kind: tuple(edges)})
 
     def build(self, arch: Genotype, config: NetworkConfig) -> nn.Module:
+        from nasbench.spaces.cell.network import EvalNetwork
+
         return EvalNetwork(arch, config.channels, config.cells, config.num_classes, config.auxiliary)
 
     def from_dict(self, data: Any, where: str = "genotype") -> Genotype:

@@ -2,7 +2,7 @@
 
 The layout is the evaluation network's (stem of ``3 * channels``, ``cells`` cells with
 reductions at 1/3 and 2/3, global pooling and a linear classifier; no auxiliary head),
-planned by the same :func:`~nasbench.spaces.cell.network.plan_network`. Every cell is
+planned by the same :func:`~nasbench.spaces.cell.plan.plan_network`. Every cell is
 fully connected: each of its 14 edges (2 inputs, 4 nodes) is a mixed operation over the
 eight DARTS operations, with batch norm without affine parameters, as in DARTS.
 
@@ -43,17 +43,15 @@ from nasbench.spaces.cell.costs import (
     search_genotype_template,
     supernet_edges,
 )
-from nasbench.spaces.cell.genotype import Genotype
+from nasbench.spaces.cell.genotype import SEARCH_OPERATIONS, Genotype
 from nasbench.spaces.cell.network import (
-    STEM_MULTIPLIER,
-    CellSpec,
     ClassifierHead,
     cell_preprocessing,
     drop_path,
     make_stem,
-    plan_network,
 )
-from nasbench.spaces.cell.ops import SEARCH_OPERATIONS, Identity, make_operation
+from nasbench.spaces.cell.ops import Identity, make_operation
+from nasbench.spaces.cell.plan import STEM_MULTIPLIER, CellSpec, plan_network
 from nasbench.spaces.layers import weighted_sum
 
 EDGES = supernet_edges()

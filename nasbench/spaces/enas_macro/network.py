@@ -34,20 +34,12 @@ from torch import nn
 
 from nasbench.errors import UnknownNameError
 from nasbench.spaces.cell.ops import FactorizedReduce
+from nasbench.spaces.enas_macro.plan import OPERATIONS, reduction_layers
 from nasbench.spaces.fbnet.blocks import conv_bn
 from nasbench.spaces.layers import PointwiseConv2d
 
-OPERATIONS = ("conv_3x3", "sep_conv_3x3", "conv_5x5", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3")
-"""The six operations of a layer, in the official code's branch order."""
 DROPOUT = 0.1
 """Before the classifier: the macro search script's ``--child_keep_prob=0.90``."""
-
-
-def reduction_layers(layers: int) -> tuple[int, int]:
-    """The (0-based) layers after which every state is halved in resolution: L/3 - 1 and
-    2L/3 - 1 (general_child.py's ``pool_layers``; layers 3 and 7 of the paper's 12)."""
-    distance = layers // 3
-    return distance - 1, 2 * distance - 1
 
 
 class SeparableConv(nn.Sequential):

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from nasbench.errors import ConfigError
 from nasbench.settings import require
 from nasbench.spaces.base import SearchSpace
-from nasbench.spaces.enas_macro.network import (
-    OPERATIONS,
-    MacroNetwork,
-    reduction_layers,
-)
+from nasbench.spaces.enas_macro.plan import OPERATIONS, reduction_layers
 from nasbench.types import ArchitectureGraph, GraphEdge, GraphNode, NetworkConfig
+
+if TYPE_CHECKING:
+    from torch import nn
 
 SKIPS_GROUP = "skips"
 """The one group of :meth:`EnasMacroSpace.skip_share`: all of a network's skip choices."""
@@ -115,6 +112,8 @@ class EnasMacroSpace(SearchSpace[MacroArch]):
     def build(self, arch: MacroArch, config: NetworkConfig) -> nn.Module:
         """The layout fixes the depth, ``config`` the width and the classes (the network has
         no auxiliary head: ``config.auxiliary`` does not apply, nor do its cells)."""
+        from nasbench.spaces.enas_macro.network import MacroNetwork
+
         self._check(arch)
         return MacroNetwork(arch.operations, arch.skips, config.channels, config.num_classes)
 

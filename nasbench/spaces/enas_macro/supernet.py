@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasbench.spaces.enas_macro.network import OPERATIONS, MacroBackbone, MacroLayer
+from nasbench.spaces.enas_macro.network import MacroBackbone, MacroLayer
+from nasbench.spaces.enas_macro.plan import OPERATIONS
 from nasbench.spaces.enas_macro.space import MacroArch
 from nasbench.spaces.layers import weighted_sum
 

@@ -13,35 +13,12 @@ mobile-vision's ``fbnet_v2`` builders use this convolution, batch norm and ReLU)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from nasbench.errors import UnknownNameError
+from nasbench.spaces.fbnet.candidates import BLOCKS, BlockSpec
 from nasbench.spaces.layers import PointwiseConv2d, channel_shuffle
-
-
-@dataclass(frozen=True)
-class BlockSpec:
-    kernel: int
-    expansion: int
-    groups: int
-
-
-BLOCKS: dict[str, BlockSpec | None] = {
-    "k3_e1": BlockSpec(3, 1, 1),
-    "k3_e1_g2": BlockSpec(3, 1, 2),
-    "k3_e3": BlockSpec(3, 3, 1),
-    "k3_e6": BlockSpec(3, 6, 1),
-    "k5_e1": BlockSpec(5, 1, 1),
-    "k5_e1_g2": BlockSpec(5, 1, 2),
-    "k5_e3": BlockSpec(5, 3, 1),
-    "k5_e6": BlockSpec(5, 6, 1),
-    "skip": None,
-}
-"""The 9 candidates of every searchable layer, in the paper's Table 2 order."""
-BLOCK_NAMES = tuple(BLOCKS)
 
 
 def conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1, relu: bool = True) -> nn.Sequential:

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from nasbench.errors import ConfigError
 from nasbench.settings import require
 from nasbench.spaces.base import SearchSpace
-from nasbench.spaces.fbnet.blocks import (
-    BLOCK_NAMES,
-    Classifier,
-    make_block,
-    make_head_conv,
-    make_stem,
-)
+from nasbench.spaces.fbnet.candidates import BLOCK_NAMES
 from nasbench.types import (
     ArchitectureGraph,
     CostLayout,
@@ -27,6 +18,10 @@ from nasbench.types import (
     NetworkConfig,
     PartKey,
 )
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 LAYERS_GROUP = "layers"
 """The one group of architecture weights: a (layers, blocks) tensor."""
@@ -99,26 +94,6 @@ def plan_layers(layout: FbnetLayout) -> tuple[LayerSpec, ...]:
     return tuple(specs)
 
 
-class FbnetNetwork(nn.Module):
-    """The network of one architecture: stem, the chosen blocks, head."""
-
-    def __init__(self, arch: LayerArch, layout: FbnetLayout, num_classes: int):
-        super().__init__()
-        specs = plan_layers(layout)
-        self.stem = make_stem(layout.stem_channels, layout.stem_stride)
-        self.layers = nn.Sequential(*(make_block(name, s.c_in, s.c_out, s.stride) for name, s in zip(arch.blocks, specs)))
-        self.head = make_head_conv(specs[-1].c_out, layout.head_channels)
-        self.classifier = Classifier(layout.head_channels, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.head(self.layers(self.stem(x))))
-
-    def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
-        """The trainer's interface: logits and no auxiliary logits (FBNet's networks have no
-        auxiliary head, and no drop path)."""
-        return self(x), None
-
-
 class FbnetSpace(SearchSpace[LayerArch]):
     name = "fbnet"
     description = ("FBNet layer-wise space: a fixed stem and head and searchable layers in stages of fixed width "
@@ -184,6 +159,8 @@ class FbnetSpace(SearchSpace[LayerArch]):
     def build(self, arch: LayerArch, config: NetworkConfig) -> nn.Module:
         """The layout fixes the network's size; ``config`` gives only the classes (FBNet's
         networks have no auxiliary head)."""
+        from nasbench.spaces.fbnet.network import FbnetNetwork
+
         self._check(arch)
         return FbnetNetwork(arch, self.layout, config.num_classes)
 
@@ -227,6 +204,13 @@ class FbnetSpace(SearchSpace[LayerArch]):
         return sorted(set(layout.fixed) | {p for layer in layout.choices[LAYERS_GROUP][0] for p in layer})
 
     def build_part(self, key: PartKey) -> nn.Module:
+        from nasbench.spaces.fbnet.blocks import (
+            Classifier,
+            make_block,
+            make_head_conv,
+            make_stem,
+        )
+
         if key.kind == "stem":
             return make_stem(key.c_out, key.stride)
         if key.kind == "op":
@@ -243,6 +227,8 @@ class FbnetSpace(SearchSpace[LayerArch]):
         return CostLayout(tuple(self._fixed_parts(config)), {LAYERS_GROUP: (layers,)})
 
     def arch_weights(self, arch: LayerArch) -> dict[str, torch.Tensor]:
+        import torch
+
         self._check(arch)
         weights = torch.zeros(len(self.specs), len(BLOCK_NAMES), dtype=torch.float64)
         weights[range(len(self.specs)), [BLOCK_NAMES.index(b) for b in arch.blocks]] = 1

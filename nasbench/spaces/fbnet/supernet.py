@@ -14,12 +14,12 @@ import torch
 from torch import nn
 
 from nasbench.spaces.fbnet.blocks import (
-    BLOCK_NAMES,
     Classifier,
     make_block,
     make_head_conv,
     make_stem,
 )
+from nasbench.spaces.fbnet.candidates import BLOCK_NAMES
 from nasbench.spaces.fbnet.space import LAYERS_GROUP, FbnetSpace, LayerArch
 from nasbench.spaces.layers import weighted_sum
 

@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
-
-from torch import nn
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from nasbench.errors import ConfigError
 from nasbench.settings import require
@@ -44,8 +42,10 @@ from nasbench.spaces.metaqnn.arch import (
     action_name,
     parse_sequence,
 )
-from nasbench.spaces.metaqnn.network import MetaqnnNetwork
 from nasbench.types import ArchitectureGraph, GraphEdge, GraphNode, NetworkConfig
+
+if TYPE_CHECKING:
+    from torch import nn
 
 REPRESENTATION_BINS = (8, 4, 1)
 """The smallest representation size of each of the paper's bins (inf, 8], (8, 4], (4, 1] (Table 1)."""
@@ -199,6 +199,8 @@ class MetaqnnSpace(SearchSpace[LayerSequence]):
 
     def build(self, arch: LayerSequence, config: NetworkConfig) -> nn.Module:
         """The architecture fixes the network's size; ``config`` gives only the classes."""
+        from nasbench.spaces.metaqnn.network import MetaqnnNetwork
+
         self.trajectory(arch)
         return MetaqnnNetwork(arch, self.input_size, config.num_classes)
 

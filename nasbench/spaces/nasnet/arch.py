@@ -16,12 +16,25 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from nasbench.errors import ConfigError
-from nasbench.spaces.nasnet.ops import OPERATIONS as _FACTORIES
 
 BLOCKS = 5
 """B, the blocks of a cell (the paper's choice, Sect. 3)."""
-OPERATIONS: tuple[str, ...] = tuple(_FACTORIES)
-"""The 13 operations, in the paper's order (:mod:`nasbench.spaces.nasnet.ops`)."""
+OPERATIONS: tuple[str, ...] = (
+    "skip_connect",
+    "conv_3x1_1x3",
+    "conv_7x1_1x7",
+    "dilated_conv_3x3",
+    "avg_pool_3x3",
+    "max_pool_3x3",
+    "max_pool_5x5",
+    "max_pool_7x7",
+    "conv_1x1",
+    "conv_3x3",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "sep_conv_7x7",
+)
+"""The 13 operations, in the paper's order (their modules: :data:`nasbench.spaces.nasnet.ops.OPERATIONS`)."""
 COMBINATIONS: tuple[str, ...] = ("add", "concat")
 """Step 5's choices: element-wise addition or concatenation along the channels."""
 CELL_TYPES: tuple[str, ...] = ("normal", "reduce")

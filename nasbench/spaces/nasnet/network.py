@@ -26,13 +26,12 @@ import torch
 from torch import nn
 
 from nasbench.spaces.cell.network import (
-    STEM_MULTIPLIER,
     CifarNetwork,
     apply_operation,
     cell_preprocessing,
-    reduction_positions,
 )
 from nasbench.spaces.cell.ops import Concat, NodeSum, ReLUConvBN
+from nasbench.spaces.cell.plan import STEM_MULTIPLIER, reduction_positions
 from nasbench.spaces.nasnet.arch import CellArch, NasnetArch
 from nasbench.spaces.nasnet.ops import make_operation
 

@@ -49,7 +49,8 @@ OPERATIONS: dict[str, Callable[[int, int], nn.Module]] = {
     "sep_conv_5x5": _cell_operation("sep_conv_5x5"),
     "sep_conv_7x7": _cell_operation("sep_conv_7x7"),
 }
-"""The paper's list, in its order: identity (``skip_connect``; at stride 2 a factorized
+"""The modules of :data:`nasbench.spaces.nasnet.arch.OPERATIONS`, keyed by its names in its order,
+the paper's list: identity (``skip_connect``; at stride 2 a factorized
 reduction, as in the cell space, since an identity cannot halve the resolution); 1x3 then
 3x1 convolution; 1x7 then 7x1 convolution; 3x3 dilated convolution (a full convolution
 of dilation 2: the paper lists it beside plain and depthwise-separable convolutions, so it

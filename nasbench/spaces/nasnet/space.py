@@ -5,9 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from functools import cache
-from typing import Any, Mapping
-
-from torch import nn
+from typing import TYPE_CHECKING, Any, Mapping
 
 from nasbench.errors import ConfigError
 from nasbench.spaces.base import SearchSpace, ZooEntry
@@ -24,8 +22,10 @@ from nasbench.spaces.nasnet.arch import (
     NasnetArch,
     state_name,
 )
-from nasbench.spaces.nasnet.network import NasnetNetwork
 from nasbench.types import ArchitectureGraph, GraphEdge, GraphNode, NetworkConfig
+
+if TYPE_CHECKING:
+    from torch import nn
 
 PAPER_CIFAR_NETWORK = NetworkConfig(channels=32, cells=20, auxiliary=True)
 """NASNet-A "6 @ 768" on CIFAR-10 (Table 1): N = 6 normal cells per stage, so 3N + 2 = 20
@@ -88,6 +88,8 @@ class NasnetSpace(SearchSpace[NasnetArch]):
                 for kind, cell in arch.cells()}
 
     def build(self, arch: NasnetArch, config: NetworkConfig) -> nn.Module:
+        from nasbench.spaces.nasnet.network import NasnetNetwork
+
         return NasnetNetwork(arch, config.channels, config.cells, config.num_classes, config.auxiliary)
 
     def from_dict(self, data: Any, where: str = "architecture") -> NasnetArch:

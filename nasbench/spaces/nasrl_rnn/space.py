@@ -6,19 +6,12 @@ The zoo holds the NAS cell as TensorFlow's ``tf.contrib.rnn.NASCell`` implements
 from __future__ import annotations
 
 import random
-from typing import Any, Mapping
-
-from torch import nn
+from typing import TYPE_CHECKING, Any, Mapping
 
 from nasbench.spaces.base import ZooEntry
 from nasbench.spaces.language_model import ACTIVATIONS, RecurrentSpace
 from nasbench.spaces.nasrl_rnn import costs
-from nasbench.spaces.nasrl_rnn.cell import (
-    COMBINATIONS,
-    TreeCell,
-    TreeCellArch,
-    tree_children,
-)
+from nasbench.spaces.nasrl_rnn.arch import COMBINATIONS, TreeCellArch, tree_children
 from nasbench.types import (
     ArchitectureGraph,
     GraphEdge,
@@ -27,7 +20,12 @@ from nasbench.types import (
     PartKey,
 )
 
-CHOICES = {"combination": tuple(COMBINATIONS), "activation": tuple(ACTIVATIONS)}
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nasbench.spaces.nasrl_rnn.cell import TreeCell
+
+CHOICES = {"combination": COMBINATIONS, "activation": ACTIVATIONS}
 
 NAS_CELL = TreeCellArch(
     nodes=(("add", "sigmoid"), ("add", "relu"), ("add", "sigmoid"), ("elem_mult", "relu"), ("add", "tanh"),
@@ -50,7 +48,6 @@ ZOO = {"NAS_cell": ZooEntry(
 
 class NasRlRnnSpace(RecurrentSpace):
     name = "nasrl-rnn"
-    cell_class = TreeCell
     description = ("NAS-RL recurrent cell space for Penn Treebank: a tree over B leaves (the protocol's "
                    "[language_model]), each node an add or elem_mult and one of 4 activations, a cell inject and "
                    "the cell indices that read and write the memory cell")
@@ -88,11 +85,14 @@ class NasRlRnnSpace(RecurrentSpace):
         return costs.all_parts(config, {self.settings.nasrl_base, *(entry.arch.base for entry in ZOO.values())})
 
     def build_part(self, key: PartKey) -> nn.Module:
-        return costs.build_part(key)
+        from nasbench.spaces.nasrl_rnn.parts import build_part
 
-    def make_cell(self, arch: TreeCellArch, size: int) -> TreeCell:
-        arch.check()
-        return TreeCell(arch, size, size)
+        return build_part(key)
+
+    def cell_class(self) -> type[TreeCell]:
+        from nasbench.spaces.nasrl_rnn.cell import TreeCell
+
+        return TreeCell
 
     def from_dict(self, data: Any, where: str = "architecture") -> TreeCellArch:
         return TreeCellArch.from_dict(data, where)

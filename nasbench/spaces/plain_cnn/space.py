@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from nasbench.errors import ConfigError
 from nasbench.settings import require
@@ -39,8 +37,10 @@ from nasbench.spaces.plain_cnn.arch import (
     Widen,
     parse_arch,
 )
-from nasbench.spaces.plain_cnn.network import PlainCnnNetwork
 from nasbench.types import ArchitectureGraph, GraphEdge, GraphNode, NetworkConfig
+
+if TYPE_CHECKING:
+    from torch import nn
 
 START_KERNEL = 3
 """The start network's convolutions are 3x3 (net.config)."""
@@ -159,6 +159,8 @@ class PlainCnnSpace(SearchSpace[PlainCnn]):
 
     def build(self, arch: PlainCnn, config: NetworkConfig) -> nn.Module:
         """The architecture fixes the network's size; ``config`` gives only the classes."""
+        from nasbench.spaces.plain_cnn.network import PlainCnnNetwork
+
         return PlainCnnNetwork(self.check(arch), config.num_classes)
 
     def from_dict(self, data: Any, where: str = "architecture") -> PlainCnn:

@@ -26,14 +26,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasbench.spaces.language_model import (
-    ACTIVATIONS,
+from nasbench.spaces.language_model import ACTIVATIONS, LanguageModelStage
+from nasbench.spaces.language_model_network import (
     LanguageModel,
-    LanguageModelStage,
     RecurrentCell,
     uniform_parameter,
 )
-from nasbench.spaces.recurrent_cell.cell import RecurrentCellArch, highway
+from nasbench.spaces.recurrent_cell.arch import RecurrentCellArch
+from nasbench.spaces.recurrent_cell.cell import highway
 
 ACTIVATION_INDEX = {name: i for i, name in enumerate(ACTIVATIONS)}
 NORM_EPSILON = 1.0

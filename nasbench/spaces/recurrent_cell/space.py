@@ -9,14 +9,12 @@ DARTS' 9-node cells side by side.
 from __future__ import annotations
 
 import random
-from typing import Any, Mapping
-
-from torch import nn
+from typing import TYPE_CHECKING, Any, Mapping
 
 from nasbench.spaces.base import ZooEntry
 from nasbench.spaces.language_model import ACTIVATIONS, RecurrentSpace
 from nasbench.spaces.recurrent_cell import costs
-from nasbench.spaces.recurrent_cell.cell import HighwayCell, RecurrentCellArch
+from nasbench.spaces.recurrent_cell.arch import RecurrentCellArch
 from nasbench.types import (
     ArchitectureGraph,
     GraphEdge,
@@ -25,7 +23,10 @@ from nasbench.types import (
     PartKey,
 )
 
-ACTIVATION_NAMES = tuple(ACTIVATIONS)
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nasbench.spaces.recurrent_cell.cell import HighwayCell
 
 
 def _cell(first: str, nodes: list[tuple[str, int]], average: str) -> RecurrentCellArch:
@@ -75,7 +76,6 @@ ZOO = {
 
 class EnasRnnSpace(RecurrentSpace):
     name = "enas-rnn"
-    cell_class = HighwayCell
     description = ("ENAS/DARTS recurrent cell space for Penn Treebank: N highway nodes (the protocol's "
                    "[language_model]), each one of 4 activations on one earlier node; loose ends (ENAS) or all "
                    "intermediate nodes (DARTS) averaged")
@@ -96,8 +96,8 @@ class EnasRnnSpace(RecurrentSpace):
 
     def _draw(self, rng: random.Random, steps: int) -> RecurrentCellArch:
         enas = self.settings.cell_average == "loose-ends"
-        first = rng.choice(ACTIVATION_NAMES) if enas else "tanh"
-        nodes = tuple((rng.choice(ACTIVATION_NAMES), rng.randrange(i)) for i in range(1, steps + 1))
+        first = rng.choice(ACTIVATIONS) if enas else "tanh"
+        nodes = tuple((rng.choice(ACTIVATIONS), rng.randrange(i)) for i in range(1, steps + 1))
         return RecurrentCellArch(first, nodes, self.settings.cell_average)
 
     def _sizes(self) -> tuple[int, int]:
@@ -113,13 +113,13 @@ class EnasRnnSpace(RecurrentSpace):
         lowest = 0 if arch.average == "loose-ends" else 1
         node = rng.randrange(lowest, len(nodes) + 1)
         if node == 0:
-            return RecurrentCellArch(rng.choice([a for a in ACTIVATION_NAMES if a != arch.first]), arch.nodes,
+            return RecurrentCellArch(rng.choice([a for a in ACTIVATIONS if a != arch.first]), arch.nodes,
                                      arch.average)
         activation, source = nodes[node - 1]
         if node > 1 and rng.random() < 0.5:
             nodes[node - 1] = (activation, rng.choice([j for j in range(node) if j != source]))
         else:
-            nodes[node - 1] = (rng.choice([a for a in ACTIVATION_NAMES if a != activation]), source)
+            nodes[node - 1] = (rng.choice([a for a in ACTIVATIONS if a != activation]), source)
         return RecurrentCellArch(arch.first, tuple(nodes), arch.average)
 
     def cost_parts(self, arch: RecurrentCellArch, config: NetworkConfig) -> list[PartKey]:
@@ -132,17 +132,20 @@ class EnasRnnSpace(RecurrentSpace):
         ends) and as the zoo cells average."""
         fewest, most = self._sizes()
         darts = self.settings.cell_average == "intermediate"
-        firsts = ["tanh"] if darts else ACTIVATION_NAMES
+        firsts = ["tanh"] if darts else ACTIVATIONS
         averaged = range(fewest if darts else 1, most + 1)
         return costs.all_parts(config, [*firsts, *(entry.arch.first for entry in ZOO.values())],
                                [*averaged, *(len(entry.arch.concat) for entry in ZOO.values())])
 
     def build_part(self, key: PartKey) -> nn.Module:
-        return costs.build_part(key)
+        from nasbench.spaces.recurrent_cell.parts import build_part
 
-    def make_cell(self, arch: RecurrentCellArch, size: int) -> HighwayCell:
-        arch.check()
-        return HighwayCell(arch, size, size)
+        return build_part(key)
+
+    def cell_class(self) -> type[HighwayCell]:
+        from nasbench.spaces.recurrent_cell.cell import HighwayCell
+
+        return HighwayCell
 
     def from_dict(self, data: Any, where: str = "architecture") -> RecurrentCellArch:
         return RecurrentCellArch.from_dict(data, where)

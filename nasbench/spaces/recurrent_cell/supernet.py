@@ -21,14 +21,14 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from nasbench.spaces.language_model import (
-    ACTIVATIONS,
+from nasbench.spaces.language_model import ACTIVATIONS, LanguageModelStage
+from nasbench.spaces.language_model_network import (
+    ACTIVATION_FUNCTIONS,
     LanguageModel,
-    LanguageModelStage,
     RecurrentCell,
     uniform_parameter,
 )
-from nasbench.spaces.recurrent_cell.cell import RecurrentCellArch
+from nasbench.spaces.recurrent_cell.arch import RecurrentCellArch
 
 OPERATIONS = ("none", *ACTIVATIONS)
 """The columns of alpha: DARTS rnn/genotypes.py:5-11 (none, tanh, relu, sigmoid, identity)."""
@@ -64,7 +64,7 @@ class SupernetCell(RecurrentCell):
         self.ws = nn.ParameterList(uniform_parameter(hidden_size, 2 * hidden_size) for _ in range(steps))
         self.alpha = nn.Parameter(ALPHA_INIT_SCALE * torch.randn(edge_count(steps), len(OPERATIONS)))
         self.bn = nn.BatchNorm1d(hidden_size, affine=False) if batch_norm else None
-        self._activations = tuple(ACTIVATIONS.values())
+        self._activations = tuple(ACTIVATION_FUNCTIONS[name] for name in ACTIVATIONS)
         self._mixing: torch.Tensor | None = None
 
     def project(self, inputs: torch.Tensor) -> torch.Tensor:

@@ -9,8 +9,10 @@ from torch import nn
 from nasbench.errors import UnknownNameError
 from nasbench.hardware.counting import count_params
 from nasbench.protocol import load_protocol
-from nasbench.spaces.cell.network import drop_path, reduction_positions
-from nasbench.spaces.cell.ops import OPERATIONS, SEARCH_OPERATIONS, make_operation
+from nasbench.spaces.cell.genotype import OPERATION_NAMES, SEARCH_OPERATIONS
+from nasbench.spaces.cell.network import drop_path
+from nasbench.spaces.cell.ops import OPERATIONS, make_operation
+from nasbench.spaces.cell.plan import reduction_positions
 from nasbench.types import NetworkConfig
 
 ALL_OPERATIONS = ["none", "avg_pool_3x3", "max_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
@@ -18,7 +20,8 @@ ALL_OPERATIONS = ["none", "avg_pool_3x3", "max_pool_3x3", "skip_connect", "sep_c
 
 
 def test_operation_sets():
-    assert sorted(OPERATIONS) == sorted(ALL_OPERATIONS)
+    assert sorted(OPERATION_NAMES) == sorted(ALL_OPERATIONS)
+    assert tuple(OPERATIONS) == OPERATION_NAMES  # a module for every name a genotype may hold
     assert SEARCH_OPERATIONS == ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3",
                                  "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
 

@@ -11,9 +11,9 @@ from torch import nn
 
 from nasbench.errors import ConfigError
 from nasbench.spaces.cell.costs import genotype_weights
-from nasbench.spaces.cell.genotype import Genotype
-from nasbench.spaces.cell.network import reduction_positions
-from nasbench.spaces.cell.ops import SEARCH_OPERATIONS, make_operation
+from nasbench.spaces.cell.genotype import SEARCH_OPERATIONS, Genotype
+from nasbench.spaces.cell.ops import make_operation
+from nasbench.spaces.cell.plan import reduction_positions
 from nasbench.spaces.cell.supernet import (
     EDGES,
     GROUPS,

@@ -9,11 +9,8 @@ from torch import nn
 
 from nasbench.protocol import load_protocol
 from nasbench.spaces import get_space
-from nasbench.spaces.enas_macro.network import (
-    OPERATIONS,
-    make_operation,
-    reduction_layers,
-)
+from nasbench.spaces.enas_macro.network import make_operation
+from nasbench.spaces.enas_macro.plan import OPERATIONS, reduction_layers
 from nasbench.spaces.enas_macro.space import MacroArch
 from nasbench.types import NetworkConfig
 

@@ -11,7 +11,7 @@ import pytest
 from nasbench.errors import ConfigError
 from nasbench.protocol import load_protocol, protocol_from_file
 from nasbench.spaces import get_space
-from nasbench.spaces.enas_macro.network import OPERATIONS
+from nasbench.spaces.enas_macro.plan import OPERATIONS
 from nasbench.spaces.enas_macro.space import EnasMacroSpace, MacroArch
 from nasbench.strategies import check_protocol
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from nasbench.protocol import load_protocol
 from nasbench.spaces import get_space
-from nasbench.spaces.enas_macro.network import OPERATIONS
+from nasbench.spaces.enas_macro.plan import OPERATIONS
 from nasbench.spaces.enas_macro.supernet import MacroSupernet, path_weights
 from nasbench.types import NetworkConfig
 

@@ -25,10 +25,11 @@ from nasbench.hardware.table import CostTable
 from nasbench.protocol import load_protocol, protocol_from_file
 from nasbench.provenance import device_fingerprint
 from nasbench.spaces import get_space, space_for_table
-from nasbench.spaces.fbnet.blocks import BLOCK_NAMES, InvertedResidual, make_block
+from nasbench.spaces.fbnet.blocks import InvertedResidual, make_block
+from nasbench.spaces.fbnet.candidates import BLOCK_NAMES
+from nasbench.spaces.fbnet.network import FbnetNetwork
 from nasbench.spaces.fbnet.space import (
     FbnetLayout,
-    FbnetNetwork,
     FbnetSpace,
     LayerArch,
     plan_layers,

@@ -26,6 +26,7 @@ from nasbench.spaces.nasnet.arch import (
     decision_sizes,
 )
 from nasbench.spaces.nasnet.network import NasnetCell, NasnetCellSpec
+from nasbench.spaces.nasnet.ops import OPERATIONS as OPERATION_MODULES
 from nasbench.spaces.nasnet.ops import make_operation
 from nasbench.spaces.nasnet.space import PAPER_CIFAR_NETWORK, NasnetSpace, from_genotype
 from nasbench.strategies import STRATEGIES
@@ -200,6 +201,10 @@ def test_skip_share_counts_identities_per_cell(space):
 
 
 # -- operations, cells, networks ------------------------------------------------------------
+
+def test_every_operation_has_a_module():
+    assert tuple(OPERATION_MODULES) == OPERATIONS
+
 
 @pytest.mark.parametrize("name", PAPER_OPERATIONS)
 def test_every_operation_keeps_or_halves_the_shape(name):

@@ -11,7 +11,7 @@ from nasbench.hardware.profiler import count_module, count_parts
 from nasbench.language_model import flops_per_token
 from nasbench.protocol import load_protocol
 from nasbench.spaces import get_space
-from nasbench.spaces.nasrl_rnn.costs import build_part
+from nasbench.spaces.nasrl_rnn.parts import build_part
 from nasbench.types import NetworkConfig, PartKey
 
 

@@ -12,13 +12,21 @@ import torch
 from nasbench.errors import ConfigError
 from nasbench.protocol import load_protocol
 from nasbench.spaces import get_space
-from nasbench.spaces.nasrl_rnn.cell import TreeCell, TreeCellArch, tree_children
+from nasbench.spaces.nasrl_rnn.arch import COMBINATIONS, TreeCellArch, tree_children
+from nasbench.spaces.nasrl_rnn.cell import COMBINATION_FUNCTIONS, TreeCell
 from nasbench.spaces.nasrl_rnn.space import NAS_CELL
 
 
 @pytest.fixture(scope="module")
 def space(smoke):
     return get_space("nasrl-rnn", smoke)
+
+
+def test_every_combination_name_has_its_function():
+    """The names the torch-free description offers are those the cell computes, in order."""
+    assert tuple(COMBINATION_FUNCTIONS) == COMBINATIONS
+    a, b = torch.tensor([2.0]), torch.tensor([3.0])
+    assert [COMBINATION_FUNCTIONS[name](a, b).item() for name in COMBINATIONS] == [5.0, 6.0]
 
 
 def test_the_tree_numbers_nodes_level_by_level():

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from nasbench.spaces import get_space
-from nasbench.spaces.language_model import LanguageModel
-from nasbench.spaces.recurrent_cell.cell import HighwayCell, RecurrentCellArch
+from nasbench.spaces.language_model_network import LanguageModel
+from nasbench.spaces.recurrent_cell.arch import RecurrentCellArch
+from nasbench.spaces.recurrent_cell.cell import HighwayCell
 from nasbench.spaces.recurrent_cell.shared import (
     SharedHighwayCell,
     shared_language_model,

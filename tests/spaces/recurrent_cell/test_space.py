@@ -13,7 +13,8 @@ import torch
 from nasbench.errors import ConfigError, NasbenchError
 from nasbench.protocol import load_protocol
 from nasbench.spaces import get_space
-from nasbench.spaces.recurrent_cell.cell import HighwayCell, RecurrentCellArch
+from nasbench.spaces.recurrent_cell.arch import RecurrentCellArch
+from nasbench.spaces.recurrent_cell.cell import HighwayCell
 from nasbench.spaces.recurrent_cell.space import ENAS_OFFICIAL_ARC, enas_arc
 
 PTB_WORDS = 10000

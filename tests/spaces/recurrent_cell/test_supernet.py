@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from nasbench.spaces import get_space
-from nasbench.spaces.language_model import ACTIVATIONS, LanguageModel
-from nasbench.spaces.recurrent_cell.cell import HighwayCell, RecurrentCellArch
+from nasbench.spaces.language_model_network import ACTIVATION_FUNCTIONS, LanguageModel
+from nasbench.spaces.recurrent_cell.arch import RecurrentCellArch
+from nasbench.spaces.recurrent_cell.cell import HighwayCell
 from nasbench.spaces.recurrent_cell.supernet import (
     NONE,
     OPERATIONS,
@@ -105,7 +106,7 @@ def official_step(cell: SupernetCell, projected, h_prev, h_mask):
             c, h = torch.sigmoid(ch[:, :hs]), ch[:, hs:]
             for k, name in enumerate(OPERATIONS):
                 if name != "none":
-                    s = s + probs[offset + j, k] * (states[j] + c * (ACTIVATIONS[name](h) - states[j]))
+                    s = s + probs[offset + j, k] * (states[j] + c * (ACTIVATION_FUNCTIONS[name](h) - states[j]))
         states.append(bn(s))
         offset += i
     return torch.stack(states[1:]).mean(0)
