@@ -4,8 +4,9 @@ A part is what a cell computes at one node over the table's time steps (one, or 
 window), so that a window's parts keep their weights once; the input projection maps the
 whole window at once, as the cell does. Its :class:`~nasbench.types.PartKey` (made by the
 spaces' torch-free ``costs`` modules) reuses the image fields: ``c_in``/``c_out`` the units
-in and out, ``size`` the time steps, ``stride`` 1, ``arity`` its inputs. Kind ``op`` marks the nodes whose computation the architecture chooses (an
-activation, a combination), so the per-operation predictor scales them by name.
+in and out, ``size`` the time steps, ``stride`` 1, ``arity`` its inputs. Kind ``op`` marks
+the nodes whose computation the architecture chooses (an activation, a combination), so the
+per-operation predictor scales them by name.
 
 Each part states its memory access cost (ShuffleNet V2's definition, per sequence at batch
 1, see nasbench/hardware/mac.py): a matrix product reads its input and weight and writes its
