@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import random
 import re
 import resource
@@ -53,19 +54,32 @@ PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
 CPU = torch.device("cpu")
 
 
-def bench_search_step(method: str, *, batch_size: int, cells: int, channels: int, device: torch.device,
-                      repeats: int, space: SearchSpace | None = None, precision: str = "fp32") -> dict[str, Any]:
-    """One search step of ``method`` timed by :func:`time_steps`, under ``precision``."""
+def bench_search_step(method: str, budget: SupernetBudget, *, device: torch.device, repeats: int,
+                      space: SearchSpace | None = None, precision: str = "fp32",
+                      protocol: Protocol | None = None) -> dict[str, Any]:
+    """One search step of ``method`` on ``budget``'s supernet timed by :func:`time_steps`,
+    under ``precision``, with the methods' settings of ``protocol`` (default: smoke); with a
+    ``protocol``, also what its search's steps would take (:func:`search_projection`)."""
     configure_numerics()
     cls = get_strategy(check_supernet_method(method, "--method"))
     space = get_space("cell") if space is None else space
     method_space(cls.name, cls.spaces, space.name)
-    budget = SupernetBudget(channels, cells, epochs=1, batch_size=batch_size)
     budget.check("bench search-step")  # the sizes a protocol's [search.supernet] may have
-    base = dataclasses.replace(load_protocol("smoke"), precision=precision)
+    base = dataclasses.replace(load_protocol("smoke") if protocol is None else protocol, precision=precision)
     timing = time_search_step(cls(search_context(budget, device, space, base)), repeats=repeats)
-    return {"method": method, "space": space.name, "cells": cells, "channels": channels, "precision": precision,
-            **timing}
+    result = {"method": method, "space": space.name, "cells": budget.cells, "channels": budget.channels,
+              "precision": precision, **timing}
+    return result if protocol is None else {**result, **search_projection(protocol, timing["median_s"])}
+
+
+def search_projection(protocol: Protocol, step_s: float) -> dict[str, Any]:
+    """The hours of ``protocol``'s supernet search at ``step_s`` a step: its epochs of
+    ceil(search-train images / batch) steps (the steps only: each epoch's validation record
+    and a method's later phase are ``nasbench run``'s estimate's to count)."""
+    supernet = protocol.search.supernet
+    steps = math.ceil(protocol.data.search_train_images / supernet.batch_size)
+    return {"protocol": protocol.name, "epochs": supernet.epochs, "steps_per_epoch": steps,
+            "projected_hours": supernet.epochs * steps * step_s / 3600}
 
 
 def bench_final_training(protocol: Protocol, *, precision: str, device: torch.device, repeats: int,

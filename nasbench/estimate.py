@@ -159,7 +159,7 @@ class _Measure:
     def __init__(self, protocol: Protocol, device: torch.device):
         self.protocol, self.device = protocol, device
         data = protocol.data
-        self.search_train, self.search_val = data.train_images - data.search_val_images, data.search_val_images
+        self.search_train, self.search_val = data.search_train_images, data.search_val_images
         self.networks: dict[tuple[str, TrainStage], NetworkTiming] = {}
 
     def method(self, name: str, space_name: str | None) -> MethodEstimate:

@@ -177,6 +177,6 @@ def make_splits(dataset: Dataset, config: DataConfig) -> SplitIndices:
     check_fits(dataset, config)
     rng = np.random.default_rng(config.split_seed)
     search_train, search_val = _stratified(
-        dataset.y_train, (config.train_images - config.search_val_images, config.search_val_images), rng)
+        dataset.y_train, (config.search_train_images, config.search_val_images), rng)
     (test,) = _stratified(dataset.y_test, (config.test_images,), rng)
     return SplitIndices(search_train, search_val, test)

@@ -47,6 +47,11 @@ class DataConfig:
     """Test images (a stratified subset of the test set) for the final test error only."""
     split_seed: int
 
+    @property
+    def search_train_images(self) -> int:
+        """What a search trains on: ``train_images`` less search-validation's."""
+        return self.train_images - self.search_val_images
+
     def check(self, where: str) -> None:
         require(self.dataset in DATASETS, where, f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         require(self.train_images > 0 and self.test_images > 0, where, "train_images and test_images must be positive")

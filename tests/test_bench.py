@@ -45,6 +45,7 @@ def test_bench_search_step_prints_its_measurement():
     assert 0 < record["min_s"] <= record["median_s"] <= record["max_s"]
     assert record["peak_memory_bytes"] >= record["memory_before_bytes"] > 0
     assert "peak RSS" in record["peak_memory_measure"]
+    assert "projected_hours" not in record  # no protocol, no search to project
     text = run_cli("bench", "search-step", "--method", "darts-2nd", "--batch-size", "2", "--cells", "2",
                    "--channels", "2", "--repeats", "1", "--device", "cpu")
     assert text.code == 0 and text.out.startswith("darts-2nd search step, batch 2, 2 cells, 2 channels, fp32, cpu")
@@ -108,9 +109,9 @@ def test_bench_times_a_search_step_on_the_fbnet_layout(method):
     assert result.code == 0, result.err
     (record,) = result.json_lines()
     assert record["method"] == method and record["space"] == "fbnet" and 0 < record["median_s"]
-    text = run_cli("bench", "search-step", "--method", method, "--space", "fbnet", "--layout-protocol", "smoke",
-                   "--batch-size", "2", "--repeats", "1")
-    assert text.out.startswith(f"{method} search step, batch 2, the fbnet layout of smoke (7 layers of 4-16 channels")
+    text = run_cli("bench", "search-step", "--method", method, "--space", "fbnet", "--protocol", "smoke",
+                   "--repeats", "1")  # the protocol lays the space out too
+    assert text.out.startswith(f"{method} search step, batch 32, the fbnet layout of smoke (7 layers of 4-16 channels")
 
 
 def test_bench_refuses_a_space_the_method_does_not_search():
@@ -234,6 +235,28 @@ def test_bench_search_step_times_each_precision():
     assert [r["precision"] for r in result.json_lines()] == ["fp32", "bf16"]
     refused = run_cli("bench", "search-step", "--method", "darts", "--precision", "fp8")
     assert refused.code == 2 and "'fp8' is not a precision (one of fp32, bf16, fp16)" in refused.err
+
+
+def test_bench_search_step_projects_the_protocols_search(tmp_path):
+    """--protocol sizes the step by its [search.supernet] and projects its epochs of
+    ceil(search-train images / batch) steps: smoke's 160 search-train images in batches of 7
+    are 23 steps, the last one smaller."""
+    protocol = tmp_path / "long_search.toml"
+    protocol.write_text('base = "smoke"\n[search.supernet]\nchannels = 2\ncells = 2\nepochs = 50\nbatch_size = 7\n')
+    result = run_cli("bench", "search-step", "--method", "darts", "--protocol", protocol, "--precision", "fp32,bf16",
+                     "--repeats", "2", "--device", "cpu", "--json")
+    assert result.code == 0, result.err
+    fp32, bf16 = result.json_lines()
+    for record, precision in ((fp32, "fp32"), (bf16, "bf16")):
+        assert {k: record[k] for k in ("precision", "protocol", "batch_size", "cells", "channels", "epochs",
+                                       "steps_per_epoch")} == {
+            "precision": precision, "protocol": "long_search", "batch_size": 7, "cells": 2, "channels": 2,
+            "epochs": 50, "steps_per_epoch": 23}
+        assert record["projected_hours"] == pytest.approx(50 * 23 * record["median_s"] / 3600)
+    text = run_cli("bench", "search-step", "--method", "darts", "--protocol", protocol, "--repeats", "1",
+                   "--device", "cpu")
+    assert text.code == 0 and text.out.startswith("darts search step, batch 7, 2 cells, 2 channels, fp32, cpu")
+    assert "; long_search's search, 50 epochs of 23 steps: " in text.out
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The GPU checks of issue #26 as one prepared run, so that a lent GPU's few minutes go to
 # measuring: CUDA cost tables at batch 1 (CUDA graph replays) and 256 (eager), each validated
-# on unseen networks, onnxruntime's CUDA provider where installed, and the search-step (and,
-# where they exist, per-precision and final-training) benchmarks on CUDA. A failing step is
-# recorded and the run goes on; every step has a time limit inside the run's budget.
+# on unseen networks, onnxruntime's CUDA provider where installed, and DARTS' first-order search
+# step and final training at the full protocol's sizes per precision (and compiled), with the
+# hours they project. A failing step is recorded and the run goes on; every step has a time
+# limit inside the run's budget.
 #
 # Here, before the device call: copy the pure-Python packages the GPU image lacks (see
 # /work/.library/device/KINDS.md) into build/gpu-deps, which .gitignore's build/ keeps out of git:
@@ -14,8 +15,8 @@
 # Results under $OUT: gpu_check.log (everything), summary.txt (each step's exit status and
 # time), bench.jsonl (the benchmarks' JSON lines), cost_tables.tar.gz (the tables and their
 # validation files). A dry run on a CPU, with small settings:
-#   DEVICE=cpu PYTHON=.venv/bin/python CALIBRATE=3 VALIDATE=3 MAX_TIME=5 LATER=1 BATCHES=1,8 \
-#     STEP_ARGS="--cells 2 --channels 4 --batch-size 4" OUT=/tmp/gpu-check tools/gpu_check.sh
+#   DEVICE=cpu PYTHON=.venv/bin/python CALIBRATE=3 VALIDATE=3 MAX_TIME=5 LATER=1 BATCHES=1,8 PROTOCOL=smoke \
+#     OUT=/tmp/gpu-check tools/gpu_check.sh
 set -euo pipefail
 
 REPO=$(pwd)
@@ -44,7 +45,8 @@ LATER=${LATER:-4}              # networks measured again in a separate process (
 MIN_TIME=${MIN_TIME:-0.01}     # seconds of timed calls per item and round: 10 ms is hundreds of replays
 BUDGET=${BUDGET:-420}          # seconds for the whole run; steps are cut short to end inside it
 PRECISIONS=${PRECISIONS:-fp32,bf16,fp16}  # for the benchmarks that take --precision
-read -ra STEP_ARGS <<<"${STEP_ARGS:-}"  # more options for search-step (a dry run's: --cells 2 --channels 4 --batch-size 4)
+PROTOCOL=${PROTOCOL:-full}     # whose search step and final training the benchmarks time and project (DARTS' sizes)
+COMPILED=${COMPILED:-bf16}     # the precision final training is also timed compiled in, with what is left of the budget
 OUT=${OUT:-$(mktemp -d)}
 RUN=$(mktemp -d)  # commands run here: in the checkout, python -m nasbench imports its nasbench/, which lacks nasbench.baselines
 SUMMARY=$OUT/summary.txt
@@ -73,10 +75,6 @@ bench() {  # bench NAME ARGS...: `nasbench bench ARGS --json`, its JSON lines in
   shift
   # shellcheck disable=SC2016  # expanded by the inner shell
   step "$name" 150 bash -c 'set -o pipefail; "${@:2}" | tee -a "$1"' _ "$BENCH" "${NASBENCH[@]}" bench "$@" --json
-}
-
-help_of() {  # help_of ARGS...: `nasbench ARGS --help`, or nothing
-  (cd "$RUN" && "${NASBENCH[@]}" "$@" --help 2>&1) || true
 }
 
 main() {
@@ -124,16 +122,12 @@ except ImportError as error:
     echo "onnxruntime has no $provider here (pip install onnxruntime-gpu): its table skipped" | tee -a "$SUMMARY"
   fi
 
-  local precision=()  # each precision the benchmarks time, where they have --precision
-  if grep -q -- --precision <<<"$(help_of bench search-step)"; then precision=(--precision "$PRECISIONS"); fi
-  bench "search-step darts" search-step --method darts --device "$DEVICE" "${precision[@]}" "${STEP_ARGS[@]}"
-  if grep -q final-training <<<"$(help_of bench)"; then
-    precision=()
-    if grep -q -- --precision <<<"$(help_of bench final-training)"; then precision=(--precision "$PRECISIONS"); fi
-    bench "final-training" final-training --device "$DEVICE" "${precision[@]}"
-  else
-    echo "bench has no final-training here: skipped" | tee -a "$SUMMARY"
-  fi
+  # DARTS' first-order search and final training at the protocol's sizes, with their projected hours
+  bench "search-step darts $PROTOCOL" search-step --method darts --protocol "$PROTOCOL" --device "$DEVICE" \
+    --precision "$PRECISIONS"
+  bench "final-training $PROTOCOL" final-training --protocol "$PROTOCOL" --device "$DEVICE" --precision "$PRECISIONS"
+  bench "final-training $PROTOCOL compiled $COMPILED" final-training --protocol "$PROTOCOL" --device "$DEVICE" \
+    --precision "$COMPILED" --compile
 
   if [[ -d $RUN/tables ]]; then
     tar czf "$OUT/cost_tables.tar.gz" -C "$RUN" tables

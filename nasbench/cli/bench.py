@@ -18,6 +18,11 @@ from nasbench.cli.args import (
 )
 from nasbench.errors import NasbenchError
 from nasbench.executor import EXECUTORS
+from nasbench.protocol import Protocol, SupernetBudget
+
+SEARCH_STEP_SIZE = {"batch_size": 32, "cells": 8, "channels": 16}
+"""What ``bench search-step`` times without --protocol: DARTS' supernet (8 cells, 16
+channels) at half its batch."""
 
 
 def register(commands: Any) -> None:
@@ -26,15 +31,21 @@ def register(commands: Any) -> None:
     step = benchmarks.add_parser("search-step", help="one supernet search step (architecture and weight update) "
                                                      "on random data")
     step.add_argument("--method", required=True, help="a supernet method (see `nasbench list methods`)")
-    step.add_argument("--batch-size", type=positive, default=32, help="images per batch (default: 32)")
-    step.add_argument("--cells", type=positive, default=8, help="supernet cells (default: 8)")
-    step.add_argument("--channels", type=positive, default=16, help="supernet channels (default: 16)")
+    step.add_argument("--batch-size", type=positive, help=f"images per batch (default: {SEARCH_STEP_SIZE['batch_size']})")
+    step.add_argument("--cells", type=positive, help=f"supernet cells (default: {SEARCH_STEP_SIZE['cells']})")
+    step.add_argument("--channels", type=positive, help=f"supernet channels (default: {SEARCH_STEP_SIZE['channels']})")
     step.add_argument("--space", default="cell", help="cell (sized by --cells and --channels), fbnet (the layout of "
                                                        "--layout-protocol) or enas-macro (the depth of --layout-protocol's "
                                                        "[enas_macro], --channels wide)")
-    step.add_argument("--layout-protocol", default="proxy", metavar="NAME|FILE",
+    step.add_argument("--layout-protocol", metavar="NAME|FILE",
                       help="for --space fbnet or enas-macro: the protocol whose [fbnet] or [enas_macro] layout is timed "
                            "(default: proxy)")
+    step.add_argument("--protocol", metavar="NAME|FILE",
+                      help="time the step as this protocol's search takes it (its [search.supernet] sizes it instead "
+                           "of --batch-size, --cells and --channels; its layout and method settings) and project its "
+                           "search: projected_hours = supernet epochs x ceil(search-train images / batch size) x the "
+                           "median step / 3600 (steps only: each epoch's validation record and a method's later "
+                           "phase are not counted; `nasbench run` estimates them)")
     add_device(step)
     step.add_argument("--precision", type=precisions, default=("fp32",), metavar="P[,P...]",
                       help="time the step under each of fp32, bf16, fp16 (autocast; default: fp32)")
@@ -116,7 +127,7 @@ def _final_training(args: argparse.Namespace) -> int:
               f"{result['channels']} channels, batch {result['batch_size']}), {precision}{compiled}, "
               f"{result['device']} ({result['threads']} thread(s)): median {1e3 * result['median_s']:.1f} ms over "
               f"{result['repeats']} steps, {result['images_per_s']:.1f} images/s; {result['epochs']} epochs of "
-              f"{result['train_images']} images: {result['projected_hours']:.1f} h", flush=True)
+              f"{result['train_images']} images: {_hours(result['projected_hours'])}", flush=True)
     return 0
 
 
@@ -172,32 +183,51 @@ def _executor(args: argparse.Namespace) -> int:
 
 
 def _search_step(args: argparse.Namespace) -> int:
-    from nasbench.protocol import SupernetBudget
     from nasbench.spaces import SPACES
     from nasbench.strategies import check_supernet_method
 
     # names and sizes first: their errors need no torch
     check_supernet_method(args.method, "--method")
     SPACES.check(args.space)
-    SupernetBudget(args.channels, args.cells, epochs=1, batch_size=args.batch_size).check("bench search-step")
-    layout = load_checked_protocol(args.layout_protocol) if args.space != "cell" else None
+    protocol, budget = _search_step_size(args)
+    layout = protocol or (load_checked_protocol(args.layout_protocol or "proxy") if args.space != "cell" else None)
 
-    from nasbench.bench import bench_pt_darts_step, bench_search_step
+    from nasbench.bench import bench_pt_darts_step, bench_search_step, search_projection
     from nasbench.provenance import resolve_device
     from nasbench.spaces import get_space
 
     space = get_space(args.space, layout)
-    size = dict(batch_size=args.batch_size, cells=args.cells, channels=args.channels,
-                device=resolve_device(args.device), repeats=args.repeats)
+    device = resolve_device(args.device)
     if args.pt_darts is not None and space.name != "cell":
         raise NasbenchError("--pt-darts times pt.darts' cell supernet: leave --space at cell")
     if args.pt_darts is not None and args.precision != ("fp32",):
         raise NasbenchError("--pt-darts times pt.darts' own fp32 step: leave --precision at fp32")
     for precision in args.precision:
-        result = bench_search_step(args.method, space=space, precision=precision, **size) if args.pt_darts is None \
-            else bench_pt_darts_step(args.pt_darts, args.method, **size)
+        if args.pt_darts is None:
+            result = bench_search_step(args.method, budget, space=space, precision=precision, device=device,
+                                       repeats=args.repeats, protocol=protocol)
+        else:
+            result = bench_pt_darts_step(args.pt_darts, args.method, batch_size=budget.batch_size, cells=budget.cells,
+                                         channels=budget.channels, device=device, repeats=args.repeats)
+            if protocol is not None:
+                result |= search_projection(protocol, result["median_s"])
         _print_search_step(args, space, result)
     return 0
+
+
+def _search_step_size(args: argparse.Namespace) -> tuple[Protocol | None, SupernetBudget]:
+    """The protocol a step is timed under (None without --protocol) and its supernet's size."""
+    if args.protocol is None:
+        size = {key: getattr(args, key) or default for key, default in SEARCH_STEP_SIZE.items()}
+        budget = SupernetBudget(size["channels"], size["cells"], epochs=1, batch_size=size["batch_size"])
+        budget.check("bench search-step")
+        return None, budget
+    given = [flag for flag in ("--batch-size", "--cells", "--channels", "--layout-protocol")
+             if getattr(args, flag[2:].replace("-", "_")) is not None]
+    if given:
+        raise NasbenchError(f"--protocol sizes the step by its [search.supernet] and lays out its space: drop {given[0]}")
+    protocol = load_checked_protocol(args.protocol)
+    return protocol, protocol.search.supernet
 
 
 def _print_search_step(args: argparse.Namespace, space: Any, result: dict[str, Any]) -> None:
@@ -206,16 +236,31 @@ def _print_search_step(args: argparse.Namespace, space: Any, result: dict[str, A
     if args.json:
         print_json(result)
         return
+    layout = args.protocol or args.layout_protocol or "proxy"
     size = (f"{result['cells']} cells, {result['channels']} channels" if result["space"] == "cell"
-            else f"the {result['space']} layout of {args.layout_protocol} "
-                 f"({space.describe_network(NetworkConfig(args.channels, args.cells))})")
+            else f"the {result['space']} layout of {layout} "
+                 f"({space.describe_network(NetworkConfig(result['channels'], result['cells']))})")
     precision = f", {result['precision']}" if "precision" in result else ""
     print(f"{result['method']} search step, batch {result['batch_size']}, {size}{precision}, {result['device']} "
           f"({result['threads']} thread(s)): "
           f"median {1e3 * result['median_s']:.1f} ms over {result['repeats']} steps "
           f"(min {1e3 * result['min_s']:.1f}, max {1e3 * result['max_s']:.1f}); "
           f"peak memory {result['peak_memory_bytes'] / 2**20:.1f} MiB ({result['peak_memory_measure']}"
-          f"{_memory_before(result['memory_before_bytes'])})", flush=True)
+          f"{_memory_before(result['memory_before_bytes'])}){_projection(result)}", flush=True)
+
+
+def _projection(result: dict[str, Any]) -> str:
+    if "projected_hours" not in result:
+        return ""
+    return (f"; {result['protocol']}'s search, {result['epochs']} epochs of {result['steps_per_epoch']} steps: "
+            f"{_hours(result['projected_hours'])}")
+
+
+def _hours(hours: float) -> str:
+    """A projection: in hours (``413.2 h``), or under one as a duration (``4m12s``)."""
+    from nasbench.progress import duration
+
+    return f"{hours:.1f} h" if hours >= 1 else duration(3600 * hours)
 
 
 def _memory_before(value: int | None) -> str:

@@ -131,6 +131,10 @@ CASES = {
     "bench-odd-channels": (("bench", "search-step", "--method", "darts", "--channels", "3"),
                            "channels must be an even number >= 2"),
     "bench-not-supernet": (("bench", "search-step", "--method", "random"), "trains no weight-sharing supernet"),
+    "bench-protocol-and-size": (("bench", "search-step", "--method", "darts", *SMOKE, "--batch-size", "64"),
+                                "--protocol sizes the step by its [search.supernet] and lays out its space: drop "
+                                "--batch-size"),
+    "bench-protocol-unknown": (("bench", "search-step", "--method", "darts", "--protocol", "nope"), "unknown protocol"),
     # executors: each refused before Ray starts or, where only the cluster can tell, before the store opens
     "executor-unknown": (run("--executor", "dask"), "argument --executor: invalid choice: 'dask'"),
     "executor-inprocess-workers": (run("--executor", "inprocess", "--workers", "2"), "need --executor ray"),
