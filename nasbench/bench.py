@@ -3,7 +3,8 @@
 ``nasbench bench search-step``: one search step is what a supernet method does per
 training batch, an architecture update on a validation batch and a weight update on a
 training batch. It is timed on random images of the requested size, after warm-up, so the
-figure isolates the method's arithmetic from data loading and augmentation.
+figure isolates the method's arithmetic from data loading and augmentation. Timed as a
+protocol's search takes it, it projects that search's hours from its steps.
 
 ``nasbench bench candidates``: what the child-training methods (NAS-RL, NASNet, random
 search) spend most of their search on, training candidates by the protocol's candidate
@@ -35,7 +36,12 @@ from typing import Any, Callable
 
 import torch
 
-from nasbench.data import DeviceSplit, SplitData, network_memory_format
+from nasbench.data import (
+    DeviceSplit,
+    SplitData,
+    chosen_memory_format,
+    memory_format_name,
+)
 from nasbench.errors import NasbenchError
 from nasbench.executor import Executor, Resources, make_executor
 from nasbench.images import NUM_CLASSES, Dataset
@@ -56,9 +62,9 @@ CPU = torch.device("cpu")
 
 def bench_search_step(method: str, budget: SupernetBudget, *, device: torch.device, repeats: int,
                       space: SearchSpace | None = None, precision: str = "fp32",
-                      protocol: Protocol | None = None) -> dict[str, Any]:
+                      protocol: Protocol | None = None, memory_format: str = "auto") -> dict[str, Any]:
     """One search step of ``method`` on ``budget``'s supernet timed by :func:`time_steps`,
-    under ``precision``, with the methods' settings of ``protocol`` (default: smoke); with a
+    under ``precision``, on batches in ``memory_format``, with the methods' settings of ``protocol`` (default: smoke); with a
     ``protocol``, also what its search's steps would take (:func:`search_projection`)."""
     configure_numerics()
     cls = get_strategy(check_supernet_method(method, "--method"))
@@ -66,7 +72,8 @@ def bench_search_step(method: str, budget: SupernetBudget, *, device: torch.devi
     method_space(cls.name, cls.spaces, space.name)
     budget.check("bench search-step")  # the sizes a protocol's [search.supernet] may have
     base = dataclasses.replace(load_protocol("smoke") if protocol is None else protocol, precision=precision)
-    timing = time_search_step(cls(search_context(budget, device, space, base)), repeats=repeats)
+    timing = time_search_step(cls(search_context(budget, device, space, base)), repeats=repeats,
+                              memory_format=memory_format)
     result = {"method": method, "space": space.name, "cells": budget.cells, "channels": budget.channels,
               "precision": precision, **timing}
     return result if protocol is None else {**result, **search_projection(protocol, timing["median_s"])}
@@ -84,9 +91,9 @@ def search_projection(protocol: Protocol, step_s: float) -> dict[str, Any]:
 
 def bench_final_training(protocol: Protocol, *, precision: str, device: torch.device, repeats: int,
                          compile: bool = False, arch: str = "DARTS_V2", space: SearchSpace | None = None,
-                         warmup: int = WARMUP_STEPS) -> dict[str, Any]:
+                         warmup: int = WARMUP_STEPS, memory_format: str = "auto") -> dict[str, Any]:
     """The protocol's final-training step on its final network of the zoo's ``arch`` at its
-    final batch size, timed by :func:`time_steps` on random batches (the compilation falls
+    final batch size, timed by :func:`time_steps` on random batches in ``memory_format`` (the compilation falls
     in the warm-up: ``first_s``), in the middle of the recipe (drop path on); with
     ``images_per_s`` and ``projected_hours`` = final epochs * train_images / images_per_s
     / 3600 (the evaluation and data loading not counted)."""
@@ -100,7 +107,8 @@ def bench_final_training(protocol: Protocol, *, precision: str, device: torch.de
     step = TrainStep.build(model, stage, device, precision, compile)
     step.start_epoch(stage.epochs // 2)
     timing = time_steps(lambda train, _val: step(train.images, train.labels), batch_size=stage.batch_size,
-                        device=device, repeats=repeats, warmup=warmup, precision=precision)
+                        device=device, repeats=repeats, warmup=warmup, precision=precision,
+                        memory_format=memory_format)
     images_per_s = stage.batch_size / timing["median_s"]
     return {"protocol": protocol.name, "space": space.name, "arch": arch, "precision": precision,
             "compile": bool(compile), "channels": stage.channels, "cells": stage.cells, "epochs": stage.epochs,
@@ -120,9 +128,9 @@ def time_search_step(strategy: SupernetSearch, **timing: Any) -> dict[str, Any]:
 
 def time_steps(step: Callable[[Batch, Batch], object], *, batch_size: int, device: torch.device,
                repeats: int, warmup: int = WARMUP_STEPS, budget_s: float | None = None,
-               precision: str = "fp32") -> dict[str, Any]:
+               precision: str = "fp32", memory_format: str = "auto") -> dict[str, Any]:
     """Median (and mean) wall time of ``step(train, val)`` over ``repeats`` calls on fresh random
-    batches in ``precision``'s memory format (after ``warmup`` calls, synchronised on a GPU)
+    batches in ``memory_format`` (``auto``: the one a run under ``precision`` trains in; after ``warmup`` calls, synchronised on a GPU)
     and the peak memory over all calls:
     allocated CUDA memory on a GPU, the process's peak RSS on a CPU;
     ``memory_before_bytes`` is what was in use before the first step (the network, the
@@ -135,7 +143,7 @@ def time_steps(step: Callable[[Batch, Batch], object], *, batch_size: int, devic
     seconds: list[float] = []
     baseline = _reset_peak_memory(device)
     for _ in range(warmup + repeats):
-        train, val = random_batch(batch_size, generator, precision), random_batch(batch_size, generator, precision)
+        train, val = (random_batch(batch_size, generator, precision, memory_format) for _ in range(2))
         seconds.append(wall_seconds(functools.partial(step, train, val), device))
         if budget_s is not None and len(seconds) > warmup and sum(seconds[warmup:]) >= budget_s:
             break
@@ -145,6 +153,7 @@ def time_steps(step: Callable[[Batch, Batch], object], *, batch_size: int, devic
         peak = max(peak, baseline)  # Linux updates VmHWM lazily: a later read can fall below the RSS at the reset
     return {
         "device": str(device), "threads": torch.get_num_threads(), "batch_size": batch_size,
+        "memory_format": memory_format_name(chosen_memory_format(memory_format, device, precision)),
         "warmup": warmup, "repeats": len(timed), "first_s": seconds[0],
         "median_s": statistics.median(timed), "mean_s": statistics.mean(timed), "min_s": min(timed),
         "max_s": max(timed),
@@ -183,20 +192,20 @@ def bench_pt_darts_step(checkout: Path, method: str, *, batch_size: int, cells: 
     second_order = PT_DARTS_ORDERS[method] == 2
 
     def step(train: Batch, val: Batch) -> None:
-        train_x, val_x = train.images.contiguous(), val.images.contiguous()  # NCHW, as its loader gives them
         alpha_optim.zero_grad()
         if second_order:
-            architect.unrolled_backward(train_x, train.labels, val_x, val.labels, w_lr, w_optim)
+            architect.unrolled_backward(train.images, train.labels, val.images, val.labels, w_lr, w_optim)
         else:
-            model.loss(val_x, val.labels).backward()
+            model.loss(val.images, val.labels).backward()
         alpha_optim.step()
         w_optim.zero_grad()
-        model.loss(train_x, train.labels).backward()
+        model.loss(train.images, train.labels).backward()
         torch.nn.utils.clip_grad_norm_(model.weights(), w_grad_clip)
         w_optim.step()
 
     model.train()
-    timing = time_steps(step, batch_size=batch_size, device=device, repeats=repeats)
+    timing = time_steps(step, batch_size=batch_size, device=device, repeats=repeats,
+                        memory_format="nchw")  # as its loader gives them
     return {"method": f"pt.darts {method}", "space": "cell", "cells": cells, "channels": channels, **timing}
 
 
@@ -250,12 +259,14 @@ def search_context(supernet: SupernetBudget, device: torch.device, space: Search
                          device=device, show_progress=False)
 
 
-def random_batch(batch_size: int, generator: torch.Generator, precision: str = "fp32") -> Batch:
-    """Normal noise images of CIFAR-10's size, in the memory format augmentation gives a
-    search or training under ``precision``, and random labels, on the generator's device."""
+def random_batch(batch_size: int, generator: torch.Generator, precision: str = "fp32",
+                 memory_format: str = "auto") -> Batch:
+    """Normal noise images of CIFAR-10's size in ``memory_format`` (``auto``: the one
+    augmentation gives a search or training under ``precision``), and random labels, on the
+    generator's device."""
     device = generator.device
     images = torch.randn(batch_size, 3, 32, 32, device=device, generator=generator)
-    return Batch(images.contiguous(memory_format=network_memory_format(device, precision)),
+    return Batch(images.contiguous(memory_format=chosen_memory_format(memory_format, device, precision)),
                  torch.randint(0, NUM_CLASSES, (batch_size,), device=device, generator=generator))
 
 

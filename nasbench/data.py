@@ -86,8 +86,22 @@ def network_memory_format(device: torch.device, precision: str = "fp32") -> torc
     backward of depthwise dilated convolutions is not deterministic, which would break
     exact resumption (a DARTS_V2 final-training step was 1.8x faster in it, but not
     repeatable). NCHW on a GPU, where no gain was measured: NVIDIA's guidance is
-    channels-last for fp16/bf16 convolutions on tensor cores, unmeasured here (no GPU)."""
+    channels-last for fp16/bf16 convolutions on tensor cores, unmeasured here (no GPU:
+    ``nasbench bench ... --memory-format channels-last`` times it)."""
     return torch.channels_last if device.type == "cpu" and precision == "fp32" else torch.contiguous_format
+
+
+MEMORY_FORMATS = {"channels-last": torch.channels_last, "nchw": torch.contiguous_format}
+"""The memory formats a benchmark can time a step in, by name (``--memory-format``)."""
+
+
+def chosen_memory_format(name: str, device: torch.device, precision: str) -> torch.memory_format:
+    """``name``'s memory format; ``auto`` is :func:`network_memory_format`'s, what a run trains in."""
+    return network_memory_format(device, precision) if name == "auto" else MEMORY_FORMATS[name]
+
+
+def memory_format_name(memory_format: torch.memory_format) -> str:
+    return next(name for name, known in MEMORY_FORMATS.items() if known == memory_format)
 
 
 class Augmentation:

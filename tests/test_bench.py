@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from helpers import CPU, REPO_ROOT, SUBPROCESS_ENV, CliResult, run_cli
 
 from nasbench.cli import build_parser
@@ -95,6 +96,8 @@ def test_bench_refuses_a_method_without_a_search_step():
      "--pt-darts times pt.darts' DARTS step: give --method darts (first order) or darts-2nd, not gdas"),
     (["--method", "darts", "--pt-darts", ".", "--space", "fbnet"],
      "--pt-darts times pt.darts' cell supernet: leave --space at cell"),
+    (["--method", "darts", "--pt-darts", ".", "--memory-format", "channels-last"],
+     "--pt-darts times pt.darts' step on NCHW batches, as its loader gives them: leave --memory-format at auto"),
 ])
 def test_bench_of_pt_darts_says_what_it_needs(extra, message):
     result = run_cli("bench", "search-step", *extra)
@@ -257,6 +260,46 @@ def test_bench_search_step_projects_the_protocols_search(tmp_path):
                    "--device", "cpu")
     assert text.code == 0 and text.out.startswith("darts search step, batch 7, 2 cells, 2 channels, fp32, cpu")
     assert "; long_search's search, 50 epochs of 23 steps: " in text.out
+
+
+def test_bench_times_the_memory_format_asked_for(small_final):
+    """auto is what a run trains in (channels-last on a CPU in fp32, NCHW in bf16); the other
+    format is timed when asked for, and every record says which it timed."""
+    def formats(*argv):
+        result = run_cli("bench", *argv, "--precision", "fp32,bf16", "--repeats", "1", "--device", "cpu", "--json")
+        assert result.code == 0, result.err
+        return [record["memory_format"] for record in result.json_lines()]
+
+    assert formats("final-training", "--protocol", small_final) == ["channels-last", "nchw"]
+    assert formats("final-training", "--protocol", small_final, "--memory-format", "nchw") == ["nchw", "nchw"]
+    step = ("search-step", "--method", "darts", "--batch-size", "2", "--cells", "2", "--channels", "2")
+    assert formats(*step, "--memory-format", "channels-last") == ["channels-last", "channels-last"]
+    text = run_cli("bench", *step, "--repeats", "1", "--device", "cpu")
+    assert text.code == 0 and " thread(s), channels-last): median " in text.out
+    refused = run_cli("bench", *step, "--memory-format", "nhwc")
+    assert refused.code == 2 and "argument --memory-format: invalid choice: 'nhwc'" in refused.err
+
+
+@pytest.mark.parametrize("memory_format, precision, channels_last", [
+    ("channels-last", "bf16", True), ("nchw", "fp32", False), ("auto", "fp32", True), ("auto", "bf16", False)])
+def test_time_steps_hands_the_step_batches_in_the_memory_format(memory_format, precision, channels_last):
+    from nasbench.bench import time_steps
+
+    seen = []
+    result = time_steps(lambda train, val: seen.extend(b.images.is_contiguous(memory_format=torch.channels_last)
+                                                       for b in (train, val)),
+                        batch_size=2, device=CPU, repeats=2, warmup=1, precision=precision,
+                        memory_format=memory_format)
+    assert seen == [channels_last] * 6
+    assert result["memory_format"] == ("channels-last" if channels_last else "nchw")
+
+
+def test_the_command_line_offers_the_memory_formats_benchmarks_know():
+    """The command line lists them without torch; the names must be the ones bench resolves."""
+    from nasbench.cli.bench import MEMORY_FORMATS
+    from nasbench.data import MEMORY_FORMATS as KNOWN
+
+    assert MEMORY_FORMATS == ("auto", *KNOWN)
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 # The GPU checks of issue #26 as one prepared run, so that a lent GPU's few minutes go to
 # measuring: CUDA cost tables at batch 1 (CUDA graph replays) and 256 (eager), each validated
 # on unseen networks, onnxruntime's CUDA provider where installed, and DARTS' first-order search
-# step and final training at the full protocol's sizes per precision (and compiled), with the
-# hours they project. A failing step is recorded and the run goes on; every step has a time
+# step and final training at the full protocol's sizes per precision (in NCHW and channels-last,
+# and compiled), with the hours they project. A failing step is recorded and the run goes on; every step has a time
 # limit inside the run's budget.
 #
 # Here, before the device call: copy the pure-Python packages the GPU image lacks (see
@@ -126,6 +126,11 @@ except ImportError as error:
   bench "search-step darts $PROTOCOL" search-step --method darts --protocol "$PROTOCOL" --device "$DEVICE" \
     --precision "$PRECISIONS"
   bench "final-training $PROTOCOL" final-training --protocol "$PROTOCOL" --device "$DEVICE" --precision "$PRECISIONS"
+  # whether channels-last pays on this GPU (a run trains in NCHW there: unmeasured so far)
+  bench "search-step darts $PROTOCOL channels-last" search-step --method darts --protocol "$PROTOCOL" \
+    --device "$DEVICE" --precision "$PRECISIONS" --memory-format channels-last
+  bench "final-training $PROTOCOL channels-last" final-training --protocol "$PROTOCOL" --device "$DEVICE" \
+    --precision "$PRECISIONS" --memory-format channels-last
   bench "final-training $PROTOCOL compiled $COMPILED" final-training --protocol "$PROTOCOL" --device "$DEVICE" \
     --precision "$COMPILED" --compile
 

@@ -20,9 +20,13 @@ from nasbench.errors import NasbenchError
 from nasbench.executor import EXECUTORS
 from nasbench.protocol import Protocol, SupernetBudget
 
+MEMORY_FORMATS = ("auto", "channels-last", "nchw")
+
 SEARCH_STEP_SIZE = {"batch_size": 32, "cells": 8, "channels": 16}
 """What ``bench search-step`` times without --protocol: DARTS' supernet (8 cells, 16
 channels) at half its batch."""
+LAYOUT_PROTOCOL = "proxy"
+"""Whose layout ``bench search-step --space fbnet|enas-macro`` times without --protocol."""
 
 
 def register(commands: Any) -> None:
@@ -31,7 +35,8 @@ def register(commands: Any) -> None:
     step = benchmarks.add_parser("search-step", help="one supernet search step (architecture and weight update) "
                                                      "on random data")
     step.add_argument("--method", required=True, help="a supernet method (see `nasbench list methods`)")
-    step.add_argument("--batch-size", type=positive, help=f"images per batch (default: {SEARCH_STEP_SIZE['batch_size']})")
+    step.add_argument("--batch-size", type=positive,
+                      help=f"images per batch (default: {SEARCH_STEP_SIZE['batch_size']})")
     step.add_argument("--cells", type=positive, help=f"supernet cells (default: {SEARCH_STEP_SIZE['cells']})")
     step.add_argument("--channels", type=positive, help=f"supernet channels (default: {SEARCH_STEP_SIZE['channels']})")
     step.add_argument("--space", default="cell", help="cell (sized by --cells and --channels), fbnet (the layout of "
@@ -39,7 +44,7 @@ def register(commands: Any) -> None:
                                                        "[enas_macro], --channels wide)")
     step.add_argument("--layout-protocol", metavar="NAME|FILE",
                       help="for --space fbnet or enas-macro: the protocol whose [fbnet] or [enas_macro] layout is timed "
-                           "(default: proxy)")
+                           f"(default: {LAYOUT_PROTOCOL})")
     step.add_argument("--protocol", metavar="NAME|FILE",
                       help="time the step as this protocol's search takes it (its [search.supernet] sizes it instead "
                            "of --batch-size, --cells and --channels; its layout and method settings) and project its "
@@ -49,6 +54,7 @@ def register(commands: Any) -> None:
     add_device(step)
     step.add_argument("--precision", type=precisions, default=("fp32",), metavar="P[,P...]",
                       help="time the step under each of fp32, bf16, fp16 (autocast; default: fp32)")
+    add_memory_format(step)
     step.add_argument("--repeats", type=positive, default=5, help="timed steps after 2 warm-up steps (default: 5)")
     step.add_argument("--pt-darts", metavar="PATH", type=Path,
                       help="time pt.darts' step instead of ours, from its checkout at PATH (--method darts: its "
@@ -77,6 +83,7 @@ def register(commands: Any) -> None:
     final.add_argument("--compile", action="store_true",
                        help="torch.compile the forward, as `nasbench run --compile` does (compiling falls in the "
                             "warm-up: its time is printed apart)")
+    add_memory_format(final)
     add_device(final)
     final.add_argument("--repeats", type=positive, default=5, help="timed steps after 2 warm-up steps (default: 5)")
     final.add_argument("--json", action="store_true", help="print the timing as one JSON object per line, one per precision")
@@ -100,6 +107,12 @@ def execute(args: argparse.Namespace) -> int:
             "final-training": _final_training}[args.benchmark](args)
 
 
+def add_memory_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--memory-format", choices=MEMORY_FORMATS, default="auto", metavar="FORMAT",
+                        help="the batches' memory format: auto (what `run` trains in: channels-last on a CPU in fp32, "
+                             "NCHW otherwise), channels-last or nchw, to time the other choice (default: auto)")
+
+
 def precisions(text: str) -> tuple[str, ...]:
     """``--precision``: precisions, comma-separated."""
     from nasbench.precision import PRECISIONS
@@ -118,14 +131,15 @@ def _final_training(args: argparse.Namespace) -> int:
     protocol, device = load_checked_protocol(args.protocol), resolve_device(args.device)
     for precision in args.precision:
         result = bench_final_training(protocol, precision=precision, device=device, repeats=args.repeats,
-                                      compile=args.compile, arch=args.arch)
+                                      compile=args.compile, arch=args.arch, memory_format=args.memory_format)
         if args.json:
             print_json(result)
             continue
         compiled = f", compiled (first step {result['first_s']:.1f} s)" if result["compile"] else ""
         print(f"{result['arch']} final-training step of {result['protocol']} ({result['cells']} cells, "
               f"{result['channels']} channels, batch {result['batch_size']}), {precision}{compiled}, "
-              f"{result['device']} ({result['threads']} thread(s)): median {1e3 * result['median_s']:.1f} ms over "
+              f"{result['device']} ({result['threads']} thread(s), {result['memory_format']}): median "
+              f"{1e3 * result['median_s']:.1f} ms over "
               f"{result['repeats']} steps, {result['images_per_s']:.1f} images/s; {result['epochs']} epochs of "
               f"{result['train_images']} images: {_hours(result['projected_hours'])}", flush=True)
     return 0
@@ -190,7 +204,9 @@ def _search_step(args: argparse.Namespace) -> int:
     check_supernet_method(args.method, "--method")
     SPACES.check(args.space)
     protocol, budget = _search_step_size(args)
-    layout = protocol or (load_checked_protocol(args.layout_protocol or "proxy") if args.space != "cell" else None)
+    layout = protocol
+    if layout is None and args.space != "cell":
+        layout = load_checked_protocol(args.layout_protocol or LAYOUT_PROTOCOL)
 
     from nasbench.bench import bench_pt_darts_step, bench_search_step, search_projection
     from nasbench.provenance import resolve_device
@@ -202,10 +218,13 @@ def _search_step(args: argparse.Namespace) -> int:
         raise NasbenchError("--pt-darts times pt.darts' cell supernet: leave --space at cell")
     if args.pt_darts is not None and args.precision != ("fp32",):
         raise NasbenchError("--pt-darts times pt.darts' own fp32 step: leave --precision at fp32")
+    if args.pt_darts is not None and args.memory_format != "auto":
+        raise NasbenchError("--pt-darts times pt.darts' step on NCHW batches, as its loader gives them: leave "
+                            "--memory-format at auto")
     for precision in args.precision:
         if args.pt_darts is None:
             result = bench_search_step(args.method, budget, space=space, precision=precision, device=device,
-                                       repeats=args.repeats, protocol=protocol)
+                                       repeats=args.repeats, protocol=protocol, memory_format=args.memory_format)
         else:
             result = bench_pt_darts_step(args.pt_darts, args.method, batch_size=budget.batch_size, cells=budget.cells,
                                          channels=budget.channels, device=device, repeats=args.repeats)
@@ -225,7 +244,8 @@ def _search_step_size(args: argparse.Namespace) -> tuple[Protocol | None, Supern
     given = [flag for flag in ("--batch-size", "--cells", "--channels", "--layout-protocol")
              if getattr(args, flag[2:].replace("-", "_")) is not None]
     if given:
-        raise NasbenchError(f"--protocol sizes the step by its [search.supernet] and lays out its space: drop {given[0]}")
+        raise NasbenchError(f"--protocol sizes the step by its [search.supernet] and lays out its space: "
+                            f"drop {given[0]}")
     protocol = load_checked_protocol(args.protocol)
     return protocol, protocol.search.supernet
 
@@ -236,13 +256,13 @@ def _print_search_step(args: argparse.Namespace, space: Any, result: dict[str, A
     if args.json:
         print_json(result)
         return
-    layout = args.protocol or args.layout_protocol or "proxy"
+    layout = args.protocol or args.layout_protocol or LAYOUT_PROTOCOL
     size = (f"{result['cells']} cells, {result['channels']} channels" if result["space"] == "cell"
             else f"the {result['space']} layout of {layout} "
                  f"({space.describe_network(NetworkConfig(result['channels'], result['cells']))})")
     precision = f", {result['precision']}" if "precision" in result else ""
     print(f"{result['method']} search step, batch {result['batch_size']}, {size}{precision}, {result['device']} "
-          f"({result['threads']} thread(s)): "
+          f"({result['threads']} thread(s), {result['memory_format']}): "
           f"median {1e3 * result['median_s']:.1f} ms over {result['repeats']} steps "
           f"(min {1e3 * result['min_s']:.1f}, max {1e3 * result['max_s']:.1f}); "
           f"peak memory {result['peak_memory_bytes'] / 2**20:.1f} MiB ({result['peak_memory_measure']}"
