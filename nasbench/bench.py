@@ -64,8 +64,9 @@ def bench_search_step(method: str, budget: SupernetBudget, *, device: torch.devi
                       space: SearchSpace | None = None, precision: str = "fp32",
                       protocol: Protocol | None = None, memory_format: str = "auto") -> dict[str, Any]:
     """One search step of ``method`` on ``budget``'s supernet timed by :func:`time_steps`,
-    under ``precision``, on batches in ``memory_format``, with the methods' settings of ``protocol`` (default: smoke); with a
-    ``protocol``, also what its search's steps would take (:func:`search_projection`)."""
+    under ``precision``, on batches in ``memory_format``, with the methods' settings of
+    ``protocol`` (default: smoke); with a ``protocol``, also what its search's steps would
+    take (:func:`search_projection`)."""
     configure_numerics()
     cls = get_strategy(check_supernet_method(method, "--method"))
     space = get_space("cell") if space is None else space
@@ -93,8 +94,9 @@ def bench_final_training(protocol: Protocol, *, precision: str, device: torch.de
                          compile: bool = False, arch: str = "DARTS_V2", space: SearchSpace | None = None,
                          warmup: int = WARMUP_STEPS, memory_format: str = "auto") -> dict[str, Any]:
     """The protocol's final-training step on its final network of the zoo's ``arch`` at its
-    final batch size, timed by :func:`time_steps` on random batches in ``memory_format`` (the compilation falls
-    in the warm-up: ``first_s``), in the middle of the recipe (drop path on); with
+    final batch size, timed by :func:`time_steps` on random batches in ``memory_format``
+    (the compilation falls in the warm-up: ``first_s``), in the middle of the recipe (drop
+    path on); with
     ``images_per_s`` and ``projected_hours`` = final epochs * train_images / images_per_s
     / 3600 (the evaluation and data loading not counted)."""
     configure_numerics()
@@ -130,8 +132,8 @@ def time_steps(step: Callable[[Batch, Batch], object], *, batch_size: int, devic
                repeats: int, warmup: int = WARMUP_STEPS, budget_s: float | None = None,
                precision: str = "fp32", memory_format: str = "auto") -> dict[str, Any]:
     """Median (and mean) wall time of ``step(train, val)`` over ``repeats`` calls on fresh random
-    batches in ``memory_format`` (``auto``: the one a run under ``precision`` trains in; after ``warmup`` calls, synchronised on a GPU)
-    and the peak memory over all calls:
+    batches in ``memory_format`` (``auto``: the one a run under ``precision`` trains in;
+    after ``warmup`` calls, synchronised on a GPU) and the peak memory over all calls:
     allocated CUDA memory on a GPU, the process's peak RSS on a CPU;
     ``memory_before_bytes`` is what was in use before the first step (the network, the
     framework), so the difference is the step's working memory. Any implementation's
