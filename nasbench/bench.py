@@ -178,6 +178,9 @@ def bench_pt_darts_step(checkout: Path, method: str, *, batch_size: int, cells: 
     if method not in PT_DARTS_ORDERS:
         raise NasbenchError(f"--pt-darts times pt.darts' DARTS step: give --method darts (first order) or "
                             f"darts-2nd, not {method}")
+    if PT_DARTS_ORDERS[method] == 2 and cells < 3:  # its reduction cells sit at cells // 3 and 2 * cells // 3
+        raise NasbenchError(f"pt.darts' network of {cells} cells has no normal cell, so its unrolled step fails on "
+                            f"the normal cells' unused weights: give --cells 3 or more")
     if not ((checkout / "models" / "search_cnn.py").is_file() and (checkout / "architect.py").is_file()):
         raise NasbenchError(f"no pt.darts checkout at {checkout} (it needs models/search_cnn.py and architect.py): "
                             f"git clone {PT_DARTS_URL}")

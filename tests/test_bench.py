@@ -96,6 +96,9 @@ def test_bench_refuses_a_method_without_a_search_step():
      "--pt-darts times pt.darts' DARTS step: give --method darts (first order) or darts-2nd, not gdas"),
     (["--method", "darts", "--pt-darts", ".", "--space", "fbnet"],
      "--pt-darts times pt.darts' cell supernet: leave --space at cell"),
+    (["--method", "darts-2nd", "--pt-darts", ".", "--cells", "2"],
+     "pt.darts' network of 2 cells has no normal cell, so its unrolled step fails on the normal cells' unused "
+     "weights: give --cells 3 or more"),
     (["--method", "darts", "--pt-darts", ".", "--memory-format", "channels-last"],
      "--pt-darts times pt.darts' step on NCHW batches, as its loader gives them: leave --memory-format at auto"),
 ])
