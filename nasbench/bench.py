@@ -49,6 +49,7 @@ from nasbench.numerics import configure_numerics
 from nasbench.protocol import Protocol, SupernetBudget, load_protocol
 from nasbench.spaces import get_space
 from nasbench.spaces.base import SearchSpace
+from nasbench.spaces.cell.plan import reduction_positions
 from nasbench.strategies import check_supernet_method, get_strategy, method_space
 from nasbench.strategies.context import SearchContext
 from nasbench.strategies.supernet_search import Batch, SupernetSearch
@@ -65,8 +66,7 @@ def bench_search_step(method: str, budget: SupernetBudget, *, device: torch.devi
                       protocol: Protocol | None = None, memory_format: str = "auto") -> dict[str, Any]:
     """One search step of ``method`` on ``budget``'s supernet timed by :func:`time_steps`,
     under ``precision``, on batches in ``memory_format``, with the methods' settings of
-    ``protocol`` (default: smoke); with a ``protocol``, also what its search's steps would
-    take (:func:`search_projection`)."""
+    ``protocol`` (default: smoke)."""
     configure_numerics()
     cls = get_strategy(check_supernet_method(method, "--method"))
     space = get_space("cell") if space is None else space
@@ -75,9 +75,8 @@ def bench_search_step(method: str, budget: SupernetBudget, *, device: torch.devi
     base = dataclasses.replace(load_protocol("smoke") if protocol is None else protocol, precision=precision)
     timing = time_search_step(cls(search_context(budget, device, space, base)), repeats=repeats,
                               memory_format=memory_format)
-    result = {"method": method, "space": space.name, "cells": budget.cells, "channels": budget.channels,
-              "precision": precision, **timing}
-    return result if protocol is None else {**result, **search_projection(protocol, timing["median_s"])}
+    return {"method": method, "space": space.name, "cells": budget.cells, "channels": budget.channels,
+            "precision": precision, **timing}
 
 
 def search_projection(protocol: Protocol, step_s: float) -> dict[str, Any]:
@@ -178,7 +177,8 @@ def bench_pt_darts_step(checkout: Path, method: str, *, batch_size: int, cells: 
     if method not in PT_DARTS_ORDERS:
         raise NasbenchError(f"--pt-darts times pt.darts' DARTS step: give --method darts (first order) or "
                             f"darts-2nd, not {method}")
-    if PT_DARTS_ORDERS[method] == 2 and cells < 3:  # its reduction cells sit at cells // 3 and 2 * cells // 3
+    # pt.darts places its reduction cells as DARTS does: below 3 cells, every cell is one
+    if PT_DARTS_ORDERS[method] == 2 and set(range(cells)) <= set(reduction_positions(cells)):
         raise NasbenchError(f"pt.darts' network of {cells} cells has no normal cell, so its unrolled step fails on "
                             f"the normal cells' unused weights: give --cells 3 or more")
     if not ((checkout / "models" / "search_cnn.py").is_file() and (checkout / "architect.py").is_file()):

@@ -228,8 +228,8 @@ def _search_step(args: argparse.Namespace) -> int:
         else:
             result = bench_pt_darts_step(args.pt_darts, args.method, batch_size=budget.batch_size, cells=budget.cells,
                                          channels=budget.channels, device=device, repeats=args.repeats)
-            if protocol is not None:
-                result |= search_projection(protocol, result["median_s"])
+        if protocol is not None:
+            result |= search_projection(protocol, result["median_s"])
         _print_search_step(args, space, result)
     return 0
 
@@ -241,8 +241,9 @@ def _search_step_size(args: argparse.Namespace) -> tuple[Protocol | None, Supern
         budget = SupernetBudget(size["channels"], size["cells"], epochs=1, batch_size=size["batch_size"])
         budget.check("bench search-step")
         return None, budget
-    given = [flag for flag in ("--batch-size", "--cells", "--channels", "--layout-protocol")
-             if getattr(args, flag[2:].replace("-", "_")) is not None]
+    given = [flag for flag, value in (("--batch-size", args.batch_size), ("--cells", args.cells),
+                                      ("--channels", args.channels), ("--layout-protocol", args.layout_protocol))
+             if value is not None]
     if given:
         raise NasbenchError(f"--protocol sizes the step by its [search.supernet] and lays out its space: "
                             f"drop {given[0]}")
