@@ -8,6 +8,7 @@ helper functions live in helpers.py.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ import torch
 from helpers import (
     DEFAULT_DATA,
     REPO_ROOT,
+    CliResult,
     SmokeStore,
+    built_once,
     run_cli,
     store_rows,
     subset_path,
@@ -29,7 +32,7 @@ from nasbench.numerics import configure_numerics
 # default of one OpenMP thread per core, these tiny networks train up to 20x slower
 # under contention (threads spin-waiting for each other). One thread is fast and,
 # being the same in every test and in the subprocess tests (helpers.SUBPROCESS_ENV),
-# keeps results comparable.
+# keeps results comparable. The README's `pytest -n 2` runs two such workers, one per core.
 torch.set_num_threads(1)
 # The numerics the CLI and the API set (nasbench.numerics), so that a strategy stepped
 # directly by a test computes as it does in a run.
@@ -101,11 +104,14 @@ def cell_space():
 @pytest.fixture(scope="session")
 def smoke_store(tmp_path_factory, data_path) -> SmokeStore:
     """``nasbench run --all --protocol smoke --seeds 0,1``: every method, two seeds, for real."""
-    path = tmp_path_factory.mktemp("smoke-store") / "results.sqlite"
-    result = run_cli("run", "--all", "--protocol", "smoke", "--seeds", "0,1", "--store", path, "--json",
-                     "--data", data_path, "--no-progress", "--no-estimate")
-    assert result.code == 0, result.err
-    return SmokeStore(path, result)
+    def run_all(directory: Path) -> dict:
+        result = run_cli("run", "--all", "--protocol", "smoke", "--seeds", "0,1", "--store",
+                         directory / "results.sqlite", "--json", "--data", data_path, "--no-progress", "--no-estimate")
+        assert result.code == 0, result.err
+        return dataclasses.asdict(result)
+
+    directory, result = built_once(tmp_path_factory, "smoke-store", run_all)
+    return SmokeStore(directory / "results.sqlite", CliResult(**result))
 
 
 @pytest.fixture(scope="session")
@@ -143,13 +149,15 @@ def fbnet_smoke_table(tmp_path_factory) -> Path:
     """The smoke FBNet layout's latency table, profiled for real once per session (torch, one
     thread, 4 calibration networks, a 3-network validation, bounded in time for a noisy CI
     machine) and shared read-only by the slow tests that need a measured table."""
-    out = tmp_path_factory.mktemp("fbnet-tables")
-    result = run_cli("profile", "--space", "fbnet", "--protocol", "smoke", "--device", "cpu", "--backend", "torch",
-                     "--threads", "1", "--calibrate", "4", "--validate", "3", "--rounds", "2", "--min-time", "0.001",
-                     "--min-reps", "2", "--max-time", "20", "--no-progress", "--out", out)
-    assert result.code == 0, result.err
-    (table,) = [p for p in out.glob("*/fbnet-smoke-torch-t1-b1.json")]
-    return table
+    def profile(out: Path) -> dict:
+        result = run_cli("profile", "--space", "fbnet", "--protocol", "smoke", "--device", "cpu", "--backend", "torch",
+                         "--threads", "1", "--calibrate", "4", "--validate", "3", "--rounds", "2", "--min-time", "0.001",
+                         "--min-reps", "2", "--max-time", "20", "--no-progress", "--out", out)
+        assert result.code == 0, result.err
+        (table,) = [p for p in out.glob("*/fbnet-smoke-torch-t1-b1.json")]
+        return {"table": str(table)}
+
+    return Path(built_once(tmp_path_factory, "fbnet-tables", profile)[1]["table"])
 
 
 SLOW_FIXTURES = ("smoke_store", "fbnet_smoke_table")

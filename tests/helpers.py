@@ -12,9 +12,11 @@ import os
 import shutil
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
+import pytest
 import torch
+from filelock import FileLock
 
 if TYPE_CHECKING:
     from nasbench.strategies.context import SearchContext
@@ -27,6 +29,23 @@ CPU = torch.device("cpu")
 
 SUBPROCESS_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 """One thread in the subprocesses too, as conftest sets in this one (see there)."""
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], dict]) -> tuple[Path, dict]:
+    """``build(directory)`` run once per test session, even under ``pytest -n N``: the first
+    worker to ask builds into a folder every worker of the session shares, under a file lock,
+    and the rest wait for it and read what it returned (a JSON object) beside its files. Why:
+    a session fixture is otherwise built once per worker, and the smoke store takes minutes."""
+    session_root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's base is a folder of the session's
+        session_root = session_root.parent
+    directory, done = session_root / name, session_root / f"{name}.json"
+    with FileLock(session_root / f"{name}.lock"):
+        if not done.is_file():
+            shutil.rmtree(directory, ignore_errors=True)  # a build that failed in another worker
+            directory.mkdir()
+            done.write_text(json.dumps(build(directory)))
+    return directory, json.loads(done.read_text())
 
 
 def subset_path() -> Path:
