@@ -51,10 +51,6 @@ class SplitData:
     train: DeviceSplit
     test: DeviceSplit
 
-    @property
-    def image_size(self) -> int:
-        return self.train.images.shape[-1]
-
     def to(self, device: torch.device) -> "SplitData":
         """The same splits on ``device`` (where a task trains: the driver shares them on the CPU)."""
         return SplitData(*(split.to(device) for split in (self.search_train, self.search_val, self.train, self.test)))
