@@ -95,9 +95,8 @@ def bench_final_training(protocol: Protocol, *, precision: str, device: torch.de
     """The protocol's final-training step on its final network of the zoo's ``arch`` at its
     final batch size, timed by :func:`time_steps` on random batches in ``memory_format``
     (the compilation falls in the warm-up: ``first_s``), in the middle of the recipe (drop
-    path on); with
-    ``images_per_s`` and ``projected_hours`` = final epochs * train_images / images_per_s
-    / 3600 (the evaluation and data loading not counted)."""
+    path on); with ``images_per_s`` and ``projected_hours`` = final epochs * train_images /
+    images_per_s / 3600 (the evaluation and data loading not counted)."""
     configure_numerics()
     space = get_space("cell") if space is None else space
     if arch not in space.zoo():

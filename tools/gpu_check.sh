@@ -3,8 +3,8 @@
 # measuring: CUDA cost tables at batch 1 (CUDA graph replays) and 256 (eager), each validated
 # on unseen networks, onnxruntime's CUDA provider where installed, and DARTS' first-order search
 # step and final training at the full protocol's sizes per precision (in NCHW and channels-last,
-# and compiled), with the hours they project. A failing step is recorded and the run goes on; every step has a time
-# limit inside the run's budget.
+# and compiled), with the hours they project. A failing step is recorded and the run goes on;
+# every step has a time limit inside the run's budget.
 #
 # Here, before the device call: copy the pure-Python packages the GPU image lacks (see
 # /work/.library/device/KINDS.md) into build/gpu-deps, which .gitignore's build/ keeps out of git:
