@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,9 @@ MIN_WINDOW = 5
 """Shortest window (train.py:171)."""
 MAX_WINDOW_DELTA = 20
 """Longest window: bptt + 20 (train.py:72, 173)."""
+MAX_MEAN_NLL = math.log(sys.float_info.max)
+"""Above this mean NLL (about 709.8 nats per word; a uniform guess over PTB's 10,000 words is
+9.2) exp overflows: the model has diverged, and says so instead of a bare OverflowError."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,10 @@ def evaluate_perplexity(model: LanguageModel, tokens: torch.Tensor, batch_size: 
             inputs, targets = window(source, start, bptt)
             log_probs, state, _ = model(inputs, state)
             total += F.nll_loss(log_probs.flatten(0, 1), targets.flatten(), reduction="sum")
-    return math.exp(total.item() / ((source.shape[0] - 1) * batch_size))
+    mean_nll = total.item() / ((source.shape[0] - 1) * batch_size)
+    if not mean_nll <= MAX_MEAN_NLL:
+        raise TrainingDiverged(f"perplexity is not finite: mean NLL {mean_nll:.4g} nats per word")
+    return math.exp(mean_nll)
 
 
 def window_length(bptt: int, rng: random.Random) -> int:

@@ -22,6 +22,7 @@ from nasbench.language_model import (
     window_length,
 )
 from nasbench.spaces import get_space
+from nasbench.training import TrainingDiverged
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,20 @@ def test_evaluation_is_exp_of_the_mean_nll_of_every_predicted_word(space, stage)
     for bptt in (1, 2, 4):  # windows carry the state: any length gives the same
         assert evaluate_perplexity(model, tokens, 2, bptt) == pytest.approx(math.exp(nll), rel=1e-5)
     assert nll == pytest.approx(math.log(10), abs=0.05)  # an untrained model is nearly uniform
+
+
+def test_a_perplexity_past_the_float_range_is_a_divergence_not_an_overflow(space, stage):
+    """A diverged model can put its mass far from every target: exp of its mean NLL
+    overflows, which must stop the training as a divergence that says why."""
+    tokens = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5])
+    model = _model(space, stage, 10)
+    with torch.no_grad():
+        model.decoder.bias[0] = 1e4  # word 0 is never a target: every NLL is about 1e4 nats
+    with pytest.raises(TrainingDiverged, match=r"perplexity is not finite: mean NLL 1(\.\d+)?e\+04 nats per word"):
+        evaluate_perplexity(model, tokens, 2, 2)
+    with torch.no_grad():
+        model.decoder.bias[0] = 700.0  # just inside the float range: a (huge) perplexity
+    assert math.isfinite(evaluate_perplexity(model, tokens, 2, 2))
 
 
 def test_training_lowers_the_validation_perplexity(space, stage, stand_in):
